@@ -1,0 +1,126 @@
+"""Persian text normalisation: the one place where names are made comparable.
+
+Every comparison of place names, headers or vocabulary values goes through
+:func:`norm` (readable, keeps spaces) or :func:`key` (matching key, no spaces).
+Latin-script names go through :func:`latin_key`. This module does not know
+about places; it only folds spelling variants.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Arabic and variant letters folded to the Persian forms.
+_LETTERS = {
+    "ي": "ی", "ى": "ی", "ئ": "ی", "ې": "ی", "ۍ": "ی", "ێ": "ی",
+    "ك": "ک", "ڪ": "ک", "ػ": "ک", "ڭ": "گ",
+    "ة": "ه", "ۀ": "ه", "ە": "ه", "ھ": "ه", "ہ": "ه", "ۂ": "ه", "ۃ": "ه",
+    "أ": "ا", "إ": "ا", "ٱ": "ا", "ٲ": "ا", "ٳ": "ا",
+    "ؤ": "و", "ۋ": "و", "ۇ": "و",
+}
+# Both Persian (۰-۹) and Arabic-Indic (٠-٩) digits to ASCII.
+_DIGITS = {chr(0x06F0 + i): str(i) for i in range(10)} | {chr(0x0660 + i): str(i) for i in range(10)}
+_PUNCT = {"،": ",", "؛": ";", "؟": "?", "٫": ".", "٬": ",", "«": '"', "»": '"', "ـ": ""}
+_TABLE = str.maketrans(_LETTERS | _DIGITS | _PUNCT)
+
+# Harakat, tanwin, shadda, superscript alef, Quranic marks; hamza above/below as marks.
+_MARKS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed]")
+# ZWNJ, ZWJ, bidi controls, BOM, soft hyphen and other invisible format characters.
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+_SPACES = re.compile(r"\s+")
+
+# Administrative and place-type prefixes, longest first so "روستای" wins over "روستا".
+ADMIN_PREFIXES = (
+    "شهرستان", "استان", "بخش", "دهستان", "روستای", "روستا", "شهر", "قریه", "ده",
+    "آبادی", "ابادی",
+)
+_PREFIX_RE = re.compile(r"^(?:" + "|".join(ADMIN_PREFIXES) + r")\s+")
+
+# Persian-script words for prefixes after relaxed folding (آ -> ا).
+_RELAX = str.maketrans({"آ": "ا", "ء": ""})
+
+
+def to_ascii_digits(text: str) -> str:
+    """Persian and Arabic-Indic digits to ASCII, everything else unchanged."""
+    return text.translate(str.maketrans(_DIGITS))
+
+
+def to_persian_digits(value: object) -> str:
+    """ASCII digits to Persian digits, for display."""
+    return str(value).translate(str.maketrans({str(i): chr(0x06F0 + i) for i in range(10)}))
+
+
+def norm(text: object) -> str:
+    """Readable normal form: Persian letters, ASCII digits, no marks or ZWNJ, single spaces.
+
+    ZWNJ becomes a space, so "می‌رود" and "می رود" compare equal after :func:`key`.
+    """
+    if text is None:
+        return ""
+    s = unicodedata.normalize("NFC", str(text))
+    s = s.translate(_TABLE)
+    s = _MARKS.sub("", s)
+    s = s.replace("\u200c", " ")
+    s = _INVISIBLE.sub("", s)
+    s = _SPACES.sub(" ", s).strip()
+    return s
+
+
+def strip_prefix(text: str) -> str:
+    """Remove leading administrative prefixes (استان، شهرستان، بخش، دهستان، روستای، شهر ...)."""
+    s = norm(text)
+    while True:
+        t = _PREFIX_RE.sub("", s, count=1)
+        if t == s or not t:
+            return s
+        s = t
+
+
+def key(text: object, *, prefixes: bool = True) -> str:
+    """Matching key: normalised, prefixes stripped, آ->ا, hamza dropped, no spaces, lower case."""
+    s = strip_prefix(norm(text)) if prefixes else norm(text)
+    s = s.translate(_RELAX)
+    return s.replace(" ", "").lower()
+
+
+def tokens(text: object) -> list[str]:
+    """Words of a normalised text, splitting on spaces and punctuation."""
+    return [t for t in re.split(r"[\s,;:/\\\-–—_()\[\]{}\"'.]+", norm(text)) if t]
+
+
+# ---- Latin script (English transliterations) --------------------------------
+
+# Folding of common alternative transliterations so "Esfahan"/"Isfahan"/"Eşfahān",
+# "Ghazvin"/"Qazvin", "Kermanshah"/"Kermânshâh" give the same key.
+_LATIN_RULES = (
+    (re.compile(r"[’‘`'ʼʻ]"), ""),
+    (re.compile(r"\b(county|province|city|village|shahrestan|ostan)\b"), ""),
+    (re.compile(r"-e-|-ye-|-e\b|-ye\b"), ""),
+    (re.compile(r"[^a-z0-9]"), ""),
+    (re.compile(r"ou|oo"), "u"),
+    (re.compile(r"ee"), "i"),
+    (re.compile(r"gh"), "q"),
+    (re.compile(r"w"), "v"),
+    (re.compile(r"ei"), "ey"),
+    (re.compile(r"^i(?=[sz])"), "e"),
+    (re.compile(r"(.)\1+"), r"\1"),
+)
+
+
+def latin_key(text: object) -> str:
+    """Matching key for a Latin-script name: accents and apostrophes removed, spellings folded."""
+    if text is None:
+        return ""
+    s = unicodedata.normalize("NFKD", str(text))
+    s = "".join(c for c in s if not unicodedata.combining(c)).lower()
+    for pattern, repl in _LATIN_RULES:
+        s = pattern.sub(repl, s)
+    return s
+
+
+def is_latin(text: str) -> bool:
+    """True when the text has Latin letters and no Arabic-script letters."""
+    has_latin = any("a" <= c.lower() <= "z" for c in text)
+    has_arabic = any("\u0600" <= c <= "\u06ff" for c in text)
+    return has_latin and not has_arabic
