@@ -1,0 +1,213 @@
+"""The ``coopgis`` command: ingest, geocode, reverse, sample, demo, serve, build-boundaries.
+
+Each subcommand calls the same functions the API uses; this module only parses
+arguments and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from coopgis.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="coopgis", description="Geospatial service for Iran's cooperatives.")
+    sub = p.add_subparsers(metavar="COMMAND")
+
+    s = sub.add_parser("ingest", help="read, validate, geocode, join and store a registry file")
+    s.add_argument("file", type=Path, help="registry file: CSV (UTF-8, UTF-8 BOM, Windows-1256) or XLSX")
+    s.add_argument("--data", type=Path, help="dataset folder to write (default: COOPGIS_DATA)")
+    s.add_argument("--report", type=Path, help="write the ingest report as JSON here")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=_cmd_ingest)
+
+    s = sub.add_parser("geocode", help="geocode one address, or a CSV with an `address` column")
+    s.add_argument("address", nargs="?", help="the address (Persian or transliterated)")
+    s.add_argument("--batch", type=Path, metavar="IN.csv")
+    s.add_argument("--out", type=Path, metavar="OUT.csv")
+    s.set_defaults(func=_cmd_geocode)
+
+    s = sub.add_parser("reverse", help="province, county, deprivation and nearest place of a point")
+    s.add_argument("lon", type=float)
+    s.add_argument("lat", type=float)
+    s.set_defaults(func=_cmd_reverse)
+
+    s = sub.add_parser("sample", help="write a deterministic SYNTHETIC registry (CSV)")
+    s.add_argument("--size", type=int, default=1000)
+    s.add_argument("--seed", type=int, default=1404)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--no-bad-rows", action="store_true", help="leave out the deliberately bad rows")
+    s.set_defaults(func=_cmd_sample)
+
+    s = sub.add_parser("demo", help="build the embedded default dataset (a synthetic sample) if missing")
+    s.add_argument("--data", type=Path)
+    s.add_argument("--size", type=int)
+    s.add_argument("--force", action="store_true", help="rebuild even if a dataset exists")
+    s.set_defaults(func=_cmd_demo)
+
+    s = sub.add_parser("build-boundaries", help="rebuild boundaries/ from the raw open data")
+    s.add_argument("--source", type=Path, default=Path("../shared/data"))
+    s.add_argument("--out", type=Path, default=Path("boundaries"))
+    s.set_defaults(func=_cmd_build_boundaries)
+    return p
+
+
+# ---- commands -----------------------------------------------------------------------------
+
+def _cmd_ingest(args) -> int:
+    from coopgis.ingest import ingest
+    from coopgis.registry import RegistryError
+    from coopgis.store import FileStore
+
+    settings = Settings()
+    store = FileStore(args.data or settings.data)
+    boundaries, geocoder = _location_layer(settings)
+    try:
+        result = _run_ingest(args.file, store, boundaries, geocoder, progress=not args.no_progress)
+    except RegistryError as exc:
+        print(f"coopgis ingest: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 1
+    report = result.report
+    if args.report:
+        args.report.write_text(json.dumps(report, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+    _print_summary(report, store.path)
+    return 0
+
+
+def _run_ingest(path, store, boundaries, geocoder, progress: bool):
+    from coopgis.ingest import ingest
+
+    if not progress:
+        return ingest(path, store, boundaries, geocoder)
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, unit=" rows", desc="geocoding", file=sys.stderr, leave=False)
+    try:
+        return ingest(path, store, boundaries, geocoder, progress=bar.update)
+    finally:
+        bar.close()
+
+
+def _print_summary(report: dict, where: Path) -> None:
+    rows = [("rows read", report["rows"]), ("accepted", report["accepted"]),
+            ("quarantined", report["quarantined"])]
+    rows += [(f"  {reason}", n) for reason, n in report["by_reason"].items()]
+    rows += [("precision", "")] + [(f"  {p}", n) for p, n in report["by_precision"].items()]
+    if report.get("by_issue"):
+        rows += [("geocoding issues", "")] + [(f"  {i}", n) for i, n in report["by_issue"].items()]
+    rows += [("seconds", report["timing_s"]["total"]), ("dataset", str(where))]
+    width = max(len(r[0]) for r in rows)
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+
+
+def _cmd_geocode(args) -> int:
+    settings = Settings()
+    _, geocoder = _location_layer(settings)
+    if args.batch:
+        if not args.out:
+            print("coopgis geocode: --batch needs --out OUT.csv", file=sys.stderr)
+            return 2
+        from coopgis.batch import geocode_csv, BatchError
+
+        try:
+            n = geocode_csv(args.batch, args.out, geocoder)
+        except BatchError as exc:
+            print(f"coopgis geocode: {exc}", file=sys.stderr)
+            return 1
+        print(f"{n} rows geocoded -> {args.out}", file=sys.stderr)
+        return 0
+    if not args.address:
+        print("coopgis geocode: give an ADDRESS or --batch IN.csv --out OUT.csv", file=sys.stderr)
+        return 2
+    result = geocoder.geocode(args.address)
+    print(json.dumps(result.to_dict(), ensure_ascii=False, indent=1))
+    return 0
+
+
+def _cmd_reverse(args) -> int:
+    _, geocoder = _location_layer(Settings())
+    print(json.dumps(geocoder.reverse(args.lon, args.lat), ensure_ascii=False, indent=1))
+    return 0
+
+
+def _cmd_sample(args) -> int:
+    from coopgis.boundaries import load_boundaries
+    from coopgis.sample import generate_sample, write_sample
+
+    settings = Settings()
+    if args.size < 1:
+        print("coopgis sample: --size must be at least 1", file=sys.stderr)
+        return 2
+    b = load_boundaries(settings.boundaries, deprivation=settings.deprivation, cache_dir=settings.cache_dir)
+    df = generate_sample(args.size, seed=args.seed, boundaries=b, bad_rows=not args.no_bad_rows)
+    write_sample(df, args.out)
+    print(f"{len(df)} synthetic rows -> {args.out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    settings = Settings()
+    if args.data:
+        settings.data = args.data
+    if args.size:
+        settings.sample_size = args.size
+    path = ensure_default_dataset(settings, force=args.force)
+    print(f"dataset ready: {path}")
+    return 0
+
+
+def _cmd_build_boundaries(args) -> int:
+    from coopgis.build_boundaries import build
+
+    print(json.dumps(build(args.source, args.out), ensure_ascii=False, indent=1))
+    return 0
+
+
+# ---- shared -------------------------------------------------------------------------------
+
+def _location_layer(settings: Settings):
+    from coopgis.boundaries import load_boundaries
+    from coopgis.geocode import Geocoder
+
+    b = load_boundaries(settings.boundaries, deprivation=settings.deprivation, cache_dir=settings.cache_dir)
+    return b, Geocoder(b)
+
+
+def ensure_default_dataset(settings: Settings, force: bool = False) -> Path:
+    """Build the embedded default dataset (a labelled synthetic sample, ingested) when none exists."""
+    from coopgis.sample import generate_sample, write_sample
+    from coopgis.store import FileStore
+
+    store = FileStore(settings.data)
+    if store.exists() and not force:
+        return store.path
+    boundaries, geocoder = _location_layer(settings)
+    settings.data.mkdir(parents=True, exist_ok=True)
+    csv = settings.data / f"sample-{settings.sample_size}-synthetic.csv"
+    print(f"building the default dataset: {settings.sample_size} synthetic cooperatives -> {settings.data}",
+          file=sys.stderr)
+    write_sample(generate_sample(settings.sample_size, seed=settings.sample_seed, boundaries=boundaries), csv)
+    result = _run_ingest(csv, store, boundaries, geocoder, progress=sys.stderr.isatty())
+    _print_summary(result.report, store.path)
+    return store.path
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,676 @@
+"""Geocode Persian (and transliterated Latin) addresses down the official hierarchy.
+
+The geocoder reads a free-text address and/or structured fields (province,
+county, district, rural district, city or village), finds the official places
+they name, and returns a point with an honest precision: the precision says
+where the returned point truly is. A village without a known coordinate is put
+at a point of its rural district, district or county and gets that precision.
+
+Given coordinates are checked (zero, outside Iran, swapped, outside the stated
+province) and reported; they are used as ``exact`` only when they pass.
+
+Not here: reading registry files (``registry.py``) and point-in-polygon joins
+of whole datasets (``joins.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import shapely
+from rapidfuzz import fuzz, process
+
+from coopgis.boundaries import Boundaries
+from coopgis.text import is_latin, key, latin_key, norm, tokens
+
+PRECISIONS = ("exact", "village", "city", "rural_district", "district", "county", "province", "none")
+
+# Words that open an administrative name, and the level they announce.
+MARKERS = {
+    "استان": "province", "شهرستان": "county", "بخش": "district", "دهستان": "rural_district",
+    "روستای": "village", "روستا": "village", "قریه": "village", "آبادی": "village", "ابادی": "village",
+    "دهکده": "village", "شهر": "city",
+}
+# Words that open a street-level part of an address; the rest of that part names no place.
+STREET_WORDS = {
+    "خیابان", "خ", "کوچه", "ک", "بلوار", "میدان", "جاده", "کیلومتر", "پلاک", "طبقه", "واحد", "کوی",
+    "بن", "بنبست", "نبش", "روبروی", "جنب", "پشت", "انتهای", "ابتدای", "کدپستی", "کد", "صندوق",
+    "ساختمان", "پاساژ", "چهارراه", "فلکه", "تقاطع", "بزرگراه", "اتوبان", "ضلع", "تلفن", "سه راه",
+    "سه‌راه", "بعد", "قبل", "نرسیده", "جنوب", "شمال", "شرق", "غرب", "کنار", "داخل", "محله", "مجتمع",
+    "street", "st", "alley", "no", "blvd", "road",
+}
+FINE_LEVELS = ("village", "city", "place", "rural_district", "district")
+MAX_NGRAM = 4
+FUZZY_CUTOFF = 86.0
+MAX_ADDRESS_LENGTH = 1000
+
+# Common shortenings of province names, as clerks write them.
+PROVINCE_ALIASES = {
+    "IR-03": ["آذربایجان شرقی", "آذربایجانشرقی", "East Azarbaijan", "Azarbayjan-e Sharqi"],
+    "IR-04": ["آذربایجان غربی", "West Azarbaijan", "Azarbayjan-e Gharbi"],
+    "IR-08": ["کرمان"], "IR-09": ["خراسان رضوی", "رضوی", "Khorasan Razavi", "Khorasan-e Razavi"],
+    "IR-11": ["سیستان و بلوچستان", "سیستان", "بلوچستان", "Sistan va Baluchestan", "Sistan Baluchestan"],
+    "IR-14": ["چهارمحال و بختیاری", "چهارمحال", "Chaharmahal Bakhtiari", "Chahar Mahal and Bakhtiari"],
+    "IR-17": ["کهگیلویه و بویراحمد", "کهگیلویه", "Kohgiluyeh and Boyer-Ahmad", "Kohgiluyeh"],
+    "IR-28": ["خراسان شمالی", "North Khorasan", "Khorasan Shomali"],
+    "IR-29": ["خراسان جنوبی", "South Khorasan", "Khorasan Jonubi"],
+    "IR-10": ["Esfahan"], "IR-12": ["Kordestan"], "IR-02": ["Mazandaran"], "IR-01": ["Guilan"],
+}
+
+
+@dataclass
+class GeocodeResult:
+    """Where an address is, how precisely, and which official places it names."""
+
+    lon: float | None
+    lat: float | None
+    precision: str
+    confidence: float
+    province: str | None = None          # ISO 3166-2, e.g. IR-07
+    province_name: str | None = None
+    county: str | None = None            # Persian display name
+    county_code: str | None = None       # official code (None for counties newer than the official list)
+    county_osm: int | None = None
+    district: str | None = None
+    district_code: str | None = None
+    rural_district: str | None = None
+    rural_district_code: str | None = None
+    place: str | None = None             # the city, village or populated place matched
+    place_level: str | None = None
+    place_code: str | None = None
+    issues: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Span:
+    start: int
+    end: int
+    text: str
+    hint: str | None           # level announced by a preceding marker word
+    segment: int
+
+
+@dataclass
+class _Match:
+    level: str
+    rows: list[int]
+    span: _Span | None
+    score: float               # 1.0 for an exact name, the fuzzy ratio / 100 otherwise
+    forced: bool = False       # came from a structured field of that level
+
+
+class Geocoder:
+    """Resolve addresses against the gazetteer of a :class:`Boundaries`."""
+
+    def __init__(self, boundaries: Boundaries):
+        self.b = boundaries
+        p = boundaries.places
+        self.places = p
+        self._level = p["level"].to_numpy()
+        self._province = p["province_iso"].to_numpy()
+        self._county = p["county_osm"].astype("float64").to_numpy()
+        self._district = p["district_id"].to_numpy()
+        self._rd = p["rural_district_id"].to_numpy()
+        self._settlement = p["settlement"].to_numpy()
+        self._own_coord = p["lon"].notna().to_numpy()
+        self._index: dict[str, dict[str, list[int]]] = {lvl: {} for lvl in p["level"].unique()}
+        for i, (lvl, name) in enumerate(zip(p["level"], p["name"])):
+            for k in {key(name), key(name, prefixes=False)}:
+                if k:
+                    self._index[lvl].setdefault(k, []).append(i)
+        prov_rows = {iso: i for i, (lvl, iso) in enumerate(zip(p["level"], p["province_iso"])) if lvl == "province"}
+        self._province_row = prov_rows
+        for iso, names in PROVINCE_ALIASES.items():
+            for name in names:
+                if is_latin(name):
+                    continue
+                self._index["province"].setdefault(key(name), []).append(prov_rows[iso])
+        for d in self._index["province"].values():
+            d[:] = sorted(set(d))
+        # Provinces' display names from OSM (the official list writes "چهارمحال وبختیاری").
+        self._province_display = dict(zip(boundaries.provinces["iso_3166_2"], boundaries.provinces["name_fa"]))
+        self._latin: dict[str, list[int]] = {}
+        for i, (lvl, en) in enumerate(zip(p["level"], p["name_en"])):
+            if isinstance(en, str) and en and lvl in ("province", "county", "city", "village", "place"):
+                self._latin.setdefault(latin_key(en), []).append(i)
+        for iso, names in PROVINCE_ALIASES.items():
+            for name in names:
+                if is_latin(name):
+                    self._latin.setdefault(latin_key(name), []).append(prov_rows[iso])
+        self._latin_keys = list(self._latin)
+        self._points = self._derived_points()
+        self._county_point = {int(r.county_osm): (r.point_lon, r.point_lat)
+                              for r in p[p["level"] == "county"].itertuples() if not pd.isna(r.county_osm)}
+        self._fine_by_county: dict[tuple[float, str], tuple[list[str], list[int]]] = {}
+
+    # ---- public -----------------------------------------------------------------------
+    def geocode(self, address: str | None = None, *, province: str | None = None, county: str | None = None,
+                district: str | None = None, rural_district: str | None = None, place: str | None = None,
+                lon: float | None = None, lat: float | None = None) -> GeocodeResult:
+        """Geocode one record from its address and/or structured fields and optional coordinates."""
+        result = self._resolve(address, province, county, district, rural_district, place)
+        if lon is not None or lat is not None:
+            self._apply_coordinates(result, lon, lat)
+        return result
+
+    def geocode_many(self, records: pd.DataFrame, progress=None) -> pd.DataFrame:
+        """Geocode a table with any of the columns address, province, county, district,
+        rural_district, place, lon, lat; one result row per input row, same index.
+
+        Identical location descriptions are resolved once; coordinates are checked
+        for all rows at once.
+        """
+        cols = ["address", "province", "county", "district", "rural_district", "place"]
+        frame = pd.DataFrame({c: (records[c] if c in records else None) for c in cols}, index=records.index)
+        keys = [tuple(_clean(v) for v in row) for row in frame.itertuples(index=False, name=None)]
+        cache: dict[tuple, GeocodeResult] = {}
+        out = []
+        for n, (k, row) in enumerate(zip(keys, frame.itertuples(index=False, name=None))):
+            res = cache.get(k)
+            if res is None:
+                res = self._resolve(*row)
+                cache[k] = res
+            out.append(res)
+            if progress is not None and n % 1000 == 999:
+                progress(1000)
+        if progress is not None:
+            progress(len(out) % 1000)
+        results = pd.DataFrame([asdict(r) for r in out], index=records.index)
+        if "lon" in records and "lat" in records:
+            self._apply_coordinates_many(results, records["lon"], records["lat"])
+        return results
+
+    def check_coordinates(self, lon: float | None, lat: float | None,
+                          province: str | None = None) -> list[str]:
+        """Issues with a given coordinate pair; an empty list means it can be used as exact."""
+        issues = self._coordinate_issues(np.array([_num(lon)]), np.array([_num(lat)]),
+                                         np.array([province], dtype=object))
+        return [i for i in issues[0].split(";") if i]
+
+    # ---- resolution -------------------------------------------------------------------
+    def _resolve(self, address, province, county, district, rural_district, place) -> GeocodeResult:
+        address = _clean(address)
+        if address and len(address) > MAX_ADDRESS_LENGTH:
+            address = address[:MAX_ADDRESS_LENGTH]
+        structured = {"province": _clean(province), "county": _clean(county), "district": _clean(district),
+                      "rural_district": _clean(rural_district), "place": _clean(place)}
+        issues: list[str] = []
+        matches: list[_Match] = []
+        for level, value in structured.items():
+            if value:
+                matches.extend(self._field_matches(level, value))
+        spans = _spans(address) if address else []
+        latin = bool(address) and is_latin(address)
+        for s in spans:
+            if latin:
+                rows = self._latin.get(latin_key(s.text))
+                if rows:
+                    for lvl in {self._level[r] for r in rows}:
+                        matches.append(_Match(lvl, [r for r in rows if self._level[r] == lvl], s, 1.0))
+                continue
+            k = _span_key(s.text)
+            for lvl, index in self._index.items():
+                rows = index.get(k)
+                if rows:
+                    matches.append(_Match(lvl, rows, s, 1.0))
+        chain = self._choose(matches, spans, latin, issues, structured)
+        return self._result(chain, issues)
+
+    def _field_matches(self, level: str, value: str) -> list[_Match]:
+        levels = ("city", "village", "place") if level == "place" else (level,)
+        k = key(value)
+        found = [_Match(lvl, self._index[lvl][k], None, 1.0, forced=True) for lvl in levels if k in self._index[lvl]]
+        if not found and is_latin(value):
+            rows = self._latin.get(latin_key(value), [])
+            found = [_Match(self._level[r], [r], None, 1.0, forced=True) for r in rows if self._level[r] in levels]
+        if not found:
+            # The field may carry its own marker or extra words: read it as a short address.
+            for s in _spans(value):
+                sk = _span_key(s.text)
+                for lvl in levels:
+                    if sk in self._index[lvl]:
+                        found.append(_Match(lvl, self._index[lvl][sk], None, 0.95, forced=True))
+        if not found and level in ("province", "county"):
+            found = self._fuzzy(level, value, None)
+            for m in found:
+                m.forced = True
+        if not found and level == "place":
+            found = [_Match("unresolved_place", [], _Span(0, 0, value, "village", -1), 0.0, forced=True)]
+        return found
+
+    def _choose(self, matches: list[_Match], spans: list[_Span], latin: bool, issues: list[str],
+                structured: dict) -> dict:
+        used: set[tuple[int, int, int]] = set()
+        chain: dict[str, tuple[int, float]] = {}
+
+        def span_id(m: _Match):
+            return None if m.span is None else (m.span.segment, m.span.start, m.span.end)
+
+        def overlaps(m: _Match) -> bool:
+            if m.span is None:
+                return False
+            return any(seg == m.span.segment and not (m.span.end <= s or m.span.start >= e)
+                       for seg, s, e in used)
+
+        def rank(m: _Match, lvl: str):
+            hinted = m.forced or (m.span is not None and m.span.hint == lvl)
+            length = 0 if m.span is None else m.span.end - m.span.start
+            return (hinted, m.score, length)
+
+        # Province.
+        cands = [m for m in matches if m.level == "province"]
+        if cands:
+            best = max(cands, key=lambda m: rank(m, "province"))
+            chain["province"] = (best.rows[0], best.score)
+            if (sid := span_id(best)) is not None:
+                used.add(sid)
+        prov = self._province[chain["province"][0]] if "province" in chain else None
+
+        # County: a name of the stated province; an unhinted name also used for the province is skipped.
+        cands = [m for m in matches if m.level == "county" and not overlaps(m)]
+        cands = [_restrict(m, lambda r: prov is None or self._province[r] == prov) for m in cands]
+        cands = [m for m in cands if m.rows]
+        if not cands and structured.get("county"):
+            cands = self._fuzzy("county", structured["county"], prov)
+        if cands:
+            best = max(cands, key=lambda m: rank(m, "county"))
+            rows = sorted(set(best.rows), key=lambda r: (self._county[r]))
+            counties = {self._county[r] for r in rows}
+            if len(counties) == 1:
+                chain["county"] = (rows[0], best.score)
+                if (sid := span_id(best)) is not None:
+                    used.add(sid)
+            else:
+                issues.append("ambiguous_county")
+        county = self._county[chain["county"][0]] if "county" in chain else None
+        if prov is None and county is not None:
+            prov = self._province[chain["county"][0]]
+
+        # Finer places within the county (or the province), finest first.
+        def inside(r: int) -> bool:
+            if county is not None:
+                return self._county[r] == county
+            if prov is not None:
+                return self._province[r] == prov
+            return True
+
+        fine: list[_Match] = []
+        for m in matches:
+            if m.level in FINE_LEVELS and not overlaps(m):
+                rm = _restrict(m, inside)
+                if rm.rows:
+                    fine.append(rm)
+        # District and rural district first: they narrow the village.
+        for lvl in ("district", "rural_district"):
+            cands = [m for m in fine if m.level == lvl]
+            if cands:
+                best = max(cands, key=lambda m: rank(m, lvl))
+                if len({self._district[r] if lvl == "district" else self._rd[r] for r in best.rows}) == 1:
+                    chain[lvl] = (best.rows[0], best.score)
+        settle = [m for m in fine if m.level in ("village", "city", "place")]
+        if not settle:
+            settle = self._fuzzy_places(matches, spans, county, prov, latin, used)
+        if settle:
+            best = max(settle, key=lambda m: (rank(m, m.span.hint if m.span else m.level)[0],
+                                              _hint_ok(m), m.score,
+                                              0 if m.span is None else m.span.end - m.span.start))
+            rows = list(best.rows)
+            if "rural_district" in chain:
+                rows = [r for r in rows if self._rd[r] == self._rd[chain["rural_district"][0]]] or rows
+            if "district" in chain:
+                rows = [r for r in rows if self._district[r] == self._district[chain["district"][0]]] or rows
+            # Same name at several levels (a city and its namesake village): the hint decides, then cities.
+            if len(rows) > 1:
+                hinted = [r for r in rows if best.span is not None and best.span.hint == self._level[r]]
+                rows = hinted or rows
+                rows = [r for r in rows if self._settlement[r]] or rows
+                distinct = {(self._level[r], self._county[r], self._rd[r]) for r in rows}
+                if len({self._level[r] for r in rows}) > 1:
+                    rows = sorted(rows, key=lambda r: ("city", "village", "place").index(self._level[r]))
+                    rows = [r for r in rows if self._level[r] == self._level[rows[0]]]
+                if len(rows) > 1:
+                    same_point = len({self._points[r] for r in rows}) == 1
+                    if not same_point:
+                        issues.append("ambiguous_place")
+                        # All candidates share a county: the county is still known.
+                        if county is None and len({self._county[r] for r in rows}) == 1:
+                            chain["county"] = (rows[0], best.score * 0.8)
+                        rows = []
+                    del distinct
+            if rows:
+                chain["place"] = (rows[0], best.score / (1 if len(rows) == 1 else 2))
+        elif any(m.level == "unresolved_place" for m in matches):
+            issues.append("place_not_found")
+
+        # Fill the parents of what was found.
+        finest = chain.get("place") or chain.get("rural_district") or chain.get("district")
+        if finest is not None:
+            r = finest[0]
+            if "county" not in chain and not pd.isna(self._county[r]):
+                crow = self._county_row(self._county[r])
+                if crow is not None:
+                    chain["county"] = (crow, finest[1] * 0.9)
+                    issues.append("county_inferred")
+            if "province" not in chain:
+                chain["province"] = (self._province_row[self._province[r]], finest[1])
+        if "province" not in chain and "county" in chain:
+            chain["province"] = (self._province_row[self._province[chain["county"][0]]], chain["county"][1])
+        return chain
+
+    def _fuzzy(self, level: str, value: str, prov: str | None) -> list[_Match]:
+        index = self._index[level]
+        if prov is not None:
+            keys = [k for k, rows in index.items() if any(self._province[r] == prov for r in rows)]
+        else:
+            keys = list(index)
+        k = key(value)
+        if len(k) < 3:
+            return []
+        hit = process.extractOne(k, keys, scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF)
+        if hit is None:
+            return []
+        rows = [r for r in index[hit[0]] if prov is None or self._province[r] == prov]
+        return [_Match(level, rows, None, hit[1] / 100.0)]
+
+    def _fuzzy_places(self, matches, spans, county, prov, latin, used) -> list[_Match]:
+        """Typos: compare unmatched words of the address with the places of the county."""
+        if county is None or not spans:
+            return []
+        cache_key = (county, "fa")
+        if cache_key not in self._fine_by_county:
+            rows = [i for i in np.flatnonzero(self._county == county)
+                    if self._level[i] in ("village", "city", "place")]
+            self._fine_by_county[cache_key] = ([self.places.at[i, "key"] for i in rows], rows)
+        keys, rows = self._fine_by_county[cache_key]
+        found = []
+        for s in spans:
+            if latin or any(seg == s.segment and not (s.end <= a or s.start >= b) for seg, a, b in used):
+                continue
+            k = _span_key(s.text)
+            if len(k) < 4 or k.isdigit():
+                continue
+            hits = process.extract(k, keys, scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF, limit=3)
+            if hits:
+                top = hits[0][1]
+                best_rows = [rows[h[2]] for h in hits if h[1] == top]
+                found.append(_Match(self._level[best_rows[0]], best_rows, s, top / 100.0 * 0.9))
+        return found
+
+    def _county_row(self, county_osm: float) -> int | None:
+        rows = self._index_county_rows().get(county_osm)
+        return rows
+
+    def _index_county_rows(self) -> dict[float, int]:
+        if not hasattr(self, "_county_rows"):
+            self._county_rows = {}
+            for i in np.flatnonzero(self._level == "county"):
+                self._county_rows.setdefault(self._county[i], int(i))
+        return self._county_rows
+
+    def _result(self, chain: dict, issues: list[str]) -> GeocodeResult:
+        p = self.places
+        res = GeocodeResult(lon=None, lat=None, precision="none", confidence=0.0, issues=issues)
+        if "province" in chain:
+            r = chain["province"][0]
+            res.province = self._province[r]
+            res.province_name = self._province_display.get(res.province)
+        if "county" in chain:
+            r = chain["county"][0]
+            res.county = p.at[r, "display_name"]
+            res.county_code = p.at[r, "code"]
+            res.county_osm = int(self._county[r])
+        for lvl, attr in (("district", "district"), ("rural_district", "rural_district")):
+            if lvl in chain:
+                r = chain[lvl][0]
+                setattr(res, attr, p.at[r, "name"])
+                setattr(res, attr + "_code", p.at[r, "code"])
+        if "place" in chain:
+            r = chain["place"][0]
+            res.place, res.place_level, res.place_code = p.at[r, "name"], self._level[r], p.at[r, "code"]
+            if res.district is None and self._district[r] is not None:
+                res.district, res.district_code = self._name_of("district", self._district[r])
+            if res.rural_district is None and self._rd[r] is not None:
+                res.rural_district, res.rural_district_code = self._name_of("rural_district", self._rd[r])
+        finest = next((lvl for lvl in ("place", "rural_district", "district", "county", "province") if lvl in chain),
+                      None)
+        if finest is None:
+            return res
+        row, score = chain[finest]
+        lon, lat, precision = self._point_of(row, finest)
+        res.lon, res.lat, res.precision = lon, lat, precision
+        res.confidence = round(float(score) * (0.95 if "county_inferred" in issues else 1.0), 3)
+        return res
+
+    def _name_of(self, level: str, official_id: str) -> tuple[str | None, str | None]:
+        table = self._ids(level)
+        r = table.get(official_id)
+        if r is None:
+            return None, None
+        return self.places.at[r, "name"], self.places.at[r, "code"]
+
+    def _ids(self, level: str) -> dict[str, int]:
+        attr = "_ids_" + level
+        if not hasattr(self, attr):
+            rows = np.flatnonzero(self._level == level)
+            setattr(self, attr, {self.places.at[i, "official_id"]: int(i) for i in rows})
+        return getattr(self, attr)
+
+    def _point_of(self, row: int, level_in_chain: str) -> tuple[float | None, float | None, str]:
+        """The point and its true precision for a matched place."""
+        lvl = self._level[row]
+        if level_in_chain == "place" and self._own_coord[row]:
+            precision = "city" if lvl == "city" else "village"
+            return float(self.places.at[row, "lon"]), float(self.places.at[row, "lat"]), precision
+        if level_in_chain == "province":
+            return (float(self.places.at[row, "point_lon"]), float(self.places.at[row, "point_lat"]), "province")
+        # Rural district, then district: a located place inside them is a point inside them.
+        if lvl in ("village", "rural_district") and self._rd[row] is not None:
+            pt = self._rd_points.get(self._rd[row])
+            if pt:
+                return pt[0], pt[1], "rural_district"
+        if lvl in ("village", "city", "rural_district", "district") and self._district[row] is not None:
+            pt = self._district_points.get(self._district[row])
+            if pt:
+                return pt[0], pt[1], "district"
+        lon, lat = self.places.at[row, "point_lon"], self.places.at[row, "point_lat"]
+        if pd.isna(lon):
+            return None, None, "none"
+        return float(lon), float(lat), "county"
+
+    def _derived_points(self) -> list[tuple]:
+        """A located place per rural district and per district, and a point key per place."""
+        p = self.places
+        located = p[p["lon"].notna() & p["level"].isin(["village", "city"])].sort_values("official_id")
+        self._rd_points = {}
+        self._district_points = {}
+        for r in located.itertuples():
+            if r.rural_district_id is not None:
+                self._rd_points.setdefault(r.rural_district_id, (float(r.lon), float(r.lat)))
+            if r.district_id is not None:
+                self._district_points.setdefault(r.district_id, (float(r.lon), float(r.lat)))
+        return list(zip(p["point_lon"].round(5), p["point_lat"].round(5)))
+
+    # ---- coordinates -------------------------------------------------------------------
+    def _coordinate_issues(self, lon: np.ndarray, lat: np.ndarray, prov: np.ndarray) -> list[str]:
+        lon = lon.astype(float)
+        lat = lat.astype(float)
+        out = [""] * len(lon)
+        given = ~(np.isnan(lon) | np.isnan(lat))
+        if not given.any():
+            return out
+        zero = given & ((lon == 0) | (lat == 0))
+        ok_range = given & ~zero & (np.abs(lon) <= 180) & (np.abs(lat) <= 90)
+        inside = np.zeros(len(lon), bool)
+        inside[ok_range] = shapely.contains_xy(self.b.country, lon[ok_range], lat[ok_range])
+        swap_ok = given & ~zero & ~inside & (np.abs(lat) <= 180) & (np.abs(lon) <= 90)
+        swapped = np.zeros(len(lon), bool)
+        swapped[swap_ok] = shapely.contains_xy(self.b.country, lat[swap_ok], lon[swap_ok])
+        in_prov = np.ones(len(lon), bool)
+        check = inside & np.array([isinstance(p, str) and p != "" for p in prov])
+        if check.any():
+            geoms = dict(zip(self.b.provinces["iso_3166_2"], self.b.provinces.geometry))
+            for i in np.flatnonzero(check):
+                g = geoms.get(prov[i])
+                if g is not None:
+                    in_prov[i] = shapely.contains_xy(g, lon[i], lat[i])
+        for i in np.flatnonzero(given):
+            if zero[i]:
+                out[i] = "coord_zero"
+            elif inside[i] and not in_prov[i]:
+                out[i] = "coord_outside_province"
+            elif not inside[i]:
+                out[i] = "coord_swapped" if swapped[i] else "coord_outside_iran"
+        return out
+
+    def _apply_coordinates(self, res: GeocodeResult, lon, lat) -> None:
+        frame = pd.DataFrame([asdict(res)])
+        self._apply_coordinates_many(frame, pd.Series([lon]), pd.Series([lat]))
+        row = frame.iloc[0]
+        res.lon, res.lat = row["lon"], row["lat"]
+        res.precision, res.confidence, res.issues = row["precision"], row["confidence"], row["issues"]
+        if res.lon is not None and pd.isna(res.lon):
+            res.lon = res.lat = None
+
+    def _apply_coordinates_many(self, results: pd.DataFrame, lon: pd.Series, lat: pd.Series) -> None:
+        lon_a = pd.to_numeric(pd.Series(lon.to_numpy()), errors="coerce").to_numpy(float)
+        lat_a = pd.to_numeric(pd.Series(lat.to_numpy()), errors="coerce").to_numpy(float)
+        one_only = np.isnan(lon_a) != np.isnan(lat_a)
+        issues = self._coordinate_issues(lon_a, lat_a, results["province"].to_numpy(dtype=object))
+        usable = ~np.isnan(lon_a) & ~np.isnan(lat_a) & np.array([i == "" for i in issues])
+        # Rows whose address named no province take the province of the (valid) point.
+        new_issues = []
+        for i, (old, new) in enumerate(zip(results["issues"], issues)):
+            extra = [new] if new else []
+            if one_only[i]:
+                extra.append("coord_incomplete")
+            new_issues.append(list(old) + extra)
+        results["issues"] = new_issues
+        idx = np.flatnonzero(usable)
+        if len(idx):
+            results.iloc[idx, results.columns.get_loc("lon")] = lon_a[idx]
+            results.iloc[idx, results.columns.get_loc("lat")] = lat_a[idx]
+            results.iloc[idx, results.columns.get_loc("precision")] = "exact"
+            results.iloc[idx, results.columns.get_loc("confidence")] = 1.0
+
+    # ---- reverse ------------------------------------------------------------------------
+    def reverse(self, lon: float, lat: float) -> dict:
+        """Province, county, deprivation class, border flag and nearest known place of a point."""
+        issues = self.check_coordinates(lon, lat)
+        out: dict = {"lon": lon, "lat": lat, "inside_iran": not issues, "issues": issues,
+                     "province": None, "province_name": None, "county": None, "county_code": None,
+                     "county_osm": None, "deprivation_class": None, "deprived": None, "border": None,
+                     "nearest_place": None}
+        if issues:
+            return out
+        pt = shapely.Point(lon, lat)
+        c = self.b.counties
+        hits = self.b.county_tree().query(pt, predicate="intersects")
+        if len(hits):
+            row = c.iloc[int(hits[0])]
+            out.update(province=row["province_iso"], county=row["display_name_fa"],
+                       county_code=row["official_county_code"] or None, county_osm=int(row["osm_relation_id"]),
+                       deprivation_class=row["deprivation_class"],
+                       deprived=None if pd.isna(row["deprived"]) else bool(row["deprived"]),
+                       border=bool(row["border"]))
+        else:
+            phits = self.b.province_tree().query(pt, predicate="intersects")
+            if len(phits):
+                out["province"] = self.b.provinces.iloc[int(phits[0])]["iso_3166_2"]
+        if out["province"]:
+            out["province_name"] = self._province_display.get(out["province"])
+        out["nearest_place"] = self._nearest(lon, lat)
+        return out
+
+    def _nearest(self, lon: float, lat: float) -> dict | None:
+        if not hasattr(self, "_located"):
+            loc = self.places[self.places["coord_source"].isin(["geonames", "gnaf"])]
+            self._located = loc
+            self._located_tree = shapely.STRtree(shapely.points(loc["lon"].to_numpy(), loc["lat"].to_numpy()))
+        i = self._located_tree.nearest(shapely.Point(lon, lat))
+        if i is None:
+            return None
+        r = self._located.iloc[int(i)]
+        return {"name": r["name"], "name_en": r["name_en"] if isinstance(r["name_en"], str) else None,
+                "level": r["level"], "code": r["code"], "lon": float(r["lon"]), "lat": float(r["lat"]),
+                "distance_km": round(_haversine_km(lon, lat, float(r["lon"]), float(r["lat"])), 2)}
+
+
+# ---- helpers ------------------------------------------------------------------------------
+
+_SEGMENT_SPLIT = re.compile(r"[,،;؛/\\|\-–—()\[\]\n:]+")
+
+
+def _spans(address: str) -> list[_Span]:
+    """Candidate place names of an address: n-grams of each part, minus street parts and numbers."""
+    out: list[_Span] = []
+    text = norm(address)
+    for seg_no, segment in enumerate(_SEGMENT_SPLIT.split(text)):
+        words = [w for w in re.split(r"[\s.\"']+", segment) if w]
+        # Cut the part at the first street word.
+        for i, w in enumerate(words):
+            if w.lower() in STREET_WORDS:
+                words = words[:i]
+                break
+        hints: list[str | None] = [None] * len(words)
+        for i in range(1, len(words)):
+            level = MARKERS.get(words[i - 1])
+            if level is None and i >= 2 and words[i - 2] in MARKERS and words[i - 1] in ("و",):
+                level = None
+            hints[i] = level if level else (hints[i - 1] if False else None)
+        for i in range(len(words)):
+            if words[i].isdigit():
+                continue
+            for n in range(1, MAX_NGRAM + 1):
+                if i + n > len(words) or words[i + n - 1].isdigit():
+                    break
+                out.append(_Span(i, i + n, " ".join(words[i:i + n]), hints[i], seg_no))
+    return out
+
+
+def _span_key(text: str) -> str:
+    return key(text, prefixes=False)
+
+
+def _restrict(m: _Match, keep) -> _Match:
+    return _Match(m.level, [r for r in m.rows if keep(r)], m.span, m.score, m.forced)
+
+
+def _hint_ok(m: _Match) -> bool:
+    return m.span is None or m.span.hint is None or m.span.hint == m.level or (
+        m.span.hint == "village" and m.level == "place")
+
+
+def _clean(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    s = norm(value)
+    return s or None
+
+
+def _num(value) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+    return v
+
+
+def _haversine_km(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 6371.0088 * 2 * math.asin(math.sqrt(a))
