@@ -28,16 +28,17 @@ import shapely
 from coopgis.text import key, norm
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "boundaries"
-CACHE_VERSION = "3"
+CACHE_VERSION = "4"
 
 LEVELS = ("province", "county", "district", "rural_district", "city", "village", "place")
 
 # Entries of the official village list that are not settlements: wells, farms, pumps,
 # companies, poultry and cattle farms, mines, stations, factories, barracks.
 NOT_SETTLEMENT = re.compile(
-    r"^(چاه|مزرعه|تلمبه|شرکت|مرغداری|موتور|معدن|ایستگاه|کارخانه|پاسگاه|گاوداری|دامداری|"
-    r"کوره|پادگان|کارگاه|تاسیسات|پمپ|گلخانه|انبار|شهرک صنعتی|مجتمع|دامپروری|کشت و صنعت|"
-    r"پرورش|سد|پایگاه|اردوگاه|زندان)(\s|$)")
+    r"^(?:(?:چاه|مزرعه|کوره|سد|پایگاه|اردوگاه|زندان|مجتمع|شهرک صنعتی|کشت و صنعت|پرورش|تاسیسات|پمپ|انبار|"
+    r"کارگاه|معدن)(?:\s|$)"
+    # These are written glued to the owner's name too ("موتورحاجی").
+    r"|موتور|تلمبه|مرغداری|گاوداری|دامداری|دامپروری|کارخانه|شرکت|ایستگاه|پاسگاه|پادگان|گلخانه)")
 
 # The deprivation layer's columns, whether shipped or a replacement file.
 DEPRIVATION_COLUMNS = ("deprivation_class", "deprived", "source_url", "note",

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import Levenshtein
 
 from coopgis.boundaries import Boundaries
 from coopgis.text import is_latin, key, latin_key, norm, tokens
@@ -43,6 +44,9 @@ STREET_WORDS = {
     "سه‌راه", "بعد", "قبل", "نرسیده", "جنوب", "شمال", "شرق", "غرب", "کنار", "داخل", "محله", "مجتمع",
     "street", "st", "alley", "no", "blvd", "road",
 }
+LATIN_MARKERS = {"province": "province", "ostan": "province", "county": "county", "shahrestan": "county",
+                 "district": "district", "bakhsh": "district", "dehestan": "rural_district",
+                 "village": "village", "roosta": "village", "rusta": "village", "city": "city", "shahr": "city"}
 FINE_LEVELS = ("village", "city", "place", "rural_district", "district")
 MAX_NGRAM = 4
 FUZZY_CUTOFF = 86.0
@@ -120,6 +124,11 @@ class Geocoder:
         self._rd = p["rural_district_id"].to_numpy()
         self._settlement = p["settlement"].to_numpy()
         self._own_coord = p["lon"].notna().to_numpy()
+        # Plain Python lists: indexing a pandas frame per row costs microseconds we call millions of times.
+        self._col = {c: p[c].astype(object).where(p[c].notna(), None).tolist()
+                     for c in ("name", "code", "display_name", "official_id", "key", "name_en")}
+        for c in ("lon", "lat", "point_lon", "point_lat"):
+            self._col[c] = p[c].astype(float).tolist()
         self._index: dict[str, dict[str, list[int]]] = {lvl: {} for lvl in p["level"].unique()}
         for i, (lvl, name) in enumerate(zip(p["level"], p["name"])):
             for k in {key(name), key(name, prefixes=False)}:
@@ -182,7 +191,8 @@ class Geocoder:
                 progress(1000)
         if progress is not None:
             progress(len(out) % 1000)
-        results = pd.DataFrame([asdict(r) for r in out], index=records.index)
+        results = pd.DataFrame([r.__dict__ for r in out], index=records.index)
+        results["issues"] = [list(i) for i in results["issues"]]  # rows sharing a cached result get their own
         if "lon" in records and "lat" in records:
             self._apply_coordinates_many(results, records["lon"], records["lat"])
         return results
@@ -220,6 +230,8 @@ class Geocoder:
                 rows = index.get(k)
                 if rows:
                     matches.append(_Match(lvl, rows, s, 1.0))
+        # A name announced as one level ("روستای کناره") is not read as another (the دهستان کناره).
+        matches = [m for m in matches if m.forced or _hint_ok(m)]
         chain = self._choose(matches, spans, latin, issues, structured)
         return self._result(chain, issues)
 
@@ -275,7 +287,8 @@ class Geocoder:
 
         # County: a name of the stated province; an unhinted name also used for the province is skipped.
         cands = [m for m in matches if m.level == "county" and not overlaps(m)]
-        cands = [_restrict(m, lambda r: prov is None or self._province[r] == prov) for m in cands]
+        if prov is not None:
+            cands = [_restrict(m, self._province, prov) for m in cands]
         cands = [m for m in cands if m.rows]
         if not cands and structured.get("county"):
             cands = self._fuzzy("county", structured["county"], prov)
@@ -292,21 +305,25 @@ class Geocoder:
         county = self._county[chain["county"][0]] if "county" in chain else None
         if prov is None and county is not None:
             prov = self._province[chain["county"][0]]
+        # Every mention of the chosen province or county names that area, not its namesake
+        # seat town, unless the address says "شهر" before it.
+        area_keys = {self._col["key"][chain[lvl][0]] for lvl in ("province", "county") if lvl in chain}
+        area_keys |= {latin_key(self._col["name_en"][chain[lvl][0]]) for lvl in ("province", "county")
+                      if lvl in chain and self._col["name_en"][chain[lvl][0]]}
+        for s in spans:
+            if s.hint != "city" and (latin_key(s.text) if latin else _span_key(s.text)) in area_keys:
+                used.add((s.segment, s.start, s.end))
 
         # Finer places within the county (or the province), finest first.
-        def inside(r: int) -> bool:
-            if county is not None:
-                return self._county[r] == county
-            if prov is not None:
-                return self._province[r] == prov
-            return True
-
         fine: list[_Match] = []
         for m in matches:
             if m.level in FINE_LEVELS and not overlaps(m):
-                rm = _restrict(m, inside)
-                if rm.rows:
-                    fine.append(rm)
+                if county is not None:
+                    m = _restrict(m, self._county, county)
+                elif prov is not None:
+                    m = _restrict(m, self._province, prov)
+                if m.rows:
+                    fine.append(m)
         # District and rural district first: they narrow the village.
         for lvl in ("district", "rural_district"):
             cands = [m for m in fine if m.level == lvl]
@@ -314,6 +331,9 @@ class Geocoder:
                 best = max(cands, key=lambda m: rank(m, lvl))
                 if len({self._district[r] if lvl == "district" else self._rd[r] for r in best.rows}) == 1:
                     chain[lvl] = (best.rows[0], best.score)
+                    if (sid := span_id(best)) is not None:
+                        used.add(sid)
+        fine = [m for m in fine if m.level in ("district", "rural_district") or not overlaps(m)]
         settle = [m for m in fine if m.level in ("village", "city", "place")]
         if not settle:
             settle = self._fuzzy_places(matches, spans, county, prov, latin, used)
@@ -331,8 +351,7 @@ class Geocoder:
                 hinted = [r for r in rows if best.span is not None and best.span.hint == self._level[r]]
                 rows = hinted or rows
                 rows = [r for r in rows if self._settlement[r]] or rows
-                distinct = {(self._level[r], self._county[r], self._rd[r]) for r in rows}
-                if len({self._level[r] for r in rows}) > 1:
+                if len({self._level[r] for r in rows}) > 1 and len({self._county[r] for r in rows}) == 1:
                     rows = sorted(rows, key=lambda r: ("city", "village", "place").index(self._level[r]))
                     rows = [r for r in rows if self._level[r] == self._level[rows[0]]]
                 if len(rows) > 1:
@@ -343,10 +362,11 @@ class Geocoder:
                         if county is None and len({self._county[r] for r in rows}) == 1:
                             chain["county"] = (rows[0], best.score * 0.8)
                         rows = []
-                    del distinct
             if rows:
                 chain["place"] = (rows[0], best.score / (1 if len(rows) == 1 else 2))
-        elif any(m.level == "unresolved_place" for m in matches):
+        elif any(m.level == "unresolved_place" for m in matches) or any(
+                s.hint in ("village", "city") for s in spans if not any(
+                    seg == s.segment and a <= s.start < b for seg, a, b in used)):
             issues.append("place_not_found")
 
         # Fill the parents of what was found.
@@ -387,7 +407,7 @@ class Geocoder:
         if cache_key not in self._fine_by_county:
             rows = [i for i in np.flatnonzero(self._county == county)
                     if self._level[i] in ("village", "city", "place")]
-            self._fine_by_county[cache_key] = ([self.places.at[i, "key"] for i in rows], rows)
+            self._fine_by_county[cache_key] = ([self._col["key"][i] for i in rows], rows)
         keys, rows = self._fine_by_county[cache_key]
         found = []
         for s in spans:
@@ -396,11 +416,14 @@ class Geocoder:
             k = _span_key(s.text)
             if len(k) < 4 or k.isdigit():
                 continue
-            hits = process.extract(k, keys, scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF, limit=3)
+            # One typo in a short name, two in a long one.
+            limit = 1 if len(k) < 9 else 2
+            hits = process.extract(k, keys, scorer=Levenshtein.distance, score_cutoff=limit, limit=5)
             if hits:
-                top = hits[0][1]
+                top = min(h[1] for h in hits)
                 best_rows = [rows[h[2]] for h in hits if h[1] == top]
-                found.append(_Match(self._level[best_rows[0]], best_rows, s, top / 100.0 * 0.9))
+                score = (1 - top / max(len(k), 1)) * 0.9
+                found.append(_Match(self._level[best_rows[0]], best_rows, s, score))
         return found
 
     def _county_row(self, county_osm: float) -> int | None:
@@ -423,17 +446,17 @@ class Geocoder:
             res.province_name = self._province_display.get(res.province)
         if "county" in chain:
             r = chain["county"][0]
-            res.county = p.at[r, "display_name"]
-            res.county_code = p.at[r, "code"]
+            res.county = self._col["display_name"][r]
+            res.county_code = self._col["code"][r]
             res.county_osm = int(self._county[r])
         for lvl, attr in (("district", "district"), ("rural_district", "rural_district")):
             if lvl in chain:
                 r = chain[lvl][0]
-                setattr(res, attr, p.at[r, "name"])
-                setattr(res, attr + "_code", p.at[r, "code"])
+                setattr(res, attr, self._col["name"][r])
+                setattr(res, attr + "_code", self._col["code"][r])
         if "place" in chain:
             r = chain["place"][0]
-            res.place, res.place_level, res.place_code = p.at[r, "name"], self._level[r], p.at[r, "code"]
+            res.place, res.place_level, res.place_code = self._col["name"][r], self._level[r], self._col["code"][r]
             if res.district is None and self._district[r] is not None:
                 res.district, res.district_code = self._name_of("district", self._district[r])
             if res.rural_district is None and self._rd[r] is not None:
@@ -453,13 +476,13 @@ class Geocoder:
         r = table.get(official_id)
         if r is None:
             return None, None
-        return self.places.at[r, "name"], self.places.at[r, "code"]
+        return self._col["name"][r], self._col["code"][r]
 
     def _ids(self, level: str) -> dict[str, int]:
         attr = "_ids_" + level
         if not hasattr(self, attr):
             rows = np.flatnonzero(self._level == level)
-            setattr(self, attr, {self.places.at[i, "official_id"]: int(i) for i in rows})
+            setattr(self, attr, {self._col["official_id"][i]: int(i) for i in rows})
         return getattr(self, attr)
 
     def _point_of(self, row: int, level_in_chain: str) -> tuple[float | None, float | None, str]:
@@ -467,9 +490,9 @@ class Geocoder:
         lvl = self._level[row]
         if level_in_chain == "place" and self._own_coord[row]:
             precision = "city" if lvl == "city" else "village"
-            return float(self.places.at[row, "lon"]), float(self.places.at[row, "lat"]), precision
+            return float(self._col["lon"][row]), float(self._col["lat"][row]), precision
         if level_in_chain == "province":
-            return (float(self.places.at[row, "point_lon"]), float(self.places.at[row, "point_lat"]), "province")
+            return (float(self._col["point_lon"][row]), float(self._col["point_lat"][row]), "province")
         # Rural district, then district: a located place inside them is a point inside them.
         if lvl in ("village", "rural_district") and self._rd[row] is not None:
             pt = self._rd_points.get(self._rd[row])
@@ -479,7 +502,7 @@ class Geocoder:
             pt = self._district_points.get(self._district[row])
             if pt:
                 return pt[0], pt[1], "district"
-        lon, lat = self.places.at[row, "point_lon"], self.places.at[row, "point_lat"]
+        lon, lat = self._col["point_lon"][row], self._col["point_lat"][row]
         if pd.isna(lon):
             return None, None, "none"
         return float(lon), float(lat), "county"
@@ -533,10 +556,9 @@ class Geocoder:
         frame = pd.DataFrame([asdict(res)])
         self._apply_coordinates_many(frame, pd.Series([lon]), pd.Series([lat]))
         row = frame.iloc[0]
-        res.lon, res.lat = row["lon"], row["lat"]
-        res.precision, res.confidence, res.issues = row["precision"], row["confidence"], row["issues"]
-        if res.lon is not None and pd.isna(res.lon):
-            res.lon = res.lat = None
+        res.lon = None if pd.isna(row["lon"]) else float(row["lon"])
+        res.lat = None if pd.isna(row["lat"]) else float(row["lat"])
+        res.precision, res.confidence, res.issues = row["precision"], float(row["confidence"]), list(row["issues"])
 
     def _apply_coordinates_many(self, results: pd.DataFrame, lon: pd.Series, lat: pd.Series) -> None:
         lon_a = pd.to_numeric(pd.Series(lon.to_numpy()), errors="coerce").to_numpy(float)
@@ -613,21 +635,26 @@ def _spans(address: str) -> list[_Span]:
     text = norm(address)
     for seg_no, segment in enumerate(_SEGMENT_SPLIT.split(text)):
         words = [w for w in re.split(r"[\s.\"']+", segment) if w]
+        if words and is_latin(segment):
+            # "Mazhin village", "Rey County": the level word follows the name and holds for the part.
+            levels = [LATIN_MARKERS[w.lower()] for w in words if w.lower() in LATIN_MARKERS]
+            words = [w for w in words if w.lower() not in LATIN_MARKERS]
+            for i in range(len(words)):
+                for n in range(1, min(MAX_NGRAM, len(words) - i) + 1):
+                    out.append(_Span(i, i + n, " ".join(words[i:i + n]), levels[0] if levels else None, seg_no))
+            continue
         # Cut the part at the first street word.
         for i, w in enumerate(words):
             if w.lower() in STREET_WORDS:
                 words = words[:i]
                 break
-        hints: list[str | None] = [None] * len(words)
-        for i in range(1, len(words)):
-            level = MARKERS.get(words[i - 1])
-            if level is None and i >= 2 and words[i - 2] in MARKERS and words[i - 1] in ("و",):
-                level = None
-            hints[i] = level if level else (hints[i - 1] if False else None)
+        hints = [None] + [MARKERS.get(w) for w in words[:-1]]
         for i in range(len(words)):
             if words[i].isdigit():
                 continue
-            for n in range(1, MAX_NGRAM + 1):
+            # A marker word alone ("شهرستان") is never a place name; with what follows it may be ("شهر کرد").
+            start_n = 2 if words[i] in MARKERS else 1
+            for n in range(start_n, MAX_NGRAM + 1):
                 if i + n > len(words) or words[i + n - 1].isdigit():
                     break
                 out.append(_Span(i, i + n, " ".join(words[i:i + n]), hints[i], seg_no))
@@ -638,8 +665,11 @@ def _span_key(text: str) -> str:
     return key(text, prefixes=False)
 
 
-def _restrict(m: _Match, keep) -> _Match:
-    return _Match(m.level, [r for r in m.rows if keep(r)], m.span, m.score, m.forced)
+def _restrict(m: _Match, column: np.ndarray, value) -> _Match:
+    """The match with only the rows whose ``column`` equals ``value``."""
+    rows = np.asarray(m.rows)
+    kept = rows[column[rows] == value].tolist() if len(rows) else []
+    return _Match(m.level, kept, m.span, m.score, m.forced)
 
 
 def _hint_ok(m: _Match) -> bool:

@@ -53,8 +53,9 @@ def join_boundaries(lon: np.ndarray, lat: np.ndarray, boundaries: Boundaries) ->
     out["province_name"] = pick(p, province_idx, "name_fa")
     out["county"] = pick(c, county_idx, "display_name_fa")
     out["county_code"] = pick(c, county_idx, "official_county_code")
-    out["county_osm"] = pd.array(np.where(county_idx >= 0, c["osm_relation_id"].to_numpy()[np.maximum(county_idx, 0)],
-                                          0), dtype="Int64").where(county_idx >= 0)
+    osm = pd.array(c["osm_relation_id"].to_numpy()[np.maximum(county_idx, 0)], dtype="Int64")
+    osm[county_idx < 0] = pd.NA
+    out["county_osm"] = osm
     out["deprivation_class"] = pick(c, county_idx, "deprivation_class")
     out["deprived"] = pd.array(pick(c, county_idx, "deprived").map(_bool_or_none), dtype="boolean")
     out["province_shdi"] = pd.to_numeric(pick(c, county_idx, "province_shdi"), errors="coerce")

@@ -3,8 +3,8 @@
 The embedded default is :class:`FileStore`: one GeoParquet file, written to a
 temporary file beside it and moved into place with ``os.replace``, so a crash
 mid-write leaves the previous dataset intact. The ingest report is written the
-same way, after the dataset, as ``report.json``. A PostGIS store
-can implement the same three methods without callers changing.
+same way, after the dataset, as ``report.json``. A PostGIS store can implement
+the same four methods without callers changing.
 """
 
 from __future__ import annotations
@@ -28,6 +28,30 @@ class StoreError(Exception):
 class Store(Protocol):
     def exists(self) -> bool: ...
     def read(self) -> gpd.GeoDataFrame: ...
+    def read_report(self) -> dict: ...
+    def write(self, dataset: gpd.GeoDataFrame, report: dict) -> None: ...
+
+
+class FileStore:
+    """A dataset folder holding ``cooperatives.parquet`` and ``report.json``."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.path = self.folder / DATASET_FILE
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def read(self) -> gpd.GeoDataFrame:
+        """The dataset, or StoreError naming the file when it is missing or damaged."""
+        if not self.exists():
+            raise StoreError(f"no dataset at {self.path}: run `coopgis ingest FILE --data {self.folder}`")
+        try:
+            return gpd.read_parquet(self.path)
+        except Exception as exc:
+            raise StoreError(f"dataset file {self.path} is damaged or not a GeoParquet file "
+                             f"({type(exc).__name__}); re-run `coopgis ingest`") from exc
+
     def read_report(self) -> dict:
         """The report of the ingest that wrote the dataset ({} when there is none)."""
         path = self.folder / REPORT_FILE

@@ -23,6 +23,8 @@ _LETTERS = {
 _DIGITS = {chr(0x06F0 + i): str(i) for i in range(10)} | {chr(0x0660 + i): str(i) for i in range(10)}
 _PUNCT = {"،": ",", "؛": ";", "؟": "?", "٫": ".", "٬": ",", "«": '"', "»": '"', "ـ": ""}
 _TABLE = str.maketrans(_LETTERS | _DIGITS | _PUNCT)
+_DIGIT_TABLE = str.maketrans(_DIGITS)
+_FA_DIGIT_TABLE = str.maketrans({str(i): chr(0x06F0 + i) for i in range(10)})
 
 # Harakat, tanwin, shadda, superscript alef, Quranic marks; hamza above/below as marks.
 _MARKS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed]")
@@ -43,12 +45,12 @@ _RELAX = str.maketrans({"آ": "ا", "ء": ""})
 
 def to_ascii_digits(text: str) -> str:
     """Persian and Arabic-Indic digits to ASCII, everything else unchanged."""
-    return text.translate(str.maketrans(_DIGITS))
+    return text.translate(_DIGIT_TABLE)
 
 
 def to_persian_digits(value: object) -> str:
     """ASCII digits to Persian digits, for display."""
-    return str(value).translate(str.maketrans({str(i): chr(0x06F0 + i) for i in range(10)}))
+    return str(value).translate(_FA_DIGIT_TABLE)
 
 
 def norm(text: object) -> str:
@@ -63,8 +65,8 @@ def norm(text: object) -> str:
     s = _MARKS.sub("", s)
     s = s.replace("\u200c", " ")
     s = _INVISIBLE.sub("", s)
-    s = _SPACES.sub(" ", s).strip()
-    return s
+    # Removing marks can leave combining characters out of canonical order: normalise again.
+    return unicodedata.normalize("NFC", " ".join(s.split()))
 
 
 def strip_prefix(text: str) -> str:
@@ -81,7 +83,7 @@ def key(text: object, *, prefixes: bool = True) -> str:
     """Matching key: normalised, prefixes stripped, آ->ا, hamza dropped, no spaces, lower case."""
     s = strip_prefix(norm(text)) if prefixes else norm(text)
     s = s.translate(_RELAX)
-    return s.replace(" ", "").lower()
+    return unicodedata.normalize("NFC", s.replace(" ", "").lower())
 
 
 def tokens(text: object) -> list[str]:
