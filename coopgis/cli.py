@@ -61,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="rebuild even if a dataset exists")
     s.set_defaults(func=_cmd_demo)
 
+    s = sub.add_parser("serve", help="start the web service (maps, OGC API, tiles, geocoding, stats)")
+    s.add_argument("--host", help="address to listen on (default 127.0.0.1; COOPGIS_HOST)")
+    s.add_argument("--port", type=int, help="port (default 8000; COOPGIS_PORT)")
+    s.add_argument("--data", type=Path, help="dataset folder (default: the embedded sample; COOPGIS_DATA)")
+    s.add_argument("--workers", type=int, help="worker processes (default 1; COOPGIS_WORKERS)")
+    s.set_defaults(func=_cmd_serve)
+
     s = sub.add_parser("build-boundaries", help="rebuild boundaries/ from the raw open data")
     s.add_argument("--source", type=Path, default=Path("../shared/data"))
     s.add_argument("--out", type=Path, default=Path("boundaries"))
@@ -170,6 +177,40 @@ def _cmd_demo(args) -> int:
         settings.sample_size = args.size
     path = ensure_default_dataset(settings, force=args.force)
     print(f"dataset ready: {path}")
+    return 0
+
+
+def _cmd_serve(args) -> int:
+    import os
+
+    import uvicorn
+
+    from coopgis.settings import ServiceSettings
+    from coopgis.store import StoreError
+
+    # Workers are separate processes that read their settings from the environment.
+    for name, value in (("DATA", args.data), ("HOST", args.host), ("PORT", args.port), ("WORKERS", args.workers)):
+        if value is not None:
+            os.environ[f"COOPGIS_{name}"] = str(Path(value).resolve() if name == "DATA" else value)
+    from coopgis.store import FileStore
+
+    settings = ServiceSettings()
+    if args.data is not None and not FileStore(settings.data).exists():
+        print(f"coopgis serve: no dataset in {settings.data}; run `coopgis ingest FILE --data {settings.data}` "
+              "or leave --data out to serve the embedded sample", file=sys.stderr)
+        return 1
+    ensure_default_dataset(settings)  # once, before any worker starts
+    try:  # a damaged file is named here, not in a worker's traceback
+        FileStore(settings.data).read()
+        FileStore(settings.data).read_report()
+    except StoreError as exc:
+        print(f"coopgis serve: {exc}", file=sys.stderr)
+        return 1
+    print(f"coopgis: serving {settings.data} on http://{settings.host}:{settings.port}/ "
+          f"(maps: /maps, API: /api)", file=sys.stderr)
+    uvicorn.run("coopgis.app:create_app", factory=True, host=settings.host, port=settings.port,
+                workers=settings.workers, loop="uvloop", http="httptools", log_level="info",
+                proxy_headers=True, root_path=settings.root_path)
     return 0
 
 

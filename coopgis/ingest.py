@@ -7,6 +7,7 @@ in the report's quarantine list, never nowhere.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ import shapely
 from coopgis.boundaries import Boundaries
 from coopgis.geocode import Geocoder
 from coopgis.joins import border_quota, join_boundaries
-from coopgis.registry import RegistryRead, read_registry
+from coopgis.registry import RegistryRead, parse_bool, read_registry
 from coopgis.store import Store
 
 # Columns of the stored dataset, in order. `phone` is personal and never published.
@@ -33,7 +34,7 @@ DATASET_COLUMNS = (
     "precision", "confidence", "geocode_issues",
     "deprivation_class", "deprived", "province_shdi", "border", "border_quota_usd",
     "address", "given_province", "given_county", "given_district", "given_rural_district", "given_place",
-    "given_lon", "given_lat", "phone", "extra", "source_row",
+    "given_lon", "given_lat", "synthetic", "phone", "extra", "source_row",
 )
 SENSITIVE_COLUMNS = ("phone",)
 
@@ -107,6 +108,7 @@ def build_dataset(registry: RegistryRead, boundaries: Boundaries, geocoder: Geoc
         out["given_" + col] = acc[col]
     out["given_lon"] = acc["lon"]
     out["given_lat"] = acc["lat"]
+    out["synthetic"] = _synthetic_flags(acc["extra"])
     out["phone"] = acc["phone"]
     out["extra"] = acc["extra"]
     out["source_row"] = acc["source_row"]
@@ -129,9 +131,22 @@ def make_report(path: str | Path, registry: RegistryRead, dataset: gpd.GeoDataFr
         "by_reason": dict(sorted(registry.by_reason().items())),
         "by_precision": {p: int(n) for p, n in dataset["precision"].value_counts().items()},
         "by_issue": dict(sorted(issues.items())),
+        "synthetic": bool(len(dataset)) and bool(dataset["synthetic"].all()),
         "header_map": registry.header_map,
         "unknown_columns": registry.unknown_columns,
         "quarantine": registry.quarantined,
     }
     assert report["accepted"] + report["quarantined"] == report["rows"], "rows lost in ingest"
     return report
+
+
+def _synthetic_flags(extra: pd.Series) -> pd.Series:
+    """The optional ``synthetic`` column of a sample registry (kept by the reader in ``extra``)."""
+    flags = []
+    for cell in extra:
+        value = json.loads(cell).get("synthetic") if isinstance(cell, str) and cell else None
+        try:
+            flags.append(bool(parse_bool(value)) if value is not None else False)
+        except ValueError:
+            flags.append(False)
+    return pd.Series(flags, index=extra.index, dtype=bool)

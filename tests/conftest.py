@@ -16,3 +16,72 @@ def boundaries():
 @pytest.fixture(scope="session")
 def geocoder(boundaries):
     return Geocoder(boundaries)
+
+
+@pytest.fixture(scope="session")
+def sample_store(tmp_path_factory, boundaries, geocoder):
+    """A 1,500-row synthetic registry, ingested into a store folder."""
+    from coopgis.ingest import ingest
+    from coopgis.sample import generate_sample, write_sample
+    from coopgis.store import FileStore
+
+    folder = tmp_path_factory.mktemp("store")
+    csv = folder / "sample.csv"
+    write_sample(generate_sample(1500, seed=11, boundaries=boundaries), csv)
+    store = FileStore(folder / "data")
+    ingest(csv, store, boundaries, geocoder)
+    return store
+
+
+@pytest.fixture(scope="session")
+def dataset(sample_store, boundaries, geocoder):
+    from coopgis.dataset import Dataset
+
+    return Dataset(sample_store.read(), boundaries, sample_store.read_report(), geocoder)
+
+
+@pytest.fixture(scope="session")
+def client(dataset, sample_store):
+    from fastapi.testclient import TestClient
+
+    from coopgis.app import create_app
+    from coopgis.settings import ServiceSettings
+
+    app = create_app(ServiceSettings(data=sample_store.folder, max_limit=500, max_download=100_000), dataset)
+    return TestClient(app)
+
+
+@pytest.fixture(scope="session")
+def live_server(sample_store):
+    """The real service (uvicorn, uvloop, httptools) on a free loopback port, for GDAL and browsers."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, COOPGIS_MAX_LIMIT="500")
+    proc = subprocess.Popen([sys.executable, "-m", "coopgis.cli", "serve", "--data", str(sample_store.folder),
+                             "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError("server exited: " + proc.stdout.read().decode(errors="replace"))
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        raise RuntimeError("server did not start within 60 s")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()

@@ -1,0 +1,1 @@
+"""HTTP routers of the coopgis app, one module per resource."""

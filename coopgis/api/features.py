@@ -1,0 +1,291 @@
+"""OGC API - Features (Part 1 Core, GeoJSON, HTML, OpenAPI 3.0; Part 2 CRS by reference).
+
+Landing page, conformance, collections, items (with bbox, bbox-crs, crs, limit,
+offset and property filters) and single features; items also download as CSV,
+GeoPackage and KML. Formats are chosen by ``f=`` or the Accept header.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from urllib.parse import urlencode
+
+import numpy as np
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+
+from coopgis import formats
+from coopgis.api.errors import ApiError, NotAcceptable, NotFound
+from coopgis.api.html import render
+from coopgis.api.params import (CRS84, SUPPORTED_CRS, CooperativeFilter, cooperative_filter, parse_bbox,
+                                parse_crs, select)
+from coopgis.dataset import ATTRIBUTION, COLLECTIONS, Collection, Dataset
+
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+]
+ACCEPT = {
+    "application/geo+json": "geojson", "application/json": "json", "text/html": "html",
+    "text/csv": "csv", "application/geopackage+sqlite3": "gpkg",
+    "application/vnd.google-earth.kml+xml": "kml", "application/vnd.oai.openapi+json": "json",
+}
+F_DESCRIPTION = "output format: json, geojson, html; items also csv, gpkg, kml"
+
+
+def build_router(settings) -> APIRouter:
+    router = APIRouter(tags=["OGC API - Features"])
+    default_limit, max_limit = settings.default_limit, settings.max_limit
+
+    @router.get("/", summary="Landing page")
+    def landing(request: Request, f: str | None = Query(None, description=F_DESCRIPTION)):
+        fmt = negotiate(request, f, ("json", "html"))
+        base = base_url(request)
+        body = {
+            "title": "coopgis — نقشه مکان‌مند تعاونی‌های کشور",
+            "description": "Iran's cooperatives: OGC API - Features, vector tiles, geocoding and statistics. "
+                           + ATTRIBUTION,
+            "links": [
+                link(f"{base}/?f=json", "self", "application/json", "This document"),
+                link(f"{base}/?f=html", "alternate", "text/html", "This document as HTML"),
+                link(f"{base}/api", "service-desc", "application/vnd.oai.openapi+json;version=3.0",
+                     "The API definition (OpenAPI 3.0)"),
+                link(f"{base}/conformance", "conformance", "application/json", "Conformance classes"),
+                link(f"{base}/collections", "data", "application/json", "Collections"),
+                link(f"{base}/maps", "alternate", "text/html", "Maps"),
+            ],
+        }
+        if fmt == "html":
+            return render(request, "landing.html", doc=body, dataset=ds(request))
+        return JSONResponse(body)
+
+    @router.get("/conformance", summary="Conformance classes")
+    def conformance(request: Request, f: str | None = Query(None, description=F_DESCRIPTION)):
+        fmt = negotiate(request, f, ("json", "html"))
+        body = {"conformsTo": CONFORMANCE}
+        if fmt == "html":
+            return render(request, "conformance.html", doc=body)
+        return JSONResponse(body)
+
+    @router.get("/collections", summary="Collections")
+    def collections(request: Request, f: str | None = Query(None, description=F_DESCRIPTION)):
+        fmt = negotiate(request, f, ("json", "html"))
+        base = base_url(request)
+        body = {
+            "links": [link(f"{base}/collections?f=json", "self", "application/json"),
+                      link(f"{base}/collections?f=html", "alternate", "text/html")],
+            "collections": [collection_doc(request, name) for name in COLLECTIONS],
+            "crs": SUPPORTED_CRS,
+        }
+        if fmt == "html":
+            return render(request, "collections.html", doc=body)
+        return JSONResponse(body)
+
+    @router.get("/collections/{collection_id}", summary="One collection")
+    def collection(request: Request, collection_id: str = Path(description="cooperatives, provinces, "
+                                                                             "counties or deprivation"),
+                   f: str | None = Query(None, description=F_DESCRIPTION)):
+        fmt = negotiate(request, f, ("json", "html"))
+        doc = collection_doc(request, get_collection(request, collection_id).name)
+        if fmt == "html":
+            return render(request, "collection.html", doc=doc)
+        return JSONResponse(doc)
+
+    @router.get("/collections/{collection_id}/items", summary="Features of a collection, filtered and paged",
+                response_class=Response)
+    def items(request: Request,
+              collection_id: str = Path(description="cooperatives, provinces, counties or deprivation"),
+              bbox: str | None = Query(None, description="minx,miny,maxx,maxy in bbox-crs (default CRS84)"),
+              bbox_crs: str | None = Query(None, alias="bbox-crs", description="CRS of bbox"),
+              crs: str | None = Query(None, description="output CRS: " + ", ".join(SUPPORTED_CRS)),
+              limit: int | None = Query(None, ge=1, description=f"page size (default {default_limit}, maximum "
+                                                                 f"{max_limit}; larger values are treated as "
+                                                                 "the maximum)",
+                                        json_schema_extra={"maximum": max_limit, "default": default_limit}),
+              offset: int = Query(0, ge=0, le=10_000_000, description="features to skip"),
+              f: str | None = Query(None, description=F_DESCRIPTION),
+              flt: CooperativeFilter = Depends(cooperative_filter)):
+        coll = get_collection(request, collection_id)
+        fmt = negotiate(request, f, ("geojson", "json", "html", "csv", "gpkg", "kml"))
+        out_crs = parse_crs(crs)
+        box = parse_bbox(bbox, bbox_crs)
+        rows = select(coll, flt, box)
+        settings = request.app.state.settings
+        matched = len(rows)
+        if fmt in ("csv", "gpkg", "kml"):
+            return download(request, coll, rows, out_crs, fmt, settings.max_download, paged=limit is not None,
+                            limit=limit, offset=offset)
+        size = min(limit or settings.default_limit, settings.max_limit)
+        page = rows[offset:offset + size]
+        if fmt == "html":
+            return render(request, "items.html", coll=coll, rows=page, matched=matched, offset=offset,
+                          limit=size, links=page_links(request, matched, offset, size, "html"),
+                          title=COLLECTIONS[coll.name]["title_fa"])
+        head = {
+            "numberMatched": matched, "numberReturned": int(len(page)),
+            "timeStamp": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "links": page_links(request, matched, offset, size, "geojson"),
+        }
+        return StreamingResponse(formats.geojson_stream(coll, page, out_crs, head),
+                                 media_type=formats.MEDIA["geojson"], headers=crs_headers(out_crs))
+
+    @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature",
+                response_class=Response)
+    def item(request: Request, collection_id: str, feature_id: str,
+             crs: str | None = Query(None, description="output CRS"),
+             f: str | None = Query(None, description="json, geojson or html")):
+        coll = get_collection(request, collection_id)
+        fmt = negotiate(request, f, ("geojson", "json", "html"))
+        out_crs = parse_crs(crs)
+        row = coll.row_of(feature_id)
+        if row is None:
+            raise NotFound(f"no feature {feature_id!r} in collection {collection_id!r}")
+        base = base_url(request)
+        here = f"{base}/collections/{coll.name}/items/{feature_id}"
+        if fmt == "html":
+            return render(request, "item.html", coll=coll, row=row, here=here)
+        rows = np.array([row])
+        geom = formats.geometries_in(coll, rows, out_crs)
+        feature = coll.feature(row, geom[0] if geom else None)
+        links = [link(here + "?f=json", "self", "application/geo+json"),
+                 link(here + "?f=html", "alternate", "text/html"),
+                 link(f"{base}/collections/{coll.name}", "collection", "application/json")]
+        body = feature[:-1] + b',"links":' + _json(links) + b"}"
+        return Response(body, media_type=formats.MEDIA["geojson"], headers=crs_headers(out_crs))
+
+    return router
+
+
+# ---- helpers used by other routers too ---------------------------------------------------------
+
+def ds(request: Request) -> Dataset:
+    return request.app.state.dataset
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def link(href: str, rel: str, type_: str, title: str | None = None) -> dict:
+    out = {"href": href, "rel": rel, "type": type_}
+    if title:
+        out["title"] = title
+    return out
+
+
+def get_collection(request: Request, collection_id: str) -> Collection:
+    coll = ds(request).collections.get(collection_id)
+    if coll is None:
+        raise NotFound(f"no collection {collection_id!r}; collections are: {', '.join(COLLECTIONS)}")
+    return coll
+
+
+def negotiate(request: Request, f: str | None, allowed: tuple[str, ...]) -> str:
+    """The output format from ``f=`` or else the Accept header; JSON by default."""
+    if f:
+        fmt = f.strip().lower()
+        if fmt in ("application/geo+json",):
+            fmt = "geojson"
+        if fmt not in allowed:
+            raise ApiError(f"f={f!r} is not offered here; use one of: {', '.join(allowed)}",
+                           title="Unsupported format")
+        return fmt
+    accept = request.headers.get("accept", "")
+    best, best_q = None, -1.0
+    for part in accept.split(","):
+        media, _, params = part.strip().partition(";")
+        media = media.strip().lower()
+        q = 1.0
+        for p in params.split(";"):
+            name, _, value = p.strip().partition("=")
+            if name == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        fmt = ACCEPT.get(media)
+        if fmt in ("json", "geojson") and fmt not in allowed:
+            fmt = "json" if "json" in allowed else "geojson"
+        if fmt in allowed and q > best_q:
+            best, best_q = fmt, q
+    if best:
+        return best
+    return "geojson" if "geojson" in allowed else "json"
+
+
+def collection_doc(request: Request, name: str) -> dict:
+    coll = ds(request).collections[name]
+    meta = COLLECTIONS[name]
+    base = base_url(request)
+    href = f"{base}/collections/{name}"
+    settings = request.app.state.settings
+    return {
+        "id": name, "title": meta["title"], "description": meta["description"],
+        "title_fa": meta["title_fa"], "itemType": "feature",
+        "extent": {"spatial": {"bbox": [coll.extent], "crs": CRS84}},
+        "crs": SUPPORTED_CRS, "storageCrs": CRS84,
+        "numberOfFeatures": len(coll),
+        "defaultLimit": settings.default_limit, "maxLimit": settings.max_limit,
+        "attribution": ATTRIBUTION,
+        "links": [
+            link(href + "?f=json", "self", "application/json"),
+            link(href + "?f=html", "alternate", "text/html"),
+            link(href + "/items?f=geojson", "items", "application/geo+json", "Features as GeoJSON"),
+            link(href + "/items?f=html", "items", "text/html", "Features as HTML"),
+            link(href + "/items?f=csv", "enclosure", "text/csv", "Download as CSV"),
+            link(href + "/items?f=gpkg", "enclosure", "application/geopackage+sqlite3", "Download as GeoPackage"),
+            link(href + "/items?f=kml", "enclosure", "application/vnd.google-earth.kml+xml", "Download as KML"),
+            link(f"{base}/tiles/{name}/tilejson.json", "tiles", "application/json", "Vector tiles (TileJSON)"),
+        ],
+    }
+
+
+def page_links(request: Request, matched: int, offset: int, size: int, fmt: str) -> list[dict]:
+    """self/alternate/next/prev links that keep every other query parameter."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("offset", "f", "limit")]
+    url = str(request.url).split("?", 1)[0]
+    media = "text/html" if fmt == "html" else "application/geo+json"
+
+    def href(off: int, f: str) -> str:
+        return url + "?" + urlencode(params + [("f", f), ("limit", size), ("offset", off)])
+
+    out = [link(href(offset, fmt), "self", media),
+           link(href(offset, "html" if fmt != "html" else "geojson"), "alternate",
+                "text/html" if fmt != "html" else "application/geo+json")]
+    if offset + size < matched:
+        out.append(link(href(offset + size, fmt), "next", media, "next page"))
+    if offset > 0:
+        out.append(link(href(max(0, offset - size), fmt), "prev", media, "previous page"))
+    return out
+
+
+def crs_headers(crs) -> dict:
+    return {"Content-Crs": f"<{crs.uri}>"}
+
+
+def download(request: Request, coll: Collection, rows: np.ndarray, crs, fmt: str, max_download: int,
+             paged: bool, limit: int | None, offset: int) -> Response:
+    """A whole filtered selection (or one page of it when limit is given) as a file."""
+    if paged:
+        rows = rows[offset:offset + limit]
+    if len(rows) > max_download:
+        raise ApiError(f"{len(rows)} features match; one download holds at most {max_download}. "
+                       "Narrow it with bbox, province or another filter, or page with limit/offset.",
+                       status=413, title="Selection too large")
+    name = f"{coll.name}.{formats.EXTENSION[fmt]}"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"', **crs_headers(crs)}
+    if fmt == "csv":
+        return StreamingResponse(formats.csv_stream(coll, rows, crs), media_type=formats.MEDIA["csv"],
+                                 headers=headers)
+    if fmt == "kml" and crs.epsg not in (None, 4326):
+        raise ApiError("KML is always in WGS 84 longitude/latitude; leave crs out for f=kml")
+    body = formats.ogr_file(coll, rows, crs, "GPKG" if fmt == "gpkg" else "KML")
+    return Response(body, media_type=formats.MEDIA[fmt], headers=headers)
+
+
+def _json(value) -> bytes:
+    return orjson.dumps(value)

@@ -1,0 +1,31 @@
+"""HTML views for people: Jinja2 templates with autoescaping, Persian and right-to-left.
+
+Every value that came from the registry is escaped by Jinja2; templates never
+mark user text as safe.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from coopgis.dataset import ATTRIBUTION, COLLECTIONS
+from coopgis.text import to_persian_digits
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+_env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
+                   trim_blocks=True, lstrip_blocks=True)
+_env.filters["fa"] = lambda v: "" if v is None else to_persian_digits(f"{v:,}" if isinstance(v, int) else v)
+_env.filters["cell"] = lambda v: "" if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v
+_env.globals.update(ATTRIBUTION=ATTRIBUTION, COLLECTIONS=COLLECTIONS)
+
+
+def render(request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
+    base = str(request.base_url).rstrip("/")
+    html = _env.get_template(template).render(base=base, request=request, **context)
+    return HTMLResponse(html, status_code=status)

@@ -1,0 +1,196 @@
+"""Vector tiles (MVT and GeoJSON) in the WebMercatorQuad grid, and TileJSON 3.0.0 per layer.
+
+``/tiles/{layer}/{z}/{x}/{y}.mvt`` and ``.geojson`` for cooperatives (clustered up
+to ``cluster_max_zoom``, filtered like items) and the boundary layers provinces,
+counties and deprivation (simplified and clipped per tile; filters do not apply to
+them). The tile work is in :mod:`coopgis.tiles`; this router parses addresses,
+answers conditional requests and sets caching headers.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlencode
+
+import numpy as np
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from coopgis import tiles as engine_mod
+from coopgis.api.errors import ApiError, NotFound
+from coopgis.api.features import base_url
+from coopgis.api.params import CooperativeFilter, cooperative_filter
+from coopgis.dataset import ATTRIBUTION, COLLECTIONS
+from coopgis.settings import ServiceSettings
+from coopgis.text import to_ascii_digits
+from coopgis.vocab import KINDS
+
+CACHE_CONTROL = "public, max-age=300"
+FORMATS = {"mvt": "mvt", "pbf": "mvt", "geojson": "geojson", "json": "geojson"}
+FILTER_PARAMS = ("kind", "sector", "status", "province", "county", "deprived", "border", "women_led",
+                 "registered_year", "precision")
+_INT = re.compile(r"-?[0-9]+")
+
+COOPERATIVE_FIELDS = {
+    "cluster": "Boolean: true for a cluster of two or more cooperatives, false for one cooperative",
+    "count": "Number: cooperatives in the feature (1 for a single cooperative)",
+    "members": "Number: members (summed over a cluster)",
+    "jobs": "Number: jobs (summed over a cluster)",
+    "registration_no": "String: registration number (single cooperatives)",
+    "name": "String: name (single cooperatives)",
+    "kind": "String: kind code (single cooperatives)",
+    "kind_fa": "String: kind in Persian (single cooperatives)",
+    "sector": "String: sector code (single cooperatives)",
+    "status": "String: active, troubled or dissolved (single cooperatives)",
+    "precision": "String: geocoding precision (single cooperatives)",
+    "county": "String: county name (single cooperatives)",
+    "province": "String: province ISO 3166-2 code (single cooperatives)",
+}
+
+
+def build_router(settings: ServiceSettings) -> APIRouter:
+    router = APIRouter(tags=["Vector tiles"])
+    min_zoom, max_zoom = settings.min_zoom, settings.max_zoom
+
+    def engine(request: Request) -> engine_mod.TileEngine:
+        return engine_mod.engine_for(request.app.state.dataset, settings.cluster_max_zoom,
+                                     settings.tile_cache_size)
+
+    def check_layer(request: Request, layer: str) -> str:
+        if layer not in engine_mod.LAYERS or layer not in request.app.state.dataset.collections:
+            raise NotFound(f"no tile layer {layer!r}; layers are: {', '.join(engine_mod.LAYERS)}")
+        return layer
+
+    @router.get("/tiles", summary="Tile layers")
+    def layers(request: Request):
+        base = base_url(request)
+        return JSONResponse({
+            "layers": [{"id": name, "title": COLLECTIONS[name]["title"], "title_fa": COLLECTIONS[name]["title_fa"],
+                        "tilejson": f"{base}/tiles/{name}/tilejson.json",
+                        "tiles": [f"{base}/tiles/{name}/{{z}}/{{x}}/{{y}}.mvt"]}
+                       for name in engine_mod.LAYERS if name in request.app.state.dataset.collections],
+            "attribution": ATTRIBUTION,
+        })
+
+    @router.get("/tiles/{layer}/tilejson.json", summary="TileJSON 3.0.0 of a tile layer")
+    def tilejson(request: Request,
+                 layer: str = Path(description="cooperatives, provinces, counties or deprivation"),
+                 format: str | None = Query(None, description="tile format in the URL template: mvt "
+                                                              "(default) or geojson"),
+                 flt: CooperativeFilter = Depends(cooperative_filter)):
+        check_layer(request, layer)
+        fmt = FORMATS.get((format or "mvt").strip().lower())
+        if fmt is None:
+            raise ApiError(f"format={format!r} is not offered; use mvt or geojson", title="Unsupported format")
+        ext = "mvt" if fmt == "mvt" else "geojson"
+        url = f"{base_url(request)}/tiles/{layer}/{{z}}/{{x}}/{{y}}.{ext}"
+        if layer == engine_mod.POINT_LAYER:
+            carried = [(k, v) for k, v in request.query_params.multi_items() if k in FILTER_PARAMS and v != ""]
+            if carried:
+                url += "?" + urlencode(carried)
+        coll = request.app.state.dataset.collections[layer]
+        extent = coll.extent
+        center_zoom = max(min_zoom, min(5, max_zoom))
+        maxzoom = max_zoom
+        fields = vector_fields(request, layer, fmt)
+        doc = {
+            "tilejson": "3.0.0",
+            "name": f"coopgis {layer}",
+            "description": COLLECTIONS[layer]["description"],
+            "version": "1.0.0",
+            "attribution": ATTRIBUTION,
+            "scheme": "xyz",
+            "tiles": [url],
+            "minzoom": min_zoom,
+            "maxzoom": maxzoom,
+            "bounds": extent,
+            "center": [round((extent[0] + extent[2]) / 2, 4), round((extent[1] + extent[3]) / 2, 4), center_zoom],
+            "vector_layers": [{"id": layer, "description": COLLECTIONS[layer]["title"], "fields": fields,
+                               "minzoom": min_zoom, "maxzoom": maxzoom}],
+        }
+        if layer == engine_mod.POINT_LAYER:
+            doc["cluster_max_zoom"] = settings.cluster_max_zoom
+        return JSONResponse(doc, headers={"Cache-Control": CACHE_CONTROL})
+
+    @router.get("/tiles/{layer}/{z}/{x}/{y}", summary="One vector tile (MVT or GeoJSON)",
+                response_class=Response,
+                responses={200: {"content": {"application/vnd.mapbox-vector-tile": {},
+                                             "application/geo+json": {}}},
+                           304: {"description": "Not modified (If-None-Match matched the ETag)"}})
+    def tile(request: Request,
+             layer: str = Path(description="cooperatives, provinces, counties or deprivation"),
+             z: str = Path(description="zoom level"),
+             x: str = Path(description="column, 0 .. 2^z - 1"),
+             y: str = Path(description="row with the format: {y}.mvt or {y}.geojson"),
+             flt: CooperativeFilter = Depends(cooperative_filter)):
+        check_layer(request, layer)
+        row, dot, ext = y.rpartition(".")
+        if not dot:
+            raise NotFound(f"tile {y!r} has no format; ask for {y}.mvt or {y}.geojson", title="Unknown format")
+        fmt = FORMATS.get(ext.lower())
+        if fmt is None:
+            raise NotFound(f"tiles are offered as .mvt (Mapbox Vector Tile) or .geojson, not .{ext}",
+                           title="Unknown format")
+        zi, xi, yi = parse_int(z, "z"), parse_int(x, "x"), parse_int(row, "y")
+        if not min_zoom <= zi <= max_zoom:
+            raise NotFound(f"zoom {z} is outside this service's zoom levels {min_zoom}..{max_zoom}",
+                           title="Tile out of range")
+        n = 2 ** zi
+        for name, value in (("x", xi), ("y", yi)):
+            if not 0 <= value < n:
+                raise NotFound(f"{name}={value} is outside the grid: at zoom {zi} {name} runs 0..{n - 1}",
+                               title="Tile out of range")
+        t = engine(request).tile(layer, zi, xi, yi, fmt, flt if layer == engine_mod.POINT_LAYER else None)
+        headers = {"ETag": t.etag, "Cache-Control": CACHE_CONTROL}
+        if etag_matches(request.headers.get("if-none-match"), t.etag):
+            return Response(status_code=304, headers=headers)
+        return Response(t.body, media_type=t.media_type, headers=headers)
+
+    return router
+
+
+def parse_int(value: str, name: str) -> int:
+    """A tile index from the path; Persian digits are fine, anything else is a 400."""
+    v = to_ascii_digits(value.strip())
+    if not _INT.fullmatch(v):
+        raise ApiError(f"{name}={value!r} must be a whole number", title="Invalid tile address")
+    if len(v) > 12:
+        raise NotFound(f"{name}={value} is outside the tile grid", title="Tile out of range")
+    return int(v)
+
+
+def etag_matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    bare = etag.removeprefix("W/")
+    for part in header.split(","):
+        part = part.strip()
+        if part == "*" or part.removeprefix("W/") == bare:
+            return True
+    return False
+
+
+def vector_fields(request: Request, layer: str, fmt: str) -> dict[str, str]:
+    """TileJSON ``fields`` of a layer: name -> type and meaning."""
+    if layer == engine_mod.POINT_LAYER:
+        fields = dict(COOPERATIVE_FIELDS)
+        if fmt == "geojson":
+            fields["kinds"] = "Object: {kind code: cooperatives} of a cluster"
+        else:
+            for t in KINDS:
+                fields[f"kind_{t.code}"] = f"Number: cooperatives of kind {t.code} in a cluster (absent when 0)"
+        return fields
+    coll = request.app.state.dataset.collections[layer]
+    out = {}
+    for col in coll.properties:
+        s = coll.frame[col]
+        kind = s.dtype.kind
+        if kind == "O":     # object columns: judge by the values (e.g. deprived: True/False/None)
+            values = s.dropna()
+            if len(values) and all(isinstance(v, (bool, np.bool_)) for v in values):
+                kind = "b"
+            elif len(values) and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                                     for v in values):
+                kind = "f"
+        out[col] = "Boolean" if kind == "b" else "Number" if kind in "iuf" else "String"
+    return out

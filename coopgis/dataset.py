@@ -1,0 +1,181 @@
+"""The served dataset: the stored cooperatives and the boundary collections, indexed for reading.
+
+A :class:`Dataset` is built once when the app starts (or reloads) and then only
+read: filters are numpy masks over column arrays, bounding boxes are range
+tests on the point arrays, and each cooperative's public GeoJSON feature is
+serialised once, so a page of items is a join of ready bytes.
+
+It does not parse HTTP parameters (``api/params.py``) nor write data (``store.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import numpy as np
+import orjson
+import pandas as pd
+import shapely
+
+from coopgis.boundaries import Boundaries
+from coopgis.geocode import Geocoder
+from coopgis.text import to_persian_digits
+from coopgis.vocab import KINDS, SECTORS, STATUSES, label
+
+# Properties of a cooperative that anyone may see. Contact phone, the raw `extra`
+# columns and internal row numbers are never among them.
+PUBLIC_COLUMNS = (
+    "registration_no", "name", "kind", "kind_fa", "sector", "sector_fa", "status", "status_fa",
+    "members", "jobs", "women_led", "registered_on", "registered_on_jalali", "registered_year",
+    "province", "province_name", "county", "county_code", "district", "rural_district", "place",
+    "precision", "confidence", "deprivation_class", "deprived", "border", "border_quota_usd", "address",
+)
+
+COLLECTIONS = {
+    "cooperatives": {"title": "Cooperatives", "title_fa": "تعاونی‌ها", "geometry": "point",
+                     "description": "Iran's cooperatives, geocoded from their addresses and joined to "
+                                    "province, county, deprivation class and border flag."},
+    "provinces": {"title": "Provinces", "title_fa": "استان‌ها", "geometry": "polygon",
+                  "description": "The 31 provinces (OpenStreetMap) with cooperative totals."},
+    "counties": {"title": "Counties", "title_fa": "شهرستان‌ها", "geometry": "polygon",
+                 "description": "The 478 counties (OpenStreetMap) with official codes, border flag and "
+                                "cooperative totals."},
+    "deprivation": {"title": "Deprivation", "title_fa": "محرومیت", "geometry": "polygon",
+                    "description": "Published deprivation classes per county, each with its source; "
+                                   "no_data where nothing was published."},
+}
+ATTRIBUTION = ("© OpenStreetMap contributors (ODbL); Contains GeoNames data (CC BY 4.0); "
+               "official divisions from django-iranian-cities (GPL-3.0); Iran Post GNAF via "
+               "masterking32/iran-states-cities-districts (MIT)")
+
+
+@dataclass
+class Collection:
+    """One served collection: its table, id column and ready-made feature bytes."""
+
+    name: str
+    frame: gpd.GeoDataFrame
+    id_column: str
+    properties: tuple[str, ...]
+    lon: np.ndarray | None = None           # points only
+    lat: np.ndarray | None = None
+    bounds: np.ndarray | None = None        # polygons: minx, miny, maxx, maxy per row
+    _parts: tuple[list[bytes], list[bytes], list[bytes]] | None = field(default=None, repr=False)
+    _row_of_id: dict[str, int] | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def extent(self) -> list[float]:
+        b = self.frame.total_bounds
+        return [round(float(v), 6) for v in b] if np.isfinite(b).all() else [44.0, 25.0, 63.4, 39.8]
+
+    def parts(self) -> tuple[list[bytes], list[bytes], list[bytes]]:
+        """Per row: the serialised id, CRS84 geometry and properties, made once."""
+        if self._parts is None:
+            self._parts = _serialise(self.frame, self.id_column, self.properties)
+        return self._parts
+
+    def feature(self, i: int, geometry: bytes | None = None) -> bytes:
+        """One GeoJSON Feature; ``geometry`` replaces the CRS84 geometry (for another CRS)."""
+        ids, geoms, props = self.parts()
+        return (b'{"type":"Feature","id":' + ids[i] + b',"geometry":' + (geometry or geoms[i])
+                + b',"properties":' + props[i] + b"}")
+
+    def row_of(self, feature_id: str) -> int | None:
+        if self._row_of_id is None:
+            self._row_of_id = {str(v): i for i, v in enumerate(self.frame[self.id_column])}
+        return self._row_of_id.get(str(feature_id))
+
+    def in_bbox(self, bbox: tuple[float, float, float, float]) -> np.ndarray:
+        """Boolean mask of rows that intersect a CRS84 bbox."""
+        minx, miny, maxx, maxy = bbox
+        if self.lon is not None:
+            with np.errstate(invalid="ignore"):
+                return (self.lon >= minx) & (self.lon <= maxx) & (self.lat >= miny) & (self.lat <= maxy)
+        b = self.bounds
+        return (b[:, 0] <= maxx) & (b[:, 2] >= minx) & (b[:, 1] <= maxy) & (b[:, 3] >= miny)
+
+
+class Dataset:
+    """Everything the service reads, built from the stored cooperatives and the boundaries."""
+
+    def __init__(self, cooperatives: gpd.GeoDataFrame, boundaries: Boundaries, report: dict | None = None,
+                 geocoder: Geocoder | None = None):
+        self.boundaries = boundaries
+        self.geocoder = geocoder or Geocoder(boundaries)
+        self.report = report or {}
+        coops = cooperatives.reset_index(drop=True).copy()
+        coops["kind_fa"] = coops["kind"].map(lambda c: label(KINDS, c) if isinstance(c, str) else None)
+        coops["sector_fa"] = coops["sector"].map(lambda c: label(SECTORS, c) if isinstance(c, str) else None)
+        coops["status_fa"] = coops["status"].map(lambda c: label(STATUSES, c) if isinstance(c, str) else None)
+        # Jalali dates in Persian digits: they are for reading, and GDAL would take "1402/02/31" for a
+        # (Gregorian, impossible) date and fail; `registered_on` is the machine-readable ISO date.
+        coops["registered_on_jalali"] = coops["registered_on_jalali"].map(
+            lambda v: to_persian_digits(v) if isinstance(v, str) else None)
+        self.cooperatives = coops
+        pts = coops.geometry
+        has = pts.notna() & ~pts.is_empty
+        lon = np.full(len(coops), np.nan)
+        lat = np.full(len(coops), np.nan)
+        lon[has.to_numpy()] = pts[has].x.to_numpy()
+        lat[has.to_numpy()] = pts[has].y.to_numpy()
+        self.collections: dict[str, Collection] = {
+            "cooperatives": Collection("cooperatives", coops, "registration_no", PUBLIC_COLUMNS, lon=lon, lat=lat),
+        }
+        provinces, counties, deprivation = self._boundary_tables()
+        for name, frame, id_col in (("provinces", provinces, "iso_3166_2"), ("counties", counties, "osm_relation_id"),
+                                    ("deprivation", deprivation, "osm_relation_id")):
+            props = tuple(c for c in frame.columns if c != "geometry")
+            self.collections[name] = Collection(name, frame, id_col, props, bounds=frame.geometry.bounds.to_numpy())
+
+    @property
+    def synthetic(self) -> bool:
+        """True when the served registry is a synthetic sample."""
+        return bool(self.report.get("synthetic")) or "sample" in str(self.report.get("file", "")).lower()
+
+    def _boundary_tables(self) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+        b = self.boundaries
+        c = self.cooperatives
+        totals = lambda by: c.groupby(by).agg(  # noqa: E731
+            cooperatives=("registration_no", "size"), members=("members", "sum"), jobs=("jobs", "sum"),
+            in_deprived_areas=("deprived", lambda s: int(s.fillna(False).sum())))
+        prov_totals = totals("province")
+        provinces = b.provinces[["iso_3166_2", "name_fa", "name_en", "geometry"]].copy()
+        for col in ("cooperatives", "members", "jobs", "in_deprived_areas"):
+            provinces[col] = provinces["iso_3166_2"].map(prov_totals[col]).fillna(0).astype(int)
+        county_totals = totals("county_osm")
+        counties = b.counties[["osm_relation_id", "province_iso", "display_name_fa", "name_en",
+                               "official_county_code", "border", "border_km", "geometry"]].copy()
+        counties = counties.rename(columns={"display_name_fa": "name_fa"})
+        for col in ("cooperatives", "members", "jobs", "in_deprived_areas"):
+            counties[col] = counties["osm_relation_id"].map(county_totals[col]).fillna(0).astype(int)
+        deprivation = b.counties[["osm_relation_id", "province_iso", "display_name_fa", "deprivation_class",
+                                  "deprived", "source_url", "note", "province_shdi", "province_shdi_year",
+                                  "border", "geometry"]].rename(columns={"display_name_fa": "name_fa"}).copy()
+        deprivation["deprived"] = deprivation["deprived"].map(lambda v: None if pd.isna(v) else bool(v))
+        return (provinces.reset_index(drop=True), counties.reset_index(drop=True),
+                deprivation.reset_index(drop=True))
+
+
+def _serialise(frame: gpd.GeoDataFrame, id_column: str,
+               properties: tuple[str, ...]) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """JSON bytes of each row's id, geometry (RFC 7946) and properties."""
+    geo = shapely.to_geojson(frame.geometry.values)  # None stays None
+    cols = list(properties)
+    props = frame[cols].astype(object).where(frame[cols].notna(), None).to_dict("records")
+    ids, geoms, out = [], [], []
+    for fid, g, p in zip(frame[id_column], geo, props):
+        for k, v in p.items():
+            if isinstance(v, np.integer):
+                p[k] = int(v)
+            elif isinstance(v, np.floating):
+                p[k] = float(v)
+            elif isinstance(v, np.bool_):
+                p[k] = bool(v)
+        ids.append(orjson.dumps(int(fid) if isinstance(fid, (int, np.integer)) else str(fid)))
+        geoms.append(g.encode() if isinstance(g, str) else b"null")
+        out.append(orjson.dumps(p))
+    return ids, geoms, out

@@ -1,0 +1,688 @@
+"""The vector tile engine: cooperatives clustered on a grid, boundaries simplified and clipped.
+
+Tiles are addressed in the WebMercatorQuad grid (XYZ, y down from the north, as
+OSM/Google/MapLibre use it). This module knows nothing about HTTP: the router
+(``api/tiles.py``) parses the address and the filters and asks
+:meth:`TileEngine.tile` for ready bytes.
+
+Cooperatives
+    Every located cooperative gets a position in "world units" ``u, v`` in [0, 1)
+    (Web Mercator scaled to the unit square, v down) and a 62-bit Morton code of
+    ``floor(u * 2**31), floor(v * 2**31)``. The points are sorted by that code once per
+    dataset, so the points of any tile (z, x, y) are one contiguous run of the sorted
+    arrays, found with two binary searches.
+
+    At z <= ``cluster_max_zoom`` the points are clustered on a fixed grid aligned with
+    the tile grid: each tile is cut into 8 x 8 cells (:data:`CLUSTER_LEVELS` = 3), i.e.
+    cells of 32 px of a 256-px tile, 512 units of the 4096 MVT extent. A cell of
+    zoom z is exactly the tile of zoom z + 3 containing the point, so each point falls
+    in exactly one cell of exactly one tile and the counts over all tiles of a zoom add
+    up to the number of (filtered, located) cooperatives. Because the sort is by
+    Morton code, the members of one cell are also contiguous: grouping is a
+    ``np.flatnonzero(np.diff(cell))`` and ``np.add.reduceat`` away, with no Python loop
+    over points. A cell with two or more cooperatives gives one cluster feature (a
+    Point at the mean Web Mercator position of its members; ``cluster: true``,
+    ``count``, ``members``, ``jobs`` sums and the kind breakdown: ``kinds`` {code:
+    count} in GeoJSON, flat ``kind_<code>`` counts in MVT, zero counts left out). A
+    cell with one cooperative gives that cooperative itself. Above
+    ``cluster_max_zoom`` every cooperative is its own feature. Points get no tile
+    buffer: a point is in one tile only.
+
+Boundaries (provinces, counties, deprivation)
+    Projected to Web Mercator metres once, simplified per zoom lazily (tolerance half
+    a pixel of a 256-px tile at that zoom; only the rows a tile touches, kept per
+    zoom level in a small LRU; zooms above :data:`SIMPLIFY_MAX_ZOOM` share the z14
+    geometry), then clipped to the tile plus a buffer of :data:`BUFFER` / 4096 of the
+    tile on each side (64 units in MVT, the same margin for GeoJSON). Counties and
+    deprivation share one geometry cache.
+
+Formats
+    MVT (extent 4096, y down, layer named as the collection) and GeoJSON
+    (FeatureCollection in longitude/latitude, RFC 7946). An empty tile is an empty
+    FeatureCollection, or a 0-byte MVT body (a tile with no layers, which MVT clients
+    accept). Encoded tiles are kept in a bounded LRU keyed by layer, z, x, y, format
+    and the normalised filter; each carries an ETag (hash of the body).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from weakref import WeakKeyDictionary
+
+import mapbox_vector_tile
+import numpy as np
+import orjson
+import pandas as pd
+import shapely
+from mapbox_vector_tile.Mapbox import vector_tile_pb2
+
+from coopgis.dataset import Collection, Dataset
+from coopgis.vocab import KINDS
+
+EXTENT = 4096                 # MVT tile extent
+BUFFER = 64                   # polygon clip buffer, in units of the 4096 extent
+CLUSTER_LEVELS = 3            # a tile is cut into 2**3 x 2**3 cluster cells (32 px of 256)
+INDEX_BITS = 31               # bits per axis of the Morton code
+SIMPLIFY_MAX_ZOOM = 14        # deeper zooms reuse the z14 simplification
+SIMPLIFY_CACHE_LEVELS = 16    # zoom levels of simplified geometry kept per geometry set
+FILTER_CACHE_SIZE = 64        # filter masks kept per dataset
+EARTH_RADIUS = 6378137.0
+WORLD_M = 2 * math.pi * EARTH_RADIUS          # width of the Web Mercator world, metres
+MAX_LAT = 85.0511287798066                   # latitude at v = 0 (the edge of WebMercatorQuad)
+
+MEDIA = {"mvt": "application/vnd.mapbox-vector-tile", "geojson": "application/geo+json"}
+POINT_LAYER = "cooperatives"
+POLYGON_LAYERS = ("provinces", "counties", "deprivation")
+LAYERS = (POINT_LAYER, *POLYGON_LAYERS)
+
+# Properties of a single cooperative in a tile (a short subset of the public columns;
+# never phone). `county` is the county name, `province` the ISO 3166-2 code.
+POINT_PROPERTIES = ("registration_no", "name", "kind", "kind_fa", "sector", "status", "members", "jobs",
+                    "precision", "county", "province")
+
+
+# ---- tile grid math ---------------------------------------------------------------------------
+
+def lonlat_to_world(lon, lat):
+    """Longitude/latitude to Web Mercator world units u (east) and v (south) in [0, 1]."""
+    lon = np.asarray(lon, dtype=float)
+    lat = np.clip(np.asarray(lat, dtype=float), -MAX_LAT, MAX_LAT)
+    u = (lon + 180.0) / 360.0
+    s = np.sin(np.radians(lat))
+    v = 0.5 - np.log((1 + s) / (1 - s)) / (4 * np.pi)
+    return u, v
+
+
+def world_to_lonlat(u, v):
+    u = np.asarray(u, dtype=float)
+    v = np.asarray(v, dtype=float)
+    return u * 360.0 - 180.0, np.degrees(np.arctan(np.sinh(np.pi * (1 - 2 * v))))
+
+
+def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    """west, south, east, north of a tile in degrees."""
+    n = 2 ** z
+    (w, e), (n_, s) = world_to_lonlat(np.array([x / n, (x + 1) / n]), np.array([y / n, (y + 1) / n]))
+    return float(w), float(s), float(e), float(n_)
+
+
+def mercator_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    """minx, miny, maxx, maxy of a tile in EPSG:3857 metres."""
+    size = WORLD_M / 2 ** z
+    half = WORLD_M / 2
+    return (x * size - half, half - (y + 1) * size, (x + 1) * size - half, half - y * size)
+
+
+def _spread(a):
+    """Spread the low 32 bits of each value to the even bits (numpy uint64 or Python int)."""
+    a = a & 0x00000000FFFFFFFF
+    a = (a | (a << 16)) & 0x0000FFFF0000FFFF
+    a = (a | (a << 8)) & 0x00FF00FF00FF00FF
+    a = (a | (a << 4)) & 0x0F0F0F0F0F0F0F0F
+    a = (a | (a << 2)) & 0x3333333333333333
+    return (a | (a << 1)) & 0x5555555555555555
+
+
+def morton(ix, iy):
+    """Morton (Z-order) code of integer cell coordinates: x bits even, y bits odd."""
+    if isinstance(ix, np.ndarray):
+        ix = ix.astype(np.uint64)
+        iy = iy.astype(np.uint64)
+        return _spread(ix) | (_spread(iy) << np.uint64(1))
+    return _spread(int(ix)) | (_spread(int(iy)) << 1)
+
+
+def _to_mercator(xy: np.ndarray) -> np.ndarray:
+    lon = xy[:, 0]
+    lat = np.clip(xy[:, 1], -MAX_LAT, MAX_LAT)
+    return np.column_stack([np.radians(lon) * EARTH_RADIUS,
+                            np.log(np.tan(np.pi / 4 + np.radians(lat) / 2)) * EARTH_RADIUS])
+
+
+def _to_lonlat(xy: np.ndarray) -> np.ndarray:
+    lon = np.degrees(xy[:, 0] / EARTH_RADIUS)
+    lat = np.degrees(2 * np.arctan(np.exp(xy[:, 1] / EARTH_RADIUS)) - np.pi / 2)
+    return np.round(np.column_stack([lon, lat]), 7)
+
+
+# ---- results and caches -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Tile:
+    body: bytes
+    etag: str            # quoted, ready for the ETag header
+    features: int
+    media_type: str
+
+
+def make_tile(body: bytes, features: int, fmt: str) -> Tile:
+    digest = hashlib.blake2b(body, digest_size=12).hexdigest()
+    return Tile(body, f'"{fmt[0]}{digest}"', features, MEDIA[fmt])
+
+
+class LRU:
+    """A small thread-safe LRU mapping."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._data: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key):
+        with self._lock:
+            value = self._data.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key, value) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+def filter_key(flt) -> tuple:
+    """A hashable, order-independent key of a CooperativeFilter (empty tuple: no filter)."""
+    if flt is None:
+        return ()
+    out = []
+    for name, value in sorted(vars(flt).items()):
+        if value is None:
+            continue
+        out.append((name, tuple(sorted(set(value))) if isinstance(value, (list, tuple, set)) else value))
+    return tuple(out)
+
+
+def _native(v):
+    """A JSON/MVT-ready Python value: None for missing, numpy scalars unwrapped."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return None if math.isnan(v) else float(v)
+    if isinstance(v, str):
+        return v
+    try:
+        if pd.isna(v):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(v)
+
+
+def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A column as an object array of native Python values (None where missing)."""
+    out = np.empty(len(frame), dtype=object)
+    if name not in frame.columns:
+        return out
+    s = frame[name]
+    out[:] = s.tolist()                     # Python scalars for numpy and nullable dtypes
+    out[s.isna().to_numpy()] = None
+    if s.dtype == object:                   # mixed columns may still hold numpy scalars
+        odd = np.flatnonzero([not isinstance(v, (str, bool, int, float)) and v is not None for v in out])
+        for i in odd:
+            out[i] = _native(out[i])
+    return out
+
+
+def _mvt_id(value) -> int | None:
+    """An MVT feature id (unsigned integer) when the value is one, else None."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value) if 0 <= value < 2 ** 64 else None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 20:
+        return int(value)
+    return None
+
+
+def _zigzag(n: int) -> int:
+    return (n << 1) ^ (n >> 63)
+
+
+def encode_point_layer(name: str, features: list[tuple[int | None, int, int, dict]]) -> bytes:
+    """An MVT tile of one point layer: (id, px, py, properties) in tile pixels, y down.
+
+    Written with the vector_tile protobuf classes directly: per feature this costs a
+    few microseconds, where mapbox_vector_tile.encode goes through shapely per point.
+    """
+    if not features:
+        return b""
+    tile = vector_tile_pb2.tile()
+    layer = tile.layers.add()
+    layer.version = 2
+    layer.name = name
+    layer.extent = EXTENT
+    keys: dict[str, int] = {}
+    values: dict[tuple, int] = {}
+    add_feature = layer.features.add
+    point = vector_tile_pb2.tile.Point
+    for fid, px, py, props in features:
+        tags = []
+        for k, v in props.items():
+            if v is None:
+                continue
+            ki = keys.get(k)
+            if ki is None:
+                ki = keys[k] = len(keys)
+                layer.keys.append(k)
+            vk = (type(v), v)
+            vi = values.get(vk)
+            if vi is None:
+                vi = values[vk] = len(values)
+                val = layer.values.add()
+                if isinstance(v, bool):
+                    val.bool_value = v
+                elif isinstance(v, int):
+                    if v < 0:
+                        val.sint_value = v
+                    else:
+                        val.uint_value = v
+                elif isinstance(v, float):
+                    val.double_value = v
+                else:
+                    val.string_value = str(v)
+            tags.append(ki)
+            tags.append(vi)
+        f = add_feature()
+        if fid is not None:
+            f.id = fid
+        f.tags.extend(tags)
+        f.type = point
+        f.geometry.extend((9, _zigzag(px), _zigzag(py)))
+    return tile.SerializeToString()
+
+
+# ---- cooperatives -----------------------------------------------------------------------------
+
+class PointIndex:
+    """The located cooperatives sorted by Morton code, with what tiles need of them."""
+
+    def __init__(self, coll: Collection):
+        lon, lat = coll.lon, coll.lat
+        located = np.isfinite(lon) & np.isfinite(lat)
+        rows = np.flatnonzero(located)
+        u, v = lonlat_to_world(lon[rows], lat[rows])
+        scale = float(2 ** INDEX_BITS)
+        top = 2 ** INDEX_BITS - 1
+        ix = np.clip(np.floor(u * scale), 0, top).astype(np.uint64)
+        iy = np.clip(np.floor(v * scale), 0, top).astype(np.uint64)
+        codes = morton(ix, iy)
+        order = np.argsort(codes, kind="stable")
+        self.n_rows = len(coll)
+        self.rows = rows[order]
+        self.codes = codes[order]
+        self.u = u[order]
+        self.v = v[order]
+        self.lon = lon[self.rows]
+        self.lat = lat[self.rows]
+        wanted = [c for c in dict.fromkeys(("members", "jobs", "kind", *POINT_PROPERTIES)) if c in coll.frame]
+        f = coll.frame[wanted].iloc[self.rows]
+        self.members = pd.to_numeric(f["members"], errors="coerce").fillna(0).to_numpy(np.int64) \
+            if "members" in f else np.zeros(len(rows), np.int64)
+        self.jobs = pd.to_numeric(f["jobs"], errors="coerce").fillna(0).to_numpy(np.int64) \
+            if "jobs" in f else np.zeros(len(rows), np.int64)
+        known = [t.code for t in KINDS]
+        present = [k for k in pd.unique(f["kind"].dropna()) if k not in known] if "kind" in f else []
+        self.kind_codes = known + sorted(str(k) for k in present)
+        if "kind" in f:
+            cat = pd.Categorical(f["kind"], categories=self.kind_codes)
+            self.kind_idx = np.asarray(cat.codes, dtype=np.int64)   # -1: no kind
+        else:
+            self.kind_idx = np.full(len(rows), -1, np.int64)
+        self.columns = {name: _column(f, name) for name in POINT_PROPERTIES}
+        self.ids = self.columns["registration_no"]
+        self.mvt_ids = np.array([_mvt_id(r) for r in self.ids.tolist()] + [None], dtype=object)[:-1]
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def span(self, z: int, x: int, y: int) -> tuple[int, int]:
+        """Sorted positions [lo, hi) of the points in a tile."""
+        shift = 2 * (INDEX_BITS - z)
+        m = morton(x, y)
+        lo = int(np.searchsorted(self.codes, np.uint64(m << shift), side="left"))
+        hi = int(np.searchsorted(self.codes, np.uint64((m + 1) << shift), side="left"))
+        return lo, hi
+
+    def properties(self, idx: np.ndarray) -> list[dict]:
+        cols = [self.columns[c][idx].tolist() for c in POINT_PROPERTIES]
+        out = []
+        for values in zip(*cols):
+            p = {"cluster": False, "count": 1}
+            p.update(zip(POINT_PROPERTIES, values))
+            out.append(p)
+        return out
+
+
+@dataclass
+class Clusters:
+    """Grid cells of one tile: counts, sums, mean positions; ``first`` is a member's position."""
+
+    count: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    members: np.ndarray
+    jobs: np.ndarray
+    kinds: np.ndarray          # (cells, kinds)
+    first: np.ndarray          # sorted position of the first member of each cell
+
+
+def cluster(index: PointIndex, idx: np.ndarray, z: int) -> Clusters:
+    """Group the points ``idx`` (sorted positions, ascending, all in one tile of zoom z) by cell."""
+    level = min(z + CLUSTER_LEVELS, INDEX_BITS)
+    cell = index.codes[idx] >> np.uint64(2 * (INDEX_BITS - level))
+    starts = np.concatenate(([0], np.flatnonzero(cell[1:] != cell[:-1]) + 1))
+    count = np.diff(np.append(starts, len(idx)))
+    u = np.add.reduceat(index.u[idx], starts) / count
+    v = np.add.reduceat(index.v[idx], starts) / count
+    members = np.add.reduceat(index.members[idx], starts)
+    jobs = np.add.reduceat(index.jobs[idx], starts)
+    k = len(index.kind_codes)
+    cell_no = np.repeat(np.arange(len(starts)), count)
+    kind = index.kind_idx[idx]
+    ok = kind >= 0
+    kinds = np.bincount(cell_no[ok] * k + kind[ok], minlength=len(starts) * k).reshape(len(starts), k)
+    return Clusters(count, u, v, members, jobs, kinds, idx[starts])
+
+
+# ---- polygons ---------------------------------------------------------------------------------
+
+class GeometrySet:
+    """Polygons in Web Mercator metres, simplified per zoom on demand, row by row.
+
+    Only the rows a tile needs are simplified (and then kept), so the first tile of
+    a deep zoom costs the simplification of a few counties, not of all of them.
+    """
+
+    def __init__(self, geoms: np.ndarray):
+        self.merc = shapely.transform(geoms, _to_mercator)
+        self.bounds = shapely.bounds(self.merc)      # simplification only shrinks these
+        self._levels = LRU(SIMPLIFY_CACHE_LEVELS)
+        self._lock = threading.Lock()
+
+    def at(self, z: int, rows: np.ndarray | None = None) -> np.ndarray:
+        """Geometries of ``rows`` (default all) simplified for zoom z: half a 256-px pixel."""
+        level = min(z, SIMPLIFY_MAX_ZOOM)
+        rows = np.arange(len(self.merc)) if rows is None else rows
+        simple = self._levels.get(level)
+        if simple is None:
+            with self._lock:
+                simple = self._levels.get(level)
+                if simple is None:
+                    simple = np.full(len(self.merc), None, dtype=object)
+                    self._levels.put(level, simple)
+        missing = rows[np.equal(simple[rows], None)]
+        if len(missing):
+            tolerance = WORLD_M / (256 * 2 ** level) / 2
+            simple[missing] = shapely.simplify(self.merc[missing], tolerance, preserve_topology=True)
+        return simple[rows]
+
+
+class PolygonLayer:
+    """A boundary collection ready for tiles: its geometry set, ids and properties."""
+
+    def __init__(self, coll: Collection, geometry: GeometrySet):
+        self.name = coll.name
+        self.geometry = geometry
+        frame = coll.frame
+        self.ids = [_native(v) for v in frame[coll.id_column].tolist()]
+        self.mvt_ids = [_mvt_id(v) for v in self.ids]
+        cols = {c: _column(frame, c).tolist() for c in coll.properties}
+        self.props = [dict(zip(cols, values)) for values in zip(*cols.values())] if cols else \
+            [{} for _ in range(len(frame))]
+        self.props_json = [orjson.Fragment(orjson.dumps(p)) for p in self.props]
+        self.ids_json = [orjson.Fragment(orjson.dumps(i)) for i in self.ids]
+
+    def clipped(self, z: int, x: int, y: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row numbers and geometries (Mercator) clipped to the tile plus the buffer."""
+        bounds = self.geometry.bounds
+        minx, miny, maxx, maxy = mercator_bounds(z, x, y)
+        pad = (maxx - minx) * BUFFER / EXTENT
+        minx, miny, maxx, maxy = minx - pad, miny - pad, maxx + pad, maxy + pad
+        rows = np.flatnonzero((bounds[:, 0] <= maxx) & (bounds[:, 2] >= minx)
+                              & (bounds[:, 1] <= maxy) & (bounds[:, 3] >= miny))
+        if not len(rows):
+            return rows, np.empty(0, dtype=object)
+        clipped = shapely.clip_by_rect(self.geometry.at(z, rows), minx, miny, maxx, maxy)
+        keep = ~shapely.is_empty(clipped)
+        return rows[keep], clipped[keep]
+
+
+def _polygonal(g):
+    """Only the polygon parts of a geometry (clipping and snapping can leave lines or points)."""
+    if g is None:
+        return None
+    kind = shapely.get_type_id(g)
+    if kind in (3, 6):
+        return g
+    parts = [p for p in shapely.get_parts(g) if shapely.get_type_id(p) in (3, 6)]
+    polys = [q for p in parts for q in (shapely.get_parts(p) if shapely.get_type_id(p) == 6 else [p])]
+    if not polys:
+        return None
+    return polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)
+
+
+def _to_pixels(geoms: np.ndarray, z: int, x: int, y: int) -> np.ndarray:
+    """Mercator geometries to tile pixels (extent 4096, y down), snapped to the integer grid."""
+    minx, _, _, maxy = mercator_bounds(z, x, y)
+    scale = EXTENT / (WORLD_M / 2 ** z)
+
+    def affine(xy: np.ndarray) -> np.ndarray:
+        return np.column_stack([(xy[:, 0] - minx) * scale, (maxy - xy[:, 1]) * scale])
+
+    px = shapely.transform(geoms, affine)
+    try:
+        snapped = shapely.set_precision(px, 1.0)
+    except shapely.errors.GEOSException:
+        snapped = shapely.set_precision(shapely.make_valid(px), 1.0)
+    return snapped
+
+
+# ---- the engine -------------------------------------------------------------------------------
+
+class TileEngine:
+    """Tiles of one dataset; built lazily per layer, encoded tiles kept in an LRU."""
+
+    def __init__(self, dataset: Dataset, cluster_max_zoom: int = 11, cache_size: int = 4096):
+        self.dataset = dataset
+        self.cluster_max_zoom = cluster_max_zoom
+        self.cache = LRU(cache_size)
+        self._masks = LRU(FILTER_CACHE_SIZE)
+        self._points: PointIndex | None = None
+        self._polygons: dict[str, PolygonLayer] = {}
+        self._geometry_sets: dict[tuple, GeometrySet] = {}
+        self._lock = threading.RLock()
+
+    # -- lazily built structures
+    def points(self) -> PointIndex:
+        if self._points is None:
+            with self._lock:
+                if self._points is None:
+                    self._points = PointIndex(self.dataset.collections[POINT_LAYER])
+        return self._points
+
+    def polygons(self, name: str) -> PolygonLayer:
+        layer = self._polygons.get(name)
+        if layer is None:
+            with self._lock:
+                layer = self._polygons.get(name)
+                if layer is None:
+                    coll = self.dataset.collections[name]
+                    geoms = np.asarray(coll.frame.geometry.array, dtype=object)
+                    # Counties and deprivation hold the same geometry objects: simplify them once.
+                    fingerprint = tuple(map(id, geoms))
+                    gset = self._geometry_sets.get(fingerprint)
+                    if gset is None:
+                        gset = self._geometry_sets[fingerprint] = GeometrySet(geoms)
+                    layer = self._polygons[name] = PolygonLayer(coll, gset)
+        return layer
+
+    def warm(self) -> None:
+        """Build the point index and the polygon layers now rather than on the first tile."""
+        self.points()
+        for name in POLYGON_LAYERS:
+            if name in self.dataset.collections:
+                self.polygons(name)
+
+    def filter_mask(self, flt) -> np.ndarray | None:
+        """The filter as a boolean mask over the sorted points (None: no filter)."""
+        key = filter_key(flt)
+        if not key:
+            return None
+        mask = self._masks.get(key)
+        if mask is None:
+            index = self.points()
+            mask = np.ascontiguousarray(flt.mask(self.dataset.collections[POINT_LAYER])[index.rows])
+            self._masks.put(key, mask)
+        return mask
+
+    # -- the entry point
+    def tile(self, layer: str, z: int, x: int, y: int, fmt: str, flt=None) -> Tile:
+        """The encoded tile, from the cache when it was made before."""
+        if layer not in LAYERS or layer not in self.dataset.collections:
+            raise KeyError(layer)
+        fkey = filter_key(flt) if layer == POINT_LAYER else ()
+        key = (layer, z, x, y, fmt, fkey)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        if layer == POINT_LAYER:
+            body, n = self._point_tile(z, x, y, fmt, flt)
+        else:
+            body, n = self._polygon_tile(layer, z, x, y, fmt)
+        tile = make_tile(body, n, fmt)
+        self.cache.put(key, tile)
+        return tile
+
+    # -- cooperatives
+    def select(self, z: int, x: int, y: int, flt=None) -> np.ndarray:
+        """Sorted positions of the (filtered) points in a tile."""
+        index = self.points()
+        lo, hi = index.span(z, x, y)
+        mask = self.filter_mask(flt)
+        if mask is None:
+            return np.arange(lo, hi)
+        return lo + np.flatnonzero(mask[lo:hi])
+
+    def _point_tile(self, z: int, x: int, y: int, fmt: str, flt) -> tuple[bytes, int]:
+        index = self.points()
+        idx = self.select(z, x, y, flt)
+        if not len(idx):
+            return (b"" if fmt == "mvt" else b'{"type":"FeatureCollection","features":[]}'), 0
+        n = 2 ** z
+        if z <= self.cluster_max_zoom:
+            c = cluster(index, idx, z)
+            single = c.count == 1
+            many = ~single
+            singles = c.first[single]
+            props = [None] * len(c.count)
+            for i, p in zip(np.flatnonzero(single).tolist(), index.properties(singles)):
+                props[i] = p
+            where = np.flatnonzero(many)
+            kinds = index.kind_codes
+            for i, cnt, mem, job, row in zip(where.tolist(), c.count[many].tolist(), c.members[many].tolist(),
+                                             c.jobs[many].tolist(), c.kinds[many].tolist()):
+                props[i] = {"cluster": True, "count": cnt, "members": mem, "jobs": job,
+                            "kinds": {kinds[j]: k for j, k in enumerate(row) if k}}
+            u, v = c.u, c.v
+            # A single cooperative sits at its own position, not a mean of one.
+            u[single] = index.u[singles]
+            v[single] = index.v[singles]
+            ids = np.full(len(c.count), None, dtype=object)
+            ids[single] = index.ids[singles] if fmt == "geojson" else index.mvt_ids[singles]
+            lon, lat = world_to_lonlat(u, v)
+            lon[single] = index.lon[singles]
+            lat[single] = index.lat[singles]
+        else:
+            props = index.properties(idx)
+            u, v = index.u[idx], index.v[idx]
+            ids = index.ids[idx] if fmt == "geojson" else index.mvt_ids[idx]
+            lon, lat = index.lon[idx], index.lat[idx]
+        if fmt == "geojson":
+            feats = []
+            for fid, x_, y_, p in zip(ids.tolist(), lon.tolist(), lat.tolist(), props):
+                feat = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [x_, y_]},
+                        "properties": p}
+                if fid is not None:
+                    feat["id"] = fid
+                feats.append(feat)
+            return orjson.dumps({"type": "FeatureCollection", "features": feats}), len(feats)
+        px = np.floor((u * n - x) * EXTENT).astype(np.int64).clip(0, EXTENT - 1)
+        py = np.floor((v * n - y) * EXTENT).astype(np.int64).clip(0, EXTENT - 1)
+        for p in props:                 # MVT has no nested values: kinds become kind_<code>
+            breakdown = p.pop("kinds", None)
+            if breakdown:
+                p.update({f"kind_{k}": c for k, c in breakdown.items()})
+        return encode_point_layer(POINT_LAYER, list(zip(ids.tolist(), px.tolist(), py.tolist(), props))), len(props)
+
+    # -- boundaries
+    def _polygon_tile(self, name: str, z: int, x: int, y: int, fmt: str) -> tuple[bytes, int]:
+        layer = self.polygons(name)
+        rows, geoms = layer.clipped(z, x, y)
+        if fmt == "geojson":
+            if not len(rows):
+                return b'{"type":"FeatureCollection","features":[]}', 0
+            polys = [_polygonal(g) for g in shapely.transform(geoms, _to_lonlat)]
+            keep = [i for i, g in enumerate(polys) if g is not None and not g.is_empty]
+            texts = shapely.to_geojson(np.array([polys[i] for i in keep] + [None], dtype=object)[:-1])
+            feats = [{"type": "Feature", "id": layer.ids_json[r], "geometry": orjson.Fragment(t),
+                      "properties": layer.props_json[r]} for r, t in zip(rows[keep].tolist(), texts)]
+            return orjson.dumps({"type": "FeatureCollection", "features": feats}), len(feats)
+        if not len(rows):
+            return b"", 0
+        px = _to_pixels(geoms, z, x, y)
+        polys = [_polygonal(g) for g in px]
+        keep = [i for i, g in enumerate(polys) if g is not None and not g.is_empty]
+        # Exterior rings with positive area in y-down tile space (counter-clockwise in the raw numbers).
+        oriented = shapely.orient_polygons(np.array([polys[i] for i in keep] + [None], dtype=object)[:-1],
+                                           exterior_cw=False)
+        feats = []
+        for i, g in zip(keep, oriented):
+            r = int(rows[i])
+            feat = {"geometry": g, "properties": layer.props[r]}
+            if layer.mvt_ids[r] is not None:
+                feat["id"] = layer.mvt_ids[r]
+            feats.append(feat)
+        if not feats:
+            return b"", 0
+        body = mapbox_vector_tile.encode(
+            {"name": name, "features": feats},
+            default_options={"extents": EXTENT, "y_coord_down": True, "check_winding_order": False,
+                             "quantize_bounds": None})
+        return body, len(feats)
+
+
+_ENGINES: WeakKeyDictionary = WeakKeyDictionary()
+_ENGINES_LOCK = threading.Lock()
+
+
+def engine_for(dataset: Dataset, cluster_max_zoom: int = 11, cache_size: int = 4096) -> TileEngine:
+    """The engine of a dataset, made on first use; a reloaded dataset gets a new one (and cache)."""
+    engine = _ENGINES.get(dataset)
+    if engine is None or engine.cluster_max_zoom != cluster_max_zoom:
+        with _ENGINES_LOCK:
+            engine = _ENGINES.get(dataset)
+            if engine is None or engine.cluster_max_zoom != cluster_max_zoom:
+                engine = _ENGINES[dataset] = TileEngine(dataset, cluster_max_zoom, cache_size)
+    return engine
