@@ -31,7 +31,7 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
                   description="Iran's cooperatives: OGC API - Features, vector tiles, geocoding, statistics. "
                               "Persian first; English alongside.")
     app.state.settings = settings
-    app.state.dataset = dataset
+    set_dataset(app, dataset)
     register_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD"],
@@ -46,6 +46,15 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.openapi = lambda: _openapi_30(app)
     return app
+
+
+def set_dataset(app: FastAPI, dataset: Dataset) -> None:
+    """Serve ``dataset`` from now on, with a tile engine (and tile cache) of its own."""
+    from coopgis.tiles import TileEngine
+
+    settings = app.state.settings
+    app.state.tile_engine = TileEngine(dataset, settings.cluster_max_zoom, settings.tile_cache_size)
+    app.state.dataset = dataset
 
 
 def load_dataset(settings: ServiceSettings) -> Dataset:

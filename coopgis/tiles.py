@@ -51,7 +51,6 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from weakref import WeakKeyDictionary
 
 import mapbox_vector_tile
 import numpy as np
@@ -671,18 +670,3 @@ class TileEngine:
             default_options={"extents": EXTENT, "y_coord_down": True, "check_winding_order": False,
                              "quantize_bounds": None})
         return body, len(feats)
-
-
-_ENGINES: WeakKeyDictionary = WeakKeyDictionary()
-_ENGINES_LOCK = threading.Lock()
-
-
-def engine_for(dataset: Dataset, cluster_max_zoom: int = 11, cache_size: int = 4096) -> TileEngine:
-    """The engine of a dataset, made on first use; a reloaded dataset gets a new one (and cache)."""
-    engine = _ENGINES.get(dataset)
-    if engine is None or engine.cluster_max_zoom != cluster_max_zoom:
-        with _ENGINES_LOCK:
-            engine = _ENGINES.get(dataset)
-            if engine is None or engine.cluster_max_zoom != cluster_max_zoom:
-                engine = _ENGINES[dataset] = TileEngine(dataset, cluster_max_zoom, cache_size)
-    return engine

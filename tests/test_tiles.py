@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from coopgis import tiles
 from coopgis.api.errors import register_error_handlers
+from coopgis.app import set_dataset
 from coopgis.api.tiles import build_router
 from coopgis.dataset import ATTRIBUTION, Dataset
 from coopgis.ingest import DATASET_COLUMNS
@@ -83,7 +84,7 @@ def client(dataset, settings):
     app = FastAPI()
     register_error_handlers(app)
     app.state.settings = settings
-    app.state.dataset = dataset
+    set_dataset(app, dataset)
     app.include_router(build_router(settings))
     with TestClient(app) as c:
         yield c
@@ -143,7 +144,7 @@ def test_tile_math_matches_morecantile(located):
 
 
 def test_morton_span_is_the_tile(dataset):
-    index = tiles.engine_for(dataset, 11).points()
+    index = tiles.TileEngine(dataset, 11).points()
     for z, x, y in ((5, 20, 12), (9, 330, 202)):
         lo, hi = index.span(z, x, y)
         n = 2 ** z
@@ -389,7 +390,7 @@ def test_etag_304_and_cache(client, dataset, settings, located):
     _, lon, lat = located
     x, y = busiest_tile(lon, lat, 7)
     path = f"/tiles/cooperatives/7/{x}/{y}.mvt"
-    engine = tiles.engine_for(dataset, settings.cluster_max_zoom)
+    engine = client.app.state.tile_engine
     r = client.get(path)
     assert r.status_code == 200 and r.content
     etag = r.headers["etag"]

@@ -53,8 +53,7 @@ def build_router(settings: ServiceSettings) -> APIRouter:
     min_zoom, max_zoom = settings.min_zoom, settings.max_zoom
 
     def engine(request: Request) -> engine_mod.TileEngine:
-        return engine_mod.engine_for(request.app.state.dataset, settings.cluster_max_zoom,
-                                     settings.tile_cache_size)
+        return request.app.state.tile_engine
 
     def check_layer(request: Request, layer: str) -> str:
         if layer not in engine_mod.LAYERS or layer not in request.app.state.dataset.collections:
