@@ -26,7 +26,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 
 from coopgis.boundaries import Boundaries
-from coopgis.text import is_latin, key, latin_key, norm, tokens
+from coopgis.text import fold, is_latin, key, latin_key, norm
 
 PRECISIONS = ("exact", "village", "city", "rural_district", "district", "county", "province", "none")
 
@@ -99,6 +99,7 @@ class _Span:
     text: str
     hint: str | None           # level announced by a preceding marker word
     segment: int
+    latin: bool = False        # written in Latin script (a transliteration)
 
 
 @dataclass
@@ -178,13 +179,15 @@ class Geocoder:
         """
         cols = ["address", "province", "county", "district", "rural_district", "place"]
         frame = pd.DataFrame({c: (records[c] if c in records else None) for c in cols}, index=records.index)
-        keys = [tuple(_clean(v) for v in row) for row in frame.itertuples(index=False, name=None)]
         cache: dict[tuple, GeocodeResult] = {}
         out = []
-        for n, (k, row) in enumerate(zip(keys, frame.itertuples(index=False, name=None))):
+        for n, row in enumerate(frame.itertuples(index=False, name=None)):
+            address = _clean(row[0])
+            parts = _location_parts(address[:MAX_ADDRESS_LENGTH]) if address else ()
+            k = (parts, *(_clean(v) for v in row[1:]))
             res = cache.get(k)
             if res is None:
-                res = self._resolve(*row)
+                res = self._resolve_parts(*k)
                 cache[k] = res
             out.append(res)
             if progress is not None and n % 1000 == 999:
@@ -209,6 +212,10 @@ class Geocoder:
         address = _clean(address)
         if address and len(address) > MAX_ADDRESS_LENGTH:
             address = address[:MAX_ADDRESS_LENGTH]
+        return self._resolve_parts(_location_parts(address) if address else (), province, county, district,
+                                   rural_district, place)
+
+    def _resolve_parts(self, parts, province, county, district, rural_district, place) -> GeocodeResult:
         structured = {"province": _clean(province), "county": _clean(county), "district": _clean(district),
                       "rural_district": _clean(rural_district), "place": _clean(place)}
         issues: list[str] = []
@@ -216,10 +223,9 @@ class Geocoder:
         for level, value in structured.items():
             if value:
                 matches.extend(self._field_matches(level, value))
-        spans = _spans(address) if address else []
-        latin = bool(address) and is_latin(address)
+        spans = _spans(parts)
         for s in spans:
-            if latin:
+            if s.latin:
                 rows = self._latin.get(latin_key(s.text))
                 if rows:
                     for lvl in {self._level[r] for r in rows}:
@@ -232,7 +238,7 @@ class Geocoder:
                     matches.append(_Match(lvl, rows, s, 1.0))
         # A name announced as one level ("روستای کناره") is not read as another (the دهستان کناره).
         matches = [m for m in matches if m.forced or _hint_ok(m)]
-        chain = self._choose(matches, spans, latin, issues, structured)
+        chain = self._choose(matches, spans, issues, structured)
         return self._result(chain, issues)
 
     def _field_matches(self, level: str, value: str) -> list[_Match]:
@@ -244,7 +250,7 @@ class Geocoder:
             found = [_Match(self._level[r], [r], None, 1.0, forced=True) for r in rows if self._level[r] in levels]
         if not found:
             # The field may carry its own marker or extra words: read it as a short address.
-            for s in _spans(value):
+            for s in _spans(_location_parts(value)):
                 sk = _span_key(s.text)
                 for lvl in levels:
                     if sk in self._index[lvl]:
@@ -257,8 +263,7 @@ class Geocoder:
             found = [_Match("unresolved_place", [], _Span(0, 0, value, "village", -1), 0.0, forced=True)]
         return found
 
-    def _choose(self, matches: list[_Match], spans: list[_Span], latin: bool, issues: list[str],
-                structured: dict) -> dict:
+    def _choose(self, matches: list[_Match], spans: list[_Span], issues: list[str], structured: dict) -> dict:
         used: set[tuple[int, int, int]] = set()
         chain: dict[str, tuple[int, float]] = {}
 
@@ -311,7 +316,7 @@ class Geocoder:
         area_keys |= {latin_key(self._col["name_en"][chain[lvl][0]]) for lvl in ("province", "county")
                       if lvl in chain and self._col["name_en"][chain[lvl][0]]}
         for s in spans:
-            if s.hint != "city" and (latin_key(s.text) if latin else _span_key(s.text)) in area_keys:
+            if s.hint != "city" and (latin_key(s.text) if s.latin else _span_key(s.text)) in area_keys:
                 used.add((s.segment, s.start, s.end))
 
         # Finer places within the county (or the province), finest first.
@@ -336,7 +341,7 @@ class Geocoder:
         fine = [m for m in fine if m.level in ("district", "rural_district") or not overlaps(m)]
         settle = [m for m in fine if m.level in ("village", "city", "place")]
         if not settle:
-            settle = self._fuzzy_places(matches, spans, county, prov, latin, used)
+            settle = self._fuzzy_places(spans, county, used)
         if settle:
             best = max(settle, key=lambda m: (rank(m, m.span.hint if m.span else m.level)[0],
                                               _hint_ok(m), m.score,
@@ -399,7 +404,7 @@ class Geocoder:
         rows = [r for r in index[hit[0]] if prov is None or self._province[r] == prov]
         return [_Match(level, rows, None, hit[1] / 100.0)]
 
-    def _fuzzy_places(self, matches, spans, county, prov, latin, used) -> list[_Match]:
+    def _fuzzy_places(self, spans, county, used) -> list[_Match]:
         """Typos: compare unmatched words of the address with the places of the county."""
         if county is None or not spans:
             return []
@@ -411,7 +416,7 @@ class Geocoder:
         keys, rows = self._fine_by_county[cache_key]
         found = []
         for s in spans:
-            if latin or any(seg == s.segment and not (s.end <= a or s.start >= b) for seg, a, b in used):
+            if s.latin or any(seg == s.segment and not (s.end <= a or s.start >= b) for seg, a, b in used):
                 continue
             k = _span_key(s.text)
             if len(k) < 4 or k.isdigit():
@@ -629,40 +634,58 @@ class Geocoder:
 _SEGMENT_SPLIT = re.compile(r"[,،;؛/\\|\-–—()\[\]\n:]+")
 
 
-def _spans(address: str) -> list[_Span]:
-    """Candidate place names of an address: n-grams of each part, minus street parts and numbers."""
-    out: list[_Span] = []
-    text = norm(address)
-    for seg_no, segment in enumerate(_SEGMENT_SPLIT.split(text)):
+def _location_parts(address: str) -> tuple[tuple[bool, tuple[str, ...]], ...]:
+    """The parts of an address that can name places: (is Latin, words) per part.
+
+    Street parts are cut off at their first street word and numbers become "#",
+    so "…، کوچه ۱۲، پلاک ۳" and "…، پلاک ۷" give the same parts (and one cache entry).
+    """
+    parts = []
+    for segment in _SEGMENT_SPLIT.split(norm(address)):
         words = [w for w in re.split(r"[\s.\"']+", segment) if w]
-        if words and is_latin(segment):
+        if not words:
+            continue
+        if is_latin(segment):
+            parts.append((True, tuple(words)))
+            continue
+        for i, w in enumerate(words):
+            if w.lower() in STREET_WORDS:
+                words = words[:i]
+                break
+        words = ["#" if w.isdigit() else w for w in words]
+        if any(w != "#" for w in words):
+            parts.append((False, tuple(words)))
+    return tuple(parts)
+
+
+def _spans(parts: tuple[tuple[bool, tuple[str, ...]], ...]) -> list[_Span]:
+    """Candidate place names: n-grams of each part, with the level a preceding marker word announces."""
+    out: list[_Span] = []
+    for seg_no, (latin, words) in enumerate(parts):
+        if latin:
             # "Mazhin village", "Rey County": the level word follows the name and holds for the part.
             levels = [LATIN_MARKERS[w.lower()] for w in words if w.lower() in LATIN_MARKERS]
             words = [w for w in words if w.lower() not in LATIN_MARKERS]
             for i in range(len(words)):
                 for n in range(1, min(MAX_NGRAM, len(words) - i) + 1):
-                    out.append(_Span(i, i + n, " ".join(words[i:i + n]), levels[0] if levels else None, seg_no))
+                    out.append(_Span(i, i + n, " ".join(words[i:i + n]), levels[0] if levels else None, seg_no,
+                                     latin=True))
             continue
-        # Cut the part at the first street word.
-        for i, w in enumerate(words):
-            if w.lower() in STREET_WORDS:
-                words = words[:i]
-                break
         hints = [None] + [MARKERS.get(w) for w in words[:-1]]
         for i in range(len(words)):
-            if words[i].isdigit():
+            if words[i] == "#":
                 continue
             # A marker word alone ("شهرستان") is never a place name; with what follows it may be ("شهر کرد").
             start_n = 2 if words[i] in MARKERS else 1
             for n in range(start_n, MAX_NGRAM + 1):
-                if i + n > len(words) or words[i + n - 1].isdigit():
+                if i + n > len(words) or words[i + n - 1] == "#":
                     break
                 out.append(_Span(i, i + n, " ".join(words[i:i + n]), hints[i], seg_no))
     return out
 
 
 def _span_key(text: str) -> str:
-    return key(text, prefixes=False)
+    return fold(text)  # span texts are built from normalised words
 
 
 def _restrict(m: _Match, column: np.ndarray, value) -> _Match:

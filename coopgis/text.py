@@ -86,6 +86,11 @@ def key(text: object, *, prefixes: bool = True) -> str:
     return unicodedata.normalize("NFC", s.replace(" ", "").lower())
 
 
+def fold(normalised: str) -> str:
+    """:func:`key` without prefixes for text that already went through :func:`norm` (a fast path)."""
+    return unicodedata.normalize("NFC", normalised.translate(_RELAX).replace(" ", "").lower())
+
+
 def tokens(text: object) -> list[str]:
     """Words of a normalised text, splitting on spaces and punctuation."""
     return [t for t in re.split(r"[\s,;:/\\\-–—_()\[\]{}\"'.]+", norm(text)) if t]

@@ -57,3 +57,10 @@ def test_no_crash_on_any_unicode(s):
     key(s)
     latin_key(s)
     tokens(s)
+
+
+@given(st.text())
+def test_fold_of_normalised_text_equals_key_without_prefixes(s):
+    from coopgis.text import fold
+
+    assert fold(norm(s)) == key(s, prefixes=False)
