@@ -32,6 +32,15 @@ PUBLIC_COLUMNS = (
     "precision", "confidence", "deprivation_class", "deprived", "border", "border_quota_usd", "address",
 )
 
+# GIS staff also see how each location was found; nothing here identifies a person.
+STAFF_COLUMNS = PUBLIC_COLUMNS + (
+    "geocode_issues", "place_level", "place_code", "county_osm", "given_province", "given_county",
+    "given_district", "given_rural_district", "given_place", "given_lon", "given_lat", "synthetic", "source_row",
+)
+# Personal data: only an administrator sees it, and only in a cooperative's own record.
+PERSONAL_COLUMNS = ("phone", "extra")
+LEVELS = ("public", "staff")
+
 COLLECTIONS = {
     "cooperatives": {"title": "Cooperatives", "title_fa": "تعاونی‌ها", "geometry": "point",
                      "description": "Iran's cooperatives, geocoded from their addresses and joined to "
@@ -57,11 +66,12 @@ class Collection:
     name: str
     frame: gpd.GeoDataFrame
     id_column: str
-    properties: tuple[str, ...]
+    properties: tuple[str, ...]             # public
+    staff_properties: tuple[str, ...] | None = None
     lon: np.ndarray | None = None           # points only
     lat: np.ndarray | None = None
     bounds: np.ndarray | None = None        # polygons: minx, miny, maxx, maxy per row
-    _parts: tuple[list[bytes], list[bytes], list[bytes]] | None = field(default=None, repr=False)
+    _parts: dict[str, tuple[list[bytes], list[bytes], list[bytes]]] = field(default_factory=dict, repr=False)
     _row_of_id: dict[str, int] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -72,15 +82,20 @@ class Collection:
         b = self.frame.total_bounds
         return [round(float(v), 6) for v in b] if np.isfinite(b).all() else [44.0, 25.0, 63.4, 39.8]
 
-    def parts(self) -> tuple[list[bytes], list[bytes], list[bytes]]:
-        """Per row: the serialised id, CRS84 geometry and properties, made once."""
-        if self._parts is None:
-            self._parts = _serialise(self.frame, self.id_column, self.properties)
-        return self._parts
+    def columns(self, level: str = "public") -> tuple[str, ...]:
+        """The properties shown at an access level: ``public`` or ``staff``."""
+        return self.staff_properties if level == "staff" and self.staff_properties else self.properties
 
-    def feature(self, i: int, geometry: bytes | None = None) -> bytes:
+    def parts(self, level: str = "public") -> tuple[list[bytes], list[bytes], list[bytes]]:
+        """Per row: the serialised id, CRS84 geometry and properties of a level, made once."""
+        level = level if level == "staff" and self.staff_properties else "public"
+        if level not in self._parts:
+            self._parts[level] = _serialise(self.frame, self.id_column, self.columns(level))
+        return self._parts[level]
+
+    def feature(self, i: int, geometry: bytes | None = None, level: str = "public") -> bytes:
         """One GeoJSON Feature; ``geometry`` replaces the CRS84 geometry (for another CRS)."""
-        ids, geoms, props = self.parts()
+        ids, geoms, props = self.parts(level)
         return (b'{"type":"Feature","id":' + ids[i] + b',"geometry":' + (geometry or geoms[i])
                 + b',"properties":' + props[i] + b"}")
 
@@ -123,7 +138,8 @@ class Dataset:
         lon[has.to_numpy()] = pts[has].x.to_numpy()
         lat[has.to_numpy()] = pts[has].y.to_numpy()
         self.collections: dict[str, Collection] = {
-            "cooperatives": Collection("cooperatives", coops, "registration_no", PUBLIC_COLUMNS, lon=lon, lat=lat),
+            "cooperatives": Collection("cooperatives", coops, "registration_no", PUBLIC_COLUMNS,
+                                       tuple(c for c in STAFF_COLUMNS if c in coops.columns), lon=lon, lat=lat),
         }
         provinces, counties, deprivation = self._boundary_tables()
         for name, frame, id_col in (("provinces", provinces, "iso_3166_2"), ("counties", counties, "osm_relation_id"),

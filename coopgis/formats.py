@@ -12,7 +12,7 @@ import csv
 import io
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import orjson
@@ -49,31 +49,32 @@ def geometries_in(coll: Collection, rows: np.ndarray, crs: OutputCrs) -> list[by
     return [g.encode() if isinstance(g, str) else b"null" for g in shapely.to_geojson(out)]
 
 
-def feature_chunks(coll: Collection, rows: np.ndarray, crs: OutputCrs) -> Iterator[bytes]:
+def feature_chunks(coll: Collection, rows: np.ndarray, crs: OutputCrs, level: str = "public") -> Iterator[bytes]:
     """Comma-joined Feature bytes of ``rows``, a chunk at a time."""
     for start in range(0, len(rows), CHUNK):
         part = rows[start:start + CHUNK]
         geoms = geometries_in(coll, part, crs)
         if geoms is None:
-            yield b",".join(coll.feature(int(i)) for i in part)
+            yield b",".join(coll.feature(int(i), level=level) for i in part)
         else:
-            yield b",".join(coll.feature(int(i), g) for i, g in zip(part, geoms))
+            yield b",".join(coll.feature(int(i), g, level) for i, g in zip(part, geoms))
 
 
-def geojson_stream(coll: Collection, rows: np.ndarray, crs: OutputCrs, head: dict) -> Iterator[bytes]:
+def geojson_stream(coll: Collection, rows: np.ndarray, crs: OutputCrs, head: dict,
+                   level: str = "public") -> Iterator[bytes]:
     """A FeatureCollection as a stream: ``head`` members, then the features chunk by chunk."""
     yield b'{"type":"FeatureCollection",' + orjson.dumps(head)[1:-1] + b',"features":['
     first = True
-    for chunk in feature_chunks(coll, rows, crs):
+    for chunk in feature_chunks(coll, rows, crs, level):
         if chunk:
             yield (b"" if first else b",") + chunk
             first = False
     yield b"]}"
 
 
-def csv_stream(coll: Collection, rows: np.ndarray, crs: OutputCrs) -> Iterator[bytes]:
+def csv_stream(coll: Collection, rows: np.ndarray, crs: OutputCrs, level: str = "public") -> Iterator[bytes]:
     """CSV with a BOM (so Excel reads Persian), x/y columns for points, formulas neutralised."""
-    cols = list(coll.properties)
+    cols = list(coll.columns(level))
     points = coll.lon is not None
     xy_names = ["lat", "lon"] if crs.lat_first else (["lon", "lat"] if crs.epsg is None else ["x", "y"])
     buf = io.StringIO()
@@ -101,9 +102,9 @@ def csv_stream(coll: Collection, rows: np.ndarray, crs: OutputCrs) -> Iterator[b
         yield buf.getvalue().encode()
 
 
-def ogr_file(coll: Collection, rows: np.ndarray, crs: OutputCrs, driver: str) -> bytes:
+def ogr_file(coll: Collection, rows: np.ndarray, crs: OutputCrs, driver: str, level: str = "public") -> bytes:
     """A GeoPackage or KML file of the selection, written by GDAL; returns its bytes."""
-    frame = coll.frame.iloc[rows][list(coll.properties) + ["geometry"]].copy()
+    frame = coll.frame.iloc[rows][list(coll.columns(level)) + ["geometry"]].copy()
     for col in frame.columns:
         if col != "geometry" and frame[col].dtype == object:
             frame[col] = frame[col].astype("string")
@@ -136,6 +137,3 @@ def _cell(v) -> object:
         return "true" if v else "false"
     return v
 
-
-def iter_bytes(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    yield from chunks

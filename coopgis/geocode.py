@@ -124,7 +124,7 @@ class Geocoder:
         self._district = p["district_id"].to_numpy()
         self._rd = p["rural_district_id"].to_numpy()
         self._settlement = p["settlement"].to_numpy()
-        self._own_coord = p["lon"].notna().to_numpy()
+        self._own_coord = p["lon"].notna().to_numpy().copy()  # villages can learn a coordinate
         # Plain Python lists: indexing a pandas frame per row costs microseconds we call millions of times.
         self._col = {c: p[c].astype(object).where(p[c].notna(), None).tolist()
                      for c in ("name", "code", "display_name", "official_id", "key", "name_en")}
@@ -199,6 +199,27 @@ class Geocoder:
         if "lon" in records and "lat" in records:
             self._apply_coordinates_many(results, records["lon"], records["lat"])
         return results
+
+    def learn_village(self, code: str, lon: float, lat: float) -> bool:
+        """Give the official village ``code`` a verified coordinate (from an accepted location report).
+
+        Only for a village that has no coordinate yet and only when the point lies in
+        the village's own county; returns whether the gazetteer changed.
+        """
+        if not hasattr(self, "_village_by_code"):
+            self._village_by_code = {self._col["code"][i]: int(i) for i in np.flatnonzero(self._level == "village")}
+        row = self._village_by_code.get(code)
+        if row is None or self._own_coord[row]:
+            return False
+        county = join_county(self.b, lon, lat)
+        if county is None or county != self._county[row]:
+            return False
+        self._col["lon"][row] = self._col["point_lon"][row] = float(lon)
+        self._col["lat"][row] = self._col["point_lat"][row] = float(lat)
+        self._own_coord[row] = True
+        self._points[row] = (round(float(lon), 5), round(float(lat), 5))
+        self.__dict__.pop("_located", None)
+        return True
 
     def check_coordinates(self, lon: float | None, lat: float | None,
                           province: str | None = None) -> list[str]:
@@ -720,6 +741,14 @@ def _num(value) -> float:
     except (TypeError, ValueError):
         return float("nan")
     return v
+
+
+def join_county(boundaries: Boundaries, lon: float, lat: float) -> float | None:
+    """The OSM relation id of the county holding a point, as the gazetteer stores it."""
+    hits = boundaries.county_tree().query(shapely.Point(lon, lat), predicate="intersects")
+    if not len(hits):
+        return None
+    return float(boundaries.counties["osm_relation_id"].iat[int(hits[0])])
 
 
 def _haversine_km(lon1: float, lat1: float, lon2: float, lat2: float) -> float:

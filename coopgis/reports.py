@@ -7,12 +7,15 @@ several worker processes), then flushed and fsynced before the request is
 answered. A line cut short by a crash is skipped when reading and counted, and
 the next append starts on a fresh line so it is not glued to the broken one.
 
-Review and application of reports are not done here; a record's ``status``
-stays ``"pending"``.
+The file is also the audit log of the review: an administrator's decision is
+appended as its own record (``"event": "decision"``), never written over the
+report; a report's ``status`` is that of its latest decision, else ``pending``.
+Applying accepted reports to the dataset is ``corrections.py``'s job.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import uuid
@@ -48,6 +51,22 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def new_decision(report: dict, decision: str, by: str, current: dict, comment: str | None) -> dict:
+    """An administrator's decision on ``report``; ``current`` is the location it replaces (if accepted)."""
+    return {
+        "event": "decision",
+        "id": uuid.uuid4().hex,
+        "report_id": report["id"],
+        "registration_no": report["registration_no"],
+        "decision": decision,
+        "by": by,
+        "at": utc_now(),
+        "from": {"lon": current.get("lon"), "lat": current.get("lat"), "precision": current.get("precision")},
+        "to": report["to"],
+        "comment": comment,
+    }
+
+
 def new_report(registration_no: str, reporter: str, current: dict, lon: float, lat: float, accuracy_m: float,
                reason: str, note: str | None) -> dict:
     """A new pending report; ``current`` is the cooperative's location now ({lon, lat, precision})."""
@@ -66,8 +85,17 @@ def new_report(registration_no: str, reporter: str, current: dict, lon: float, l
 
 @dataclass
 class ReadResult:
-    reports: list[dict]          # in file order (oldest first)
+    reports: list[dict]          # in file order (oldest first), each with its current status
     skipped_lines: int           # lines that were not a JSON object (torn or damaged)
+    events: list[dict] | None = None   # every record, reports and decisions, in file order
+
+    def accepted(self) -> dict[str, dict]:
+        """The latest accepted decision per registration number (the verified locations)."""
+        out: dict[str, dict] = {}
+        for e in self.events or []:
+            if e.get("event") == "decision" and e.get("decision") == "accepted":
+                out[str(e["registration_no"])] = e
+        return out
 
 
 class ReportLog:
@@ -104,7 +132,7 @@ class ReportLog:
             data = self.path.read_bytes()
         except FileNotFoundError:
             return ReadResult([], 0)
-        reports, skipped = [], 0
+        events, skipped = [], 0
         for raw in data.split(b"\n"):
             if not raw.strip():
                 continue
@@ -116,8 +144,36 @@ class ReportLog:
             if not isinstance(rec, dict) or not isinstance(rec.get("id"), str):
                 skipped += 1
                 continue
-            reports.append(rec)
-        return ReadResult(reports, skipped)
+            events.append(rec)
+        reports = {e["id"]: dict(e) for e in events if e.get("event", "report") == "report"}
+        for e in events:
+            if e.get("event") == "decision" and e.get("report_id") in reports:
+                r = reports[e["report_id"]]
+                r["status"] = e.get("decision")
+                r["decision"] = {k: e.get(k) for k in ("id", "by", "at", "comment")}
+        return ReadResult(list(reports.values()), skipped, events)
+
+    @contextlib.contextmanager
+    def exclusive(self):
+        """Hold the review lock (threads and worker processes) across a read-check-append sequence."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with _lock_for(lock_path), open(lock_path, "a+b") as f:
+            if fcntl is not None:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                if fcntl is not None:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    def last_decision_id(self, registration_no: str) -> str | None:
+        """The id of the latest decision on a cooperative's reports (part of its ETag)."""
+        last = None
+        for e in self.read().events or []:
+            if e.get("event") == "decision" and str(e.get("registration_no")) == registration_no:
+                last = e["id"]
+        return last
 
     def query(self, *, status: str | None = None, registration_no: str | None = None,
               report_id: str | None = None) -> tuple[list[dict], int]:

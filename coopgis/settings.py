@@ -38,7 +38,8 @@ class ServiceSettings(Settings):
     workers: int = Field(default=1, ge=1, le=64)
     default_limit: int = Field(default=100, ge=1)
     max_limit: int = Field(default=10_000, ge=1, description="largest page of items")
-    max_download: int = Field(default=200_000, ge=1, description="largest number of features in one download")
+    max_download: int = Field(default=200_000, ge=1, description="largest download, for GIS staff")
+    public_max_download: int = Field(default=20_000, ge=1, description="largest download without a token")
     max_query_length: int = Field(default=300, ge=10, description="longest geocoding query, in characters")
     min_zoom: int = Field(default=0, ge=0)
     max_zoom: int = Field(default=20, le=24)
@@ -47,6 +48,12 @@ class ServiceSettings(Settings):
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed to read with GET/HEAD")
     root_path: str = Field(default="", description="path prefix when served behind a proxy")
     basemap_url: str | None = Field(default=None, description="XYZ base map URL; unset: boundaries only")
+    tokens_file: Path = Field(default=ROOT / "var" / "tokens.json",
+                              description="bearer tokens (hashed); manage with `coopgis token`")
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="largest request body")
+    rate_geocode_per_minute: float = Field(default=120, gt=0, description="geocode/search/nearest per client")
+    rate_download_per_minute: float = Field(default=30, gt=0, description="downloads per client")
+    rate_burst: int = Field(default=30, ge=1, description="requests allowed at once before the rate applies")
 
     @model_validator(mode="after")
     def _limits_consistent(self):

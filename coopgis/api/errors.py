@@ -25,9 +25,11 @@ class ApiError(Exception):
     status = 400
     title = "Bad request"
 
-    def __init__(self, detail: str, *, status: int | None = None, title: str | None = None, **extra):
+    def __init__(self, detail: str, *, status: int | None = None, title: str | None = None,
+                 headers: dict[str, str] | None = None, **extra):
         super().__init__(detail)
         self.detail = detail
+        self.headers = headers or {}
         if status is not None:
             self.status = status
         if title is not None:
@@ -45,18 +47,19 @@ class NotAcceptable(ApiError):
     title = "Not acceptable"
 
 
-def problem(status: int, title: str, detail: str, instance: str | None = None, **extra) -> JSONResponse:
+def problem(status: int, title: str, detail: str, instance: str | None = None,
+            headers: dict[str, str] | None = None, **extra) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     if instance:
         body["instance"] = instance
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
 def register_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
-        return problem(exc.status, exc.title, exc.detail, request.url.path, **exc.extra)
+        return problem(exc.status, exc.title, exc.detail, request.url.path, exc.headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):

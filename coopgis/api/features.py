@@ -18,6 +18,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from coopgis import formats
 from coopgis.api.errors import ApiError, NotAcceptable, NotFound
 from coopgis.api.html import render
+from coopgis.api.security import principal
+from coopgis.auth import Principal
 from coopgis.api.params import (CRS84, SUPPORTED_CRS, CooperativeFilter, cooperative_filter, parse_bbox,
                                 parse_crs, select)
 from coopgis.dataset import ATTRIBUTION, COLLECTIONS, Collection, Dataset
@@ -108,8 +110,10 @@ def build_router(settings) -> APIRouter:
                                         json_schema_extra={"maximum": max_limit, "default": default_limit}),
               offset: int = Query(0, ge=0, le=10_000_000, description="features to skip"),
               f: str | None = Query(None, description=F_DESCRIPTION),
-              flt: CooperativeFilter = Depends(cooperative_filter)):
+              flt: CooperativeFilter = Depends(cooperative_filter),
+              who: Principal = Depends(principal)):
         coll = get_collection(request, collection_id)
+        level = "staff" if who.can("gis_staff") else "public"
         fmt = negotiate(request, f, ("geojson", "json", "html", "csv", "gpkg", "kml"))
         out_crs = parse_crs(crs)
         box = parse_bbox(bbox, bbox_crs)
@@ -117,8 +121,10 @@ def build_router(settings) -> APIRouter:
         settings = request.app.state.settings
         matched = len(rows)
         if fmt in ("csv", "gpkg", "kml"):
-            return download(request, coll, rows, out_crs, fmt, settings.max_download, paged=limit is not None,
-                            limit=limit, offset=offset)
+            most = settings.max_download if level == "staff" else min(settings.max_download,
+                                                                      settings.public_max_download)
+            return download(request, coll, rows, out_crs, fmt, most, paged=limit is not None,
+                            limit=limit, offset=offset, level=level)
         size = min(limit or settings.default_limit, settings.max_limit)
         page = rows[offset:offset + size]
         if fmt == "html":
@@ -130,15 +136,17 @@ def build_router(settings) -> APIRouter:
             "timeStamp": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
             "links": page_links(request, matched, offset, size, "geojson"),
         }
-        return StreamingResponse(formats.geojson_stream(coll, page, out_crs, head),
+        return StreamingResponse(formats.geojson_stream(coll, page, out_crs, head, level),
                                  media_type=formats.MEDIA["geojson"], headers=crs_headers(out_crs))
 
     @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature",
                 response_class=Response)
     def item(request: Request, collection_id: str, feature_id: str,
              crs: str | None = Query(None, description="output CRS"),
-             f: str | None = Query(None, description="json, geojson or html")):
+             f: str | None = Query(None, description="json, geojson or html"),
+             who: Principal = Depends(principal)):
         coll = get_collection(request, collection_id)
+        level = "staff" if who.can("gis_staff") else "public"
         fmt = negotiate(request, f, ("geojson", "json", "html"))
         out_crs = parse_crs(crs)
         row = coll.row_of(feature_id)
@@ -150,7 +158,7 @@ def build_router(settings) -> APIRouter:
             return render(request, "item.html", coll=coll, row=row, here=here)
         rows = np.array([row])
         geom = formats.geometries_in(coll, rows, out_crs)
-        feature = coll.feature(row, geom[0] if geom else None)
+        feature = coll.feature(row, geom[0] if geom else None, level)
         links = [link(here + "?f=json", "self", "application/geo+json"),
                  link(here + "?f=html", "alternate", "text/html"),
                  link(f"{base}/collections/{coll.name}", "collection", "application/json")]
@@ -268,22 +276,23 @@ def crs_headers(crs) -> dict:
 
 
 def download(request: Request, coll: Collection, rows: np.ndarray, crs, fmt: str, max_download: int,
-             paged: bool, limit: int | None, offset: int) -> Response:
+             paged: bool, limit: int | None, offset: int, level: str = "public") -> Response:
     """A whole filtered selection (or one page of it when limit is given) as a file."""
     if paged:
         rows = rows[offset:offset + limit]
     if len(rows) > max_download:
-        raise ApiError(f"{len(rows)} features match; one download holds at most {max_download}. "
-                       "Narrow it with bbox, province or another filter, or page with limit/offset.",
+        raise ApiError(f"{len(rows)} features match; one download holds at most {max_download}"
+                       + (" without a GIS staff token" if level == "public" else "")
+                       + ". Narrow it with bbox, province or another filter, or page with limit/offset.",
                        status=413, title="Selection too large")
     name = f"{coll.name}.{formats.EXTENSION[fmt]}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"', **crs_headers(crs)}
     if fmt == "csv":
-        return StreamingResponse(formats.csv_stream(coll, rows, crs), media_type=formats.MEDIA["csv"],
+        return StreamingResponse(formats.csv_stream(coll, rows, crs, level), media_type=formats.MEDIA["csv"],
                                  headers=headers)
     if fmt == "kml" and crs.epsg not in (None, 4326):
         raise ApiError("KML is always in WGS 84 longitude/latitude; leave crs out for f=kml")
-    body = formats.ogr_file(coll, rows, crs, "GPKG" if fmt == "gpkg" else "KML")
+    body = formats.ogr_file(coll, rows, crs, "GPKG" if fmt == "gpkg" else "KML", level)
     return Response(body, media_type=formats.MEDIA[fmt], headers=headers)
 
 

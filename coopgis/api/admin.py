@@ -1,0 +1,134 @@
+"""A cooperative's own record, review of location reports, the audit log and reloading.
+
+- ``GET /cooperatives/{registration_no}``: one cooperative with the fields the
+  caller's role may see (an administrator also sees personal data, here only),
+  and an ``ETag`` of its location state.
+- ``POST /location-reports/{id}/decision`` (administrator, ``If-Match`` required):
+  accept or reject a report. Accepting moves the cooperative to the reported
+  point with precision ``verified`` and recomputes its joins; a stale ``If-Match``
+  (someone changed it meanwhile) is a 412, so no update is lost.
+- ``GET /audit`` (administrator): every report and decision, oldest first.
+- ``POST /admin/reload`` (administrator): serve the store again after an ingest.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from coopgis.api.errors import ApiError, NotFound
+from coopgis.api.features import base_url, link
+from coopgis.api.security import principal, require
+from coopgis.auth import Principal
+from coopgis.corrections import location_etag
+from coopgis.dataset import PERSONAL_COLUMNS, Collection, Dataset
+from coopgis.reports import ReportLog, new_decision
+from coopgis.text import norm, to_ascii_digits
+
+
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decision: str = Field(pattern="^(accepted|rejected)$", description="accepted or rejected")
+    comment: str | None = Field(None, max_length=2000)
+
+
+def build_router(settings) -> APIRouter:
+    router = APIRouter(tags=["Cooperative records and review"])
+    log = ReportLog(settings.data)
+    decide_lock = threading.Lock()
+
+    @router.get("/cooperatives/{registration_no}", summary="One cooperative, with the fields your role may see")
+    def record(request: Request, registration_no: str, who: Principal = Depends(principal)):
+        coll, row = _find(request, registration_no)
+        level = "staff" if who.can("gis_staff") else "public"
+        feature = orjson.loads(coll.feature(row, level=level))
+        if who.can("admin"):
+            for col in PERSONAL_COLUMNS:
+                value = coll.frame[col].iat[row] if col in coll.frame.columns else None
+                feature["properties"][col] = value if isinstance(value, str) else None
+        reg = feature["id"]
+        feature["links"] = [
+            link(f"{base_url(request)}/cooperatives/{reg}", "self", "application/geo+json"),
+            link(f"{base_url(request)}/cooperatives/{reg}/location-reports", "related", "application/json",
+                 "location reports"),
+        ]
+        return Response(orjson.dumps(feature), media_type="application/geo+json",
+                        headers={"ETag": _etag(coll, row, log), "Cache-Control": "no-store"})
+
+    @router.post("/location-reports/{report_id}/decision", summary="Accept or reject a location report "
+                 "(administrator; send If-Match with the cooperative's ETag)")
+    def decide(request: Request, report_id: str, body: DecisionIn, who: Principal = Depends(require("admin"))):
+        rid = to_ascii_digits(norm(report_id)).lower()
+        if_match = request.headers.get("if-match")
+        if not if_match:
+            raise ApiError("send If-Match with the ETag of GET /cooperatives/{registration_no}, so a change "
+                           "made meanwhile is not overwritten", status=428, title="Precondition required")
+        with decide_lock, log.exclusive():
+            reports = {r["id"]: r for r in log.read().reports}
+            report = reports.get(rid)
+            if report is None:
+                raise NotFound(f"no location report {report_id!r}")
+            if report.get("status") != "pending":
+                raise ApiError(f"report {rid} was already {report.get('status')} "
+                               f"by {report.get('decision', {}).get('by')}", status=409, title="Already decided")
+            coll, row = _find(request, report["registration_no"])
+            current = _etag(coll, row, log)
+            if if_match.strip() not in (current, "*"):
+                raise ApiError("the cooperative changed since you read it (ETag mismatch); read it again "
+                               "and decide on what it is now", status=412, title="Precondition failed",
+                               headers={"ETag": current})
+            event = new_decision(report, body.decision, who.name, _location(coll, row), body.comment)
+            log.append(event)
+        if body.decision == "accepted":
+            request.app.state.reload_dataset()
+        coll, row = _find(request, report["registration_no"])
+        return JSONResponse(event, headers={"ETag": _etag(coll, row, log)})
+
+    @router.get("/audit", summary="The audit log: every location report and decision (administrator)")
+    def audit(registration_no: str | None = Query(None), limit: int = Query(1000, ge=1, le=100_000),
+              who: Principal = Depends(require("admin"))):
+        result = log.read()
+        events = result.events or []
+        if registration_no:
+            reg = to_ascii_digits(norm(registration_no))
+            events = [e for e in events if str(e.get("registration_no")) == reg]
+        return JSONResponse({"numberMatched": len(events), "skipped_lines": result.skipped_lines,
+                             "events": events[-limit:]})
+
+    @router.post("/admin/reload", summary="Serve the store again, e.g. after `coopgis ingest` (administrator)")
+    def reload(request: Request, who: Principal = Depends(require("admin"))):
+        request.app.state.reload_dataset()
+        ds: Dataset = request.app.state.dataset
+        return JSONResponse({"cooperatives": len(ds.cooperatives), "report": {
+            k: ds.report.get(k) for k in ("file", "created", "rows", "accepted", "quarantined")}})
+
+    return router
+
+
+def _find(request: Request, registration_no: str) -> tuple[Collection, int]:
+    coll = request.app.state.dataset.collections["cooperatives"]
+    row = coll.row_of(to_ascii_digits(norm(registration_no)))
+    if row is None:
+        raise NotFound(f"no cooperative with registration number {registration_no!r}")
+    return coll, row
+
+
+def _location(coll: Collection, row: int) -> dict:
+    lon, lat = float(coll.lon[row]), float(coll.lat[row])
+    ok = math.isfinite(lon) and math.isfinite(lat)
+    precision = coll.frame["precision"].iat[row]
+    return {"lon": lon if ok else None, "lat": lat if ok else None,
+            "precision": precision if isinstance(precision, str) else None}
+
+
+def _etag(coll: Collection, row: int, log: ReportLog) -> str:
+    reg = str(coll.frame[coll.id_column].iat[row])
+    loc = _location(coll, row)
+    last = log.last_decision_id(reg)
+    return location_etag(reg, loc["lon"] if loc["lon"] is not None else float("nan"),
+                         loc["lat"] if loc["lat"] is not None else float("nan"), loc["precision"], last or "-")

@@ -1,0 +1,105 @@
+"""The OpenAPI 3.0 document at ``/api``.
+
+FastAPI writes OpenAPI 3.1; OGC's oas30 conformance class, GDAL and older
+clients want 3.0, so the document is rewritten (``anyOf [X, null]`` becomes
+``nullable``). Each operation also gets the media types it really answers with,
+and its errors as ``application/problem+json`` (FastAPI would announce 422
+validation errors; this app answers 400).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+        "detail": {"type": "string"}, "instance": {"type": "string"},
+    },
+}
+ERROR_CODES = {"400": "Invalid parameter or body", "401": "Credentials missing or wrong",
+               "403": "Role not allowed", "404": "No such resource", "406": "Format not offered",
+               "409": "Conflict", "412": "Precondition failed (If-Match)", "413": "Too large",
+               "428": "If-Match required", "429": "Rate limited", "503": "Not available"}
+
+# Media types of successful answers, by path pattern (first match wins).
+MEDIA = [
+    (r"^/collections/\{[^}]+\}/items$", ["application/geo+json", "text/html", "text/csv",
+                                           "application/geopackage+sqlite3",
+                                           "application/vnd.google-earth.kml+xml"]),
+    (r"^/collections/\{[^}]+\}/items/\{[^}]+\}$", ["application/geo+json", "text/html"]),
+    (r"^/(collections(/\{[^}]+\})?|conformance)?$", ["application/json", "text/html"]),
+    (r"^/tiles/.*\.(mvt|geojson)$|^/tiles/\{layer\}/\{z\}/\{x\}/\{y\}", ["application/vnd.mapbox-vector-tile",
+                                                                      "application/geo+json"]),
+    (r"^/stats$", ["application/json", "text/csv"]),
+    (r"^/(nearest|search)$", ["application/geo+json"]),
+    (r"^/(maps|dashboard)", ["text/html", "application/json"]),
+]
+
+
+def openapi_30(app: FastAPI) -> dict:
+    """The app's OpenAPI document as 3.0.3, built once."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes,
+                      openapi_version="3.0.3")
+    doc = to_30(copy.deepcopy(doc))
+    doc.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    doc["components"]["schemas"].pop("HTTPValidationError", None)
+    doc["components"]["schemas"].pop("ValidationError", None)
+    for path, operations in doc.get("paths", {}).items():
+        media = next((m for pattern, m in MEDIA if re.search(pattern, path)), None)
+        for op in operations.values():
+            responses = op.setdefault("responses", {})
+            responses.pop("422", None)
+            ok = next((code for code in responses if code.startswith("2")), None)
+            if media and ok:
+                schema = {"type": "string", "format": "binary"}
+                responses[ok]["content"] = {m: ({"schema": {}} if "json" in m else {"schema": schema})
+                                            for m in media}
+            for code, text in ERROR_CODES.items():
+                responses.setdefault(code, {"description": text, "content": {
+                    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+    app.openapi_schema = doc
+    return doc
+
+
+def to_30(node):
+    """Rewrite 3.1-only schema forms: ``anyOf [X, null]`` -> X + nullable, ``examples`` -> ``example``."""
+    if isinstance(node, list):
+        return [to_30(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: to_30(v) for k, v in node.items()}
+    nulls = ({"type": "null"}, {"nullable": True})
+    for combo in ("anyOf", "oneOf"):
+        options = node.get(combo)
+        if isinstance(options, list) and any(o in nulls for o in options):
+            rest = [o for o in options if o not in nulls]
+            node.pop(combo)
+            if len(rest) == 1:
+                node.update(rest[0])
+            else:
+                node[combo] = rest
+            node["nullable"] = True
+    if node.get("type") == "null":
+        node.pop("type")
+        node["nullable"] = True
+    if isinstance(node.get("type"), list):
+        types = [t for t in node["type"] if t != "null"]
+        if len(types) < len(node["type"]):
+            node["nullable"] = True
+        node["type"] = types[0] if len(types) == 1 else types
+    if "examples" in node and isinstance(node["examples"], list) and "schema" not in node:
+        examples = node.pop("examples")
+        if examples:
+            node["example"] = examples[0]
+    if "const" in node:
+        node["enum"] = [node.pop("const")]
+    return node

@@ -1,0 +1,115 @@
+"""Verified locations: accepted location reports laid over the ingested dataset.
+
+The ingested dataset is never edited in place. Whenever it is loaded, the
+accepted decisions of the audit log (``reports.py``) are applied on top: the
+cooperative moves to the verified point, its precision becomes ``verified``,
+and its province, county, deprivation class, border flag and quota are joined
+again. So a verified location survives restarts and re-ingests; a re-ingest
+that brings a different location reports the conflict (:func:`conflicts`)
+instead of overwriting it.
+
+An accepted point inside a village that had no coordinate also gives that
+village one for the geocoder (:func:`learn_villages`), so later addresses
+naming it get ``village`` precision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from coopgis.boundaries import Boundaries
+from coopgis.geocode import Geocoder
+from coopgis.joins import border_quota, join_boundaries
+
+VERIFIED = "verified"
+# A re-ingested location further than this from the verified one (beyond the reported accuracy) is a conflict.
+CONFLICT_METRES = 100.0
+
+
+def apply_verified(frame: gpd.GeoDataFrame, accepted: dict[str, dict], boundaries: Boundaries) -> gpd.GeoDataFrame:
+    """The dataset with each accepted location applied and its joins recomputed."""
+    if not accepted:
+        return frame
+    reg = frame["registration_no"].astype(str)
+    rows = np.flatnonzero(reg.isin(list(accepted)).to_numpy())
+    if not len(rows):
+        return frame
+    out = frame.copy()
+    lon = np.array([accepted[reg.iat[i]]["to"]["lon"] for i in rows], dtype=float)
+    lat = np.array([accepted[reg.iat[i]]["to"]["lat"] for i in rows], dtype=float)
+    joined = join_boundaries(lon, lat, boundaries)
+    geom_col = out.geometry.name
+    out.loc[out.index[rows], geom_col] = shapely.points(lon, lat)
+    out.loc[out.index[rows], "precision"] = VERIFIED
+    out.loc[out.index[rows], "confidence"] = 1.0
+    for col in ("province", "province_name", "county", "county_code", "county_osm", "deprivation_class",
+                "deprived", "province_shdi", "border"):
+        values = joined[col].to_numpy(dtype=object)
+        out[col] = out[col].astype(object)
+        out.loc[out.index[rows], col] = values
+    out["county_osm"] = pd.array(out["county_osm"], dtype="Int64")
+    out["deprived"] = pd.array(out["deprived"], dtype="boolean")
+    out["border"] = pd.array(out["border"], dtype="boolean")
+    out["province_shdi"] = pd.to_numeric(out["province_shdi"], errors="coerce")
+    out["border_quota_usd"] = border_quota(out["kind"], out["deprived"])
+    return out
+
+
+def learn_villages(geocoder: Geocoder, frame: gpd.GeoDataFrame, accepted: dict[str, dict]) -> int:
+    """Give villages without a coordinate the verified point of a cooperative in them; returns how many."""
+    if not accepted:
+        return 0
+    learned = 0
+    by_reg = frame.set_index(frame["registration_no"].astype(str))
+    for reg, decision in accepted.items():
+        if reg not in by_reg.index:
+            continue
+        row = by_reg.loc[reg]
+        if isinstance(row, pd.DataFrame):
+            row = row.iloc[0]
+        if row.get("place_level") != "village" or not isinstance(row.get("place_code"), str):
+            continue
+        if geocoder.learn_village(row["place_code"], decision["to"]["lon"], decision["to"]["lat"]):
+            learned += 1
+    return learned
+
+
+def conflicts(frame: gpd.GeoDataFrame, accepted: dict[str, dict]) -> list[dict]:
+    """Accepted locations that a freshly ingested dataset places elsewhere (it keeps the verified one)."""
+    out = []
+    reg = frame["registration_no"].astype(str)
+    for i in np.flatnonzero(reg.isin(list(accepted)).to_numpy()):
+        d = accepted[reg.iat[i]]
+        g = frame.geometry.iat[i]
+        if g is None or g.is_empty:
+            continue
+        metres = _metres(g.x, g.y, d["to"]["lon"], d["to"]["lat"])
+        if metres > CONFLICT_METRES + float(d["to"].get("accuracy_m") or 0):
+            out.append({"registration_no": reg.iat[i], "verified": d["to"], "verified_by": d.get("by"),
+                        "verified_at": d.get("at"),
+                        "ingested": {"lon": round(g.x, 6), "lat": round(g.y, 6),
+                                     "precision": frame["precision"].iat[i]},
+                        "distance_m": round(metres, 1)})
+    return out
+
+
+def location_etag(registration_no: str, lon: float, lat: float, precision: str | None, version: str) -> str:
+    """A strong ETag of a cooperative's location state (changes when it moves or its reports are decided)."""
+    state = f"{registration_no}|{_fmt(lon)}|{_fmt(lat)}|{precision}|{version}"
+    return '"' + hashlib.sha256(state.encode()).hexdigest()[:32] + '"'
+
+
+def _fmt(v: float) -> str:
+    return "none" if v is None or not math.isfinite(v) else f"{v:.7f}"
+
+
+def _metres(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    return 6_371_008.8 * 2 * math.asin(math.sqrt(a))
