@@ -16,14 +16,17 @@ from fastapi.staticfiles import StaticFiles
 from coopgis import __version__
 from coopgis.api.errors import register_error_handlers
 from coopgis.dataset import Dataset
+from coopgis.maps import MapSettings
 from coopgis.settings import ServiceSettings
 
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None = None) -> FastAPI:
+def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None = None,
+               map_settings: MapSettings | None = None) -> FastAPI:
     """Build the app for ``settings``, serving ``dataset`` (default: the store in settings.data)."""
     settings = settings or ServiceSettings()
+    map_settings = map_settings or MapSettings()
     if dataset is None:
         dataset = load_dataset(settings)
     app = FastAPI(title="coopgis", version=__version__, openapi_url="/api", docs_url=None, redoc_url=None,
@@ -37,12 +40,15 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD"],
                            allow_credentials=False, allow_headers=["Accept", "If-None-Match"])
 
-    from coopgis.api import features, geocoding, stats, tiles
+    from coopgis.api import dashboard, features, field, geocoding, maps, stats, tiles
 
     app.include_router(features.build_router(settings))
     app.include_router(tiles.build_router(settings))
     app.include_router(geocoding.build_router(settings))
     app.include_router(stats.build_router())
+    app.include_router(field.build_router(settings))
+    app.include_router(maps.build_router(settings, map_settings))
+    app.include_router(dashboard.build_router(map_settings))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.openapi = lambda: _openapi_30(app)
     return app

@@ -1,4 +1,4 @@
-"""The ``coopgis`` command: ingest, geocode, reverse, sample, demo, serve, build-boundaries.
+"""The ``coopgis`` command: ingest, geocode, reverse, sample, demo, serve, render, build-boundaries.
 
 Each subcommand calls the same functions the API uses; this module only parses
 arguments and prints.
@@ -67,6 +67,21 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--data", type=Path, help="dataset folder (default: the embedded sample; COOPGIS_DATA)")
     s.add_argument("--workers", type=int, help="worker processes (default 1; COOPGIS_WORKERS)")
     s.set_defaults(func=_cmd_serve)
+
+    s = sub.add_parser("render", help="write a standalone HTML map (assets inline, selection embedded) "
+                                      "for e-mail or a USB stick")
+    s.add_argument("name", help="a map name from maps/ (national, deprivation, sectors, ...)")
+    s.add_argument("--out", type=Path, required=True, metavar="FILE.html")
+    s.add_argument("--data", type=Path, help="dataset folder (default: COOPGIS_DATA)")
+    for flag, text in (("province", "ISO 3166-2 code (IR-07), Persian or English name"),
+                       ("county", "official code, OSM relation id or Persian name"),
+                       ("kind", "kind(s), comma-separated"), ("sector", "sector(s), comma-separated"),
+                       ("status", "active, troubled, dissolved"), ("deprived", "true or false"),
+                       ("border", "true or false"), ("women-led", "true or false"),
+                       ("registered-year", "Jalali year or range 1395..1400"),
+                       ("precision", "geocoding precision(s)")):
+        s.add_argument(f"--{flag}", help=text)
+    s.set_defaults(func=_cmd_render)
 
     s = sub.add_parser("build-boundaries", help="rebuild boundaries/ from the raw open data")
     s.add_argument("--source", type=Path, default=Path("../shared/data"))
@@ -211,6 +226,53 @@ def _cmd_serve(args) -> int:
     uvicorn.run("coopgis.app:create_app", factory=True, host=settings.host, port=settings.port,
                 workers=settings.workers, loop="uvloop", http="httptools", log_level="info",
                 proxy_headers=True, root_path=settings.root_path)
+    return 0
+
+
+def _cmd_render(args) -> int:
+    from coopgis.api.errors import ApiError
+    from coopgis.app import load_dataset
+    from coopgis.assets import NPM_HINT, missing_assets
+    from coopgis.maps import MapSettings, load_presets
+    from coopgis.settings import ServiceSettings
+    from coopgis.standalone import FILTER_NAMES, RenderError, parse_filters, render_standalone
+    from coopgis.store import FileStore, StoreError
+
+    map_settings = MapSettings()
+    presets, broken = load_presets(map_settings.maps_dir)
+    if args.name in broken:
+        print(f"coopgis render: {broken[args.name]}", file=sys.stderr)
+        return 2
+    if args.name not in presets:
+        print(f"coopgis render: no map {args.name!r}; maps are: {', '.join(presets)}", file=sys.stderr)
+        return 2
+    if missing_assets(map_settings.web_dir):
+        print(f"coopgis render: the map libraries are missing; {NPM_HINT}", file=sys.stderr)
+        return 1
+    settings = ServiceSettings()
+    if args.data is not None:
+        settings.data = args.data
+        if not FileStore(args.data).exists():
+            print(f"coopgis render: no dataset in {args.data}", file=sys.stderr)
+            return 1
+    try:
+        dataset = load_dataset(settings)
+    except StoreError as exc:
+        print(f"coopgis render: {exc}", file=sys.stderr)
+        return 1
+    values = {name: getattr(args, name) for name in FILTER_NAMES}
+    try:
+        flt = parse_filters(dataset, values)
+        text = render_standalone(presets[args.name], dataset, flt, map_settings, settings.cluster_max_zoom,
+                                 label="، ".join(f"{k}={v}" for k, v in values.items() if v))
+    except ApiError as exc:
+        print(f"coopgis render: {exc.detail}", file=sys.stderr)
+        return 2
+    except RenderError as exc:
+        print(f"coopgis render: {exc}", file=sys.stderr)
+        return 2
+    args.out.write_text(text, encoding="utf-8")
+    print(f"{args.out}: {len(text.encode('utf-8')):,} bytes", file=sys.stderr)
     return 0
 
 

@@ -1,0 +1,345 @@
+"""A preset as a folium map: the page, its assets (served or inlined) and the configuration its script reads.
+
+The layers themselves are drawn in the browser by ``coopgis/web/map.js`` from the
+server's tiles (or, in a standalone file, from GeoJSON embedded in the page);
+this module only declares them to folium so they take part in folium's layer
+control, and writes the small configuration the script needs: the preset,
+Persian labels, colours, choropleth class breaks and province extents. No
+collection is ever written into a served page.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import folium
+import numpy as np
+from branca.element import Element, Figure, MacroElement
+from folium.plugins import Fullscreen, LocateControl
+from folium.template import Template
+
+from coopgis.assets import BUNDLES, ICON, inline_script, inline_style, read_asset, vendor_url
+from coopgis.dataset import Dataset
+from coopgis.maps import DEPRIVATION_CLASSES, Preset
+from coopgis.vocab import GALAXY_SECTORS, KINDS, SECTORS, STATUSES
+
+IRAN_BOUNDS = [[24.0, 43.5], [40.5, 64.0]]     # [[south, west], [north, east]]
+FIELD_ZOOM = 15                                 # where "locate me" flies to: streets and buildings
+KIND_COLORS = {
+    "production": "#1b9e77", "distribution": "#d95f02", "services": "#7570b3", "housing": "#e7298a",
+    "women": "#c51b7d", "school": "#66a61e", "national_inclusive": "#e6ab02", "knowledge_based": "#1f78b4",
+    "county_development": "#a6761d", "public_joint_stock": "#666666", "rural": "#33a02c",
+    "border_dwellers": "#6a3d9a", "union": "#b15928",
+}
+SECTOR_COLORS = {"clothing": "#e41a1c", "handicrafts": "#984ea3", "carpet": "#a65628", "beekeeping": "#e6ab02",
+                 "fish_farming": "#377eb8", "poultry": "#4daf4a"}
+CLASS_COLORS = {"less_developed_2019": "#b2182b", "deprived_2009": "#ef8a62", "not_listed": "#f4f1e8",
+                "no_data": "#9e9e9e"}
+RAMP = ["#c7e9c0", "#a1d99b", "#74c476", "#31a354", "#006d2c"]
+PRECISION_FA = {
+    "exact": "دقیق (مختصات ثبت‌شده)", "verified": "تأییدشده در بازدید", "village": "روستا", "city": "شهر",
+    "rural_district": "دهستان (نقطه نماینده)", "district": "بخش (نقطه نماینده)",
+    "county": "شهرستان (نقطه نماینده)", "province": "استان (نقطه نماینده)", "none": "نامعلوم",
+}
+CLASS_FA = {
+    "less_developed_2019": "شهرستان کمتر توسعه‌یافته (فهرست وزارت کشور، ۱۳۹۷)",
+    "deprived_2009": "منطقه محروم (مصوبه هیئت وزیران، ۱۳۸۸)",
+    "not_listed": "در فهرست‌های منتشرشده نیامده",
+    "no_data": "نامعلوم: برای این استان فهرستی منتشر نشده",
+}
+HATCH = ('<svg class="coop-defs" width="0" height="0" aria-hidden="true"><defs>'
+         '<pattern id="coop-hatch" width="8" height="8" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">'
+         '<rect width="8" height="8" fill="#e6e6e6"></rect>'
+         '<line x1="0" y1="0" x2="0" y2="8" stroke="#8a8a8a" stroke-width="3"></line></pattern></defs></svg>')
+MEASURE_FA = {"cooperatives": "شمار تعاونی‌ها", "members": "شمار اعضا", "jobs": "اشتغال"}
+
+
+@dataclass
+class Page:
+    """Where a rendered page takes its assets and data from."""
+
+    base: str                        # the app's root path; tiles, API links and /vendor hang off it
+    web_dir: Path
+    facts: dict                      # from :func:`page_facts`
+    inline: bool = False             # standalone file: every script, style and font inside the page
+    basemap_url: str | None = None
+    data: dict | None = None         # standalone file: embedded GeoJSON by source
+    note: str = ""                   # standalone file: what the embedded selection is
+    extra: dict = field(default_factory=dict)
+
+
+def page_facts(dataset: Dataset, cluster_max_zoom: int) -> dict:
+    """What a map page needs to know about the data: class breaks, province extents, sources, sample flag."""
+    provinces = dataset.collections["provinces"].frame
+    counties = dataset.collections["counties"].frame
+    deprivation = dataset.collections["deprivation"].frame
+    sources = {}
+    for cls in ("less_developed_2019", "deprived_2009"):
+        urls = deprivation.loc[deprivation["deprivation_class"] == cls, "source_url"].dropna()
+        if len(urls):
+            sources[cls] = str(urls.iloc[0])
+    bounds = provinces.geometry.bounds.round(3)
+    return {
+        "breaks": {name: {m: class_breaks(frame[m].to_numpy()) for m in ("cooperatives", "members", "jobs")}
+                   for name, frame in (("provinces", provinces), ("counties", counties))},
+        "provinces": {iso: [float(v) for v in b] for iso, b in zip(provinces["iso_3166_2"], bounds.to_numpy())},
+        "sources": sources,
+        "synthetic": dataset.synthetic,
+        "clusterMaxZoom": cluster_max_zoom,
+        "total": int(len(dataset.cooperatives)),
+    }
+
+
+def class_breaks(values: np.ndarray, classes: int = 5) -> list[int]:
+    """Upper bounds of the lower ``classes - 1`` classes: quantiles of the non-zero values, increasing."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if not len(v):
+        return []
+    qs = np.quantile(v, np.linspace(0, 1, classes + 1)[1:-1])
+    out: list[int] = []
+    for q in qs:
+        b = int(_nice(q))
+        if not out or b > out[-1]:
+            out.append(b)
+    return out
+
+
+def build_map(preset: Preset, page: Page) -> folium.Map:
+    """The folium map of a preset, in a right-to-left Persian page."""
+    fig = PageFigure(title=html.escape(f"{preset.title_fa} — coopgis"))
+    # minZoom/maxZoom on the map itself: without them Leaflet takes its zoom range from the layers
+    # and jumps to a layer's min_zoom (e.g. counties from 7) when that layer is added first.
+    m = folium.Map(location=list(preset.center), zoom_start=preset.zoom, tiles=None,
+                   control_scale=preset.controls["scale"], prefer_canvas=False, max_bounds=False,
+                   minZoom=preset.min_zoom, maxZoom=preset.max_zoom)
+    fig.add_child(m)
+    served = not page.inline
+    m.default_js = [("leaflet", vendor_url(page.base, "leaflet/leaflet.js"))] if served else []
+    m.default_css = [("leaflet_css", vendor_url(page.base, "leaflet/leaflet.css"))] if served else []
+    bundles = _bundles(preset, page)
+    PageAssets(bundles, page).add_to(m)
+    if page.basemap_url and served:
+        folium.TileLayer(tiles=page.basemap_url, attr="نقشه پایه", name="نقشه پایه", overlay=False,
+                         control=True, max_zoom=preset.max_zoom).add_to(m)
+    Setup(config(preset, page), page.data).add_to(m)
+    for spec in preset.layers:
+        PresetLayer(spec.id, html.escape(spec.title_fa), show=spec.show).add_to(m)
+    if preset.controls["fullscreen"]:
+        fs = Fullscreen(position="topleft", title="تمام‌صفحه", title_cancel="خروج از تمام‌صفحه")
+        _assets_of(fs, "fullscreen", page)
+        fs.add_to(m)
+    if preset.controls["locate"]:
+        loc = Locate(position="topleft", flyTo=True, keepCurrentZoomLevel=False, showPopup=False,
+                     initialZoomLevel=FIELD_ZOOM, locateOptions={"maxZoom": FIELD_ZOOM, "enableHighAccuracy": True},
+                     strings={"title": "مکان من", "metersUnit": "متر",
+                              "outsideMapBoundsMsg": "بیرون از محدوده نقشه"})
+        _assets_of(loc, "locate", page)
+        loc.add_to(m)
+    if preset.controls["layers"]:
+        folium.LayerControl(position="topright", collapsed=bool(preset.controls["field"])).add_to(m)
+    Controls().add_to(m)
+    return m
+
+
+def config(preset: Preset, page: Page) -> dict:
+    """The configuration ``map.js`` reads: labels, colours, layers and the facts of the data."""
+    styling = preset.styling
+    return {
+        "preset": {"name": preset.name, "title_fa": preset.title_fa, "title_en": preset.title_en,
+                   "description_fa": preset.description_fa},
+        "mode": "embedded" if page.data is not None else "tiles",
+        "base": page.base,
+        "links": not page.inline,
+        "note": page.note,
+        "bounds": IRAN_BOUNDS,
+        "controls": {k: (list(v) if isinstance(v, tuple) else v) for k, v in preset.controls.items()},
+        "filters": preset.filters,
+        "layers": [{"id": s.id, "source": s.source, "style": s.style, "title_fa": s.title_fa,
+                    "minZoom": s.min_zoom, "maxZoom": s.max_zoom, "filters": s.filters, "color": s.color}
+                   for s in preset.layers],
+        "colors": {"kinds": KIND_COLORS | styling.get("kinds", {}),
+                   "sectors": SECTOR_COLORS | styling.get("sectors", {}),
+                   "classes": CLASS_COLORS | styling.get("classes", {}),
+                   "ramp": styling.get("ramp") or RAMP, "cluster": styling.get("cluster", "#1f3b73"),
+                   "border": styling.get("border", "#5e3c99")},
+        "labels": {"kinds": {t.code: t.fa for t in KINDS}, "sectors": {t.code: t.fa for t in SECTORS},
+                   "statuses": {t.code: t.fa for t in STATUSES}, "precision": PRECISION_FA,
+                   "classes": {c: CLASS_FA[c] for c in DEPRIVATION_CLASSES}, "measures": MEASURE_FA,
+                   "galaxy": list(GALAXY_SECTORS)},
+        "legend": {"sections": list(preset.legend_sections),
+                   "items": [{"label_fa": i.label_fa, "label_en": i.label_en, "swatch": i.swatch,
+                              "color": i.color} for i in preset.legend_items]},
+        **page.facts,
+        **page.extra,
+    }
+
+
+def to_script_json(value) -> str:
+    """JSON that cannot end the ``<script>`` element it sits in."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") \
+        .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+# ---- folium elements --------------------------------------------------------------------------
+
+class PageFigure(Figure):
+    """folium's page with ``lang="fa" dir="rtl"`` on the root element."""
+
+    _template = Template(
+        "<!DOCTYPE html>\n"
+        '<html lang="fa" dir="rtl">\n'
+        "<head>\n"
+        "{% if this.title %}<title>{{this.title}}</title>{% endif %}"
+        "    {{this.header.render(**kwargs)}}\n"
+        "</head>\n"
+        "<body>\n"
+        "    {{this.html.render(**kwargs)}}\n"
+        "</body>\n"
+        "<script>\n"
+        "    {{this.script.render(**kwargs)}}\n"
+        "</script>\n"
+        "</html>\n"
+    )
+
+
+class Raw(Element):
+    """Text put into the page as it is: branca would otherwise read it as a Jinja template."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def render(self, **kwargs) -> str:
+        return self.text
+
+
+class RawParts(MacroElement):
+    """An element that adds fixed text to the page's header, body and script, never templated."""
+
+    header_text = html_text = script_text = ""
+
+    def render(self, **kwargs):
+        figure = self.get_root()
+        for part, text in ((figure.header, self.header_text), (figure.html, self.html_text),
+                           (figure.script, self.script_text)):
+            if text:
+                part.add_child(Raw(text), name=self.get_name())
+
+
+class PageAssets(RawParts):
+    """The page's scripts and styles: links to ``/vendor`` or, in a standalone file, their text."""
+
+    def __init__(self, bundles: list[str], page: Page):
+        super().__init__()
+        self._name = "PageAssets"
+        order = (["leaflet"] if page.inline else []) + bundles
+        css = [n for b in order for n in BUNDLES[b]["css"]]
+        js = [n for b in order for n in BUNDLES[b]["js"]]
+        if page.inline:
+            icon = base64.b64encode(read_asset(page.web_dir, ICON)).decode("ascii")
+            parts = [f'<link rel="icon" href="data:image/svg+xml;base64,{icon}">']
+            parts += [f"<style>{inline_style(page.web_dir, n)}</style>" for n in css]
+            parts += [f"<script>{inline_script(page.web_dir, n)}</script>" for n in js]
+        else:
+            parts = [f'<link rel="icon" href="{html.escape(vendor_url(page.base, ICON))}">']
+            parts += [f'<link rel="stylesheet" href="{html.escape(vendor_url(page.base, n))}">' for n in css]
+            parts += [f'<script src="{html.escape(vendor_url(page.base, n))}"></script>' for n in js]
+        self.header_text = "\n".join(parts)
+
+
+class Setup(RawParts):
+    """The configuration (and embedded data) as JSON script elements, read by ``coopgis.setup``."""
+
+    def __init__(self, cfg: dict, data: dict | None):
+        super().__init__()
+        self._name = "Setup"
+        parts = [f'<script type="application/json" id="coopgis-config">{to_script_json(cfg)}</script>']
+        if data is not None:
+            parts.append(f'<script type="application/json" id="coopgis-data">{to_script_json(data)}</script>')
+        parts.append(HATCH)
+        self.html_text = "\n".join(parts)
+
+    def render(self, **kwargs):
+        self.script_text = f'coopgis.setup({self._parent.get_name()}, "coopgis-config", "coopgis-data");'
+        super().render(**kwargs)
+
+
+class PresetLayer(folium.map.Layer):
+    """A layer of the preset, made by ``coopgis.layer`` and listed in folium's layer control."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = coopgis.layer({{ this.layer_id|tojson }});
+        {% endmacro %}
+    """)
+
+    def __init__(self, layer_id: str, name: str, show: bool):
+        super().__init__(name=name, overlay=True, control=True, show=show)
+        self._name = "PresetLayer"
+        self.layer_id = layer_id
+
+
+class Locate(LocateControl):
+    """folium's LocateControl, registered with ``coopgis`` so the field panel can start it."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = L.control.locate(
+                {{ this.options|tojson }}
+            ).addTo({{ this._parent.get_name() }});
+            coopgis.register("locate", {{ this.get_name() }});
+        {% endmacro %}
+    """)
+
+
+class Controls(MacroElement):
+    """Title, filters, choropleth switch, legend and field panel, once every layer exists."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+            coopgis.controls();
+        {% endmacro %}
+    """)
+
+    def __init__(self):
+        super().__init__()
+        self._name = "Controls"
+
+
+# ---- helpers ----------------------------------------------------------------------------------
+
+def _bundles(preset: Preset, page: Page) -> list[str]:
+    """The asset bundles a preset needs besides Leaflet, in load order."""
+    out = []
+    if page.data is None and any(s.source != "cooperatives" for s in preset.layers):
+        out.append("vectorgrid")     # boundary layers come as MVT from the server
+    if page.inline:
+        out += [b for b, on in (("fullscreen", preset.controls["fullscreen"]),
+                                ("locate", preset.controls["locate"])) if on]
+    out.append("coopgis")
+    if preset.controls["field"]:
+        out.append("field")
+    return out
+
+
+def _assets_of(plugin: MacroElement, bundle: str, page: Page) -> None:
+    """Point a folium plugin's JS/CSS links at ``/vendor`` (or drop them when the page inlines them)."""
+    if page.inline:
+        plugin.default_js, plugin.default_css = [], []
+        return
+    plugin.default_js = [(f"{bundle}_js_{i}", vendor_url(page.base, n)) for i, n in enumerate(BUNDLES[bundle]["js"])]
+    plugin.default_css = [(f"{bundle}_css_{i}", vendor_url(page.base, n))
+                          for i, n in enumerate(BUNDLES[bundle]["css"])]
+
+
+def _nice(x: float) -> float:
+    """x rounded to two significant digits (at least 1), so legend bounds read easily."""
+    if x <= 1:
+        return 1
+    return round(x, 1 - int(np.floor(np.log10(x))))

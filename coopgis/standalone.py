@@ -1,0 +1,134 @@
+"""Standalone map files: a preset with every asset inlined and a bounded selection embedded as GeoJSON.
+
+For e-mail or a USB stick: the file opens from ``file://`` with no network and
+no server. The selection is filtered with the same parameters as the API and is
+refused above ``MapSettings.max_render`` cooperatives (the served pages load
+tiles instead and have no such limit). Boundaries are simplified along shared
+edges (``shapely.coverage_simplify``) so neighbours still meet.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import geopandas as gpd
+import jdatetime
+import numpy as np
+import orjson
+import shapely
+
+from coopgis.api.params import CooperativeFilter, cooperative_filter, select
+from coopgis.dataset import Dataset
+from coopgis.maps import MapSettings, Preset, render_preset
+from coopgis.mapview import Page, page_facts
+from coopgis.text import to_persian_digits
+
+FILTER_NAMES = ("kind", "sector", "status", "province", "county", "deprived", "border", "women_led",
+                "registered_year", "precision")
+POINT_FIELDS = ("registration_no", "name", "kind", "sector", "status", "members", "jobs", "precision", "county",
+                "province", "deprived", "border", "women_led")
+PROVINCE_FIELDS = ("iso_3166_2", "name_fa", "cooperatives", "members", "jobs", "in_deprived_areas")
+COUNTY_FIELDS = ("osm_relation_id", "province_iso", "name_fa", "official_county_code", "border", "cooperatives",
+                 "members", "jobs", "in_deprived_areas")
+DEPRIVATION_FIELDS = ("deprivation_class", "deprived", "source_url", "note")
+PROVINCE_TOLERANCE = 0.03      # degrees; coverage_simplify removes vertices below this squared area
+COUNTY_TOLERANCE = 0.02
+
+
+class RenderError(Exception):
+    """A standalone file that cannot be made; the message says why and what to do."""
+
+
+class SelectionTooLarge(RenderError):
+    """More cooperatives match than a standalone file may hold."""
+
+    def __init__(self, matched: int, limit: int):
+        self.matched, self.limit = matched, limit
+        super().__init__(
+            f"{matched:,} cooperatives match; a standalone file holds at most {limit:,}. Narrow the selection "
+            "with --province, --county, --kind, --sector, --status, --deprived, --registered-year or "
+            "--precision (the served map at /maps has no such limit: it loads tiles).")
+
+
+def parse_filters(dataset: Dataset, values: dict[str, str | None]) -> CooperativeFilter:
+    """The API's filters from plain values (CLI options); ApiError for unknown values, as in the API."""
+    request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(dataset=dataset)))
+    return cooperative_filter(request, **{name: values.get(name) for name in FILTER_NAMES})
+
+
+def render_standalone(preset: Preset, dataset: Dataset, flt: CooperativeFilter, map_settings: MapSettings,
+                      cluster_max_zoom: int = 11, label: str = "") -> str:
+    """The HTML of a standalone file; :class:`RenderError` when the preset or selection does not fit."""
+    if preset.controls["field"]:
+        raise RenderError(f"the map {preset.name!r} needs the server (nearest cooperatives, search, location "
+                          "reports); render a map without a field panel, such as national, deprivation or "
+                          "sectors")
+    coll = dataset.collections["cooperatives"]
+    rows = select(coll, flt, None)
+    if len(rows) > map_settings.max_render:
+        raise SelectionTooLarge(len(rows), map_settings.max_render)
+    rows = rows[np.isfinite(coll.lon[rows]) & np.isfinite(coll.lat[rows])]
+    provinces = flt.province or (sorted(set(coll.frame["province"].iloc[rows].dropna())) if flt.county else None)
+    data = {"cooperatives": _points(coll, rows),
+            "provinces": _polygons(dataset.collections["provinces"].frame, PROVINCE_FIELDS, PROVINCE_TOLERANCE),
+            "counties": _counties(dataset, provinces)}
+    extra = {}
+    if len(rows) and (flt.province or flt.county):
+        lon, lat = coll.lon[rows], coll.lat[rows]
+        extra["fit"] = [[float(lat.min()), float(lon.min())], [float(lat.max()), float(lon.max())]]
+    made = jdatetime.date.today().strftime("%Y/%m/%d")
+    note = (f"پرونده مستقل، ساخته‌شده {to_persian_digits(made)}: {to_persian_digits(f'{len(rows):,}')} تعاونی"
+            + (f" (\u2068{label}\u2069)" if label else "") + ". رنگ استان‌ها و شهرستان‌ها جمع کل داده‌هاست.")
+    page = Page(base="", web_dir=map_settings.web_dir, facts=page_facts(dataset, cluster_max_zoom), inline=True,
+                data=data, note=note, extra=extra)
+    return render_preset(preset, page)
+
+
+def _points(coll, rows: np.ndarray) -> dict:
+    frame = coll.frame.iloc[rows]
+    values = {f: frame[f].tolist() if f in frame else [None] * len(rows) for f in POINT_FIELDS}
+    feats = []
+    for i, (x, y) in enumerate(zip(coll.lon[rows].tolist(), coll.lat[rows].tolist())):
+        props = {f: _plain(values[f][i]) for f in POINT_FIELDS}
+        feats.append({"type": "Feature", "id": props["registration_no"],
+                      "geometry": {"type": "Point", "coordinates": [round(x, 6), round(y, 6)]},
+                      "properties": props})
+    return {"type": "FeatureCollection", "features": feats}
+
+
+def _counties(dataset: Dataset, provinces: list[str] | None) -> dict:
+    counties = dataset.collections["counties"].frame
+    deprivation = dataset.collections["deprivation"].frame.set_index("osm_relation_id")
+    frame = counties.join(deprivation[list(DEPRIVATION_FIELDS)], on="osm_relation_id")
+    if provinces:
+        frame = frame[frame["province_iso"].isin(provinces)]
+    return _polygons(frame, COUNTY_FIELDS + DEPRIVATION_FIELDS, COUNTY_TOLERANCE)
+
+
+def _polygons(frame: gpd.GeoDataFrame, fields: tuple[str, ...], tolerance: float) -> dict:
+    geoms = shapely.set_precision(shapely.coverage_simplify(frame.geometry.values, tolerance), 0.001)
+    texts = shapely.to_geojson(geoms)
+    records = frame[list(fields)].astype(object).to_dict("records")
+    feats = [{"type": "Feature", "geometry": orjson.loads(t),
+              "properties": {k: _plain(v) for k, v in r.items()}}
+             for t, r in zip(texts, records) if t is not None]
+    return {"type": "FeatureCollection", "features": feats}
+
+
+def _plain(v):
+    """A JSON value: numpy scalars unwrapped, missing values as null."""
+    if v is None:
+        return None
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return None if math.isnan(v) else float(v)
+    if isinstance(v, str):
+        return v
+    try:
+        return None if v != v else str(v)     # pd.NA raises here
+    except TypeError:
+        return None
