@@ -6,7 +6,8 @@ with ``TestClient(create_app(settings, dataset))``.
 
 from __future__ import annotations
 
-import copy
+import asyncio
+import logging
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -15,6 +16,9 @@ from fastapi.staticfiles import StaticFiles
 
 from coopgis import __version__
 from coopgis.api.errors import register_error_handlers
+from coopgis.api.openapi import openapi_30
+from coopgis.api.security import SecurityMiddleware
+from coopgis.auth import TokenStore
 from coopgis.dataset import Dataset
 from coopgis.maps import MapSettings
 from coopgis.settings import ServiceSettings
@@ -34,13 +38,17 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
                   description="Iran's cooperatives: OGC API - Features, vector tiles, geocoding, statistics. "
                               "Persian first; English alongside.")
     app.state.settings = settings
+    app.state.tokens = TokenStore(settings.tokens_file)
     set_dataset(app, dataset)
+    app.state.reload_dataset = lambda: _reload(app)
     register_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD"],
                            allow_credentials=False, allow_headers=["Accept", "If-None-Match"])
+    app.add_middleware(SecurityMiddleware, settings=settings)  # outermost: every answer gets its headers
+    app.router.on_startup.append(lambda: _watch_store(app))
 
-    from coopgis.api import dashboard, features, field, geocoding, maps, stats, tiles
+    from coopgis.api import admin, dashboard, features, field, geocoding, maps, stats, tiles
 
     app.include_router(features.build_router(settings))
     app.include_router(tiles.build_router(settings))
@@ -49,8 +57,9 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
     app.include_router(field.build_router(settings))
     app.include_router(maps.build_router(settings, map_settings))
     app.include_router(dashboard.build_router(map_settings))
+    app.include_router(admin.build_router(settings))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.openapi = lambda: _openapi_30(app)
+    app.openapi = lambda: openapi_30(app)
     return app
 
 
@@ -63,63 +72,72 @@ def set_dataset(app: FastAPI, dataset: Dataset) -> None:
     app.state.dataset = dataset
 
 
-def load_dataset(settings: ServiceSettings) -> Dataset:
-    """The dataset in ``settings.data``; the embedded default sample is built first when none exists."""
+def load_dataset(settings: ServiceSettings, previous: Dataset | None = None) -> Dataset:
+    """The dataset in ``settings.data`` with its verified locations applied.
+
+    The embedded default sample is built first when no dataset exists. ``previous``
+    lends its boundaries and geocoder, so a reload does not rebuild them.
+    """
     from coopgis.boundaries import load_boundaries
     from coopgis.cli import ensure_default_dataset
+    from coopgis.corrections import apply_verified, learn_villages
+    from coopgis.geocode import Geocoder
+    from coopgis.reports import ReportLog
     from coopgis.store import FileStore
 
     store = FileStore(settings.data)
     if not store.exists():
         ensure_default_dataset(settings)
-    boundaries = load_boundaries(settings.boundaries, deprivation=settings.deprivation,
-                                 cache_dir=settings.cache_dir)
-    return Dataset(store.read(), boundaries, store.read_report())
+    if previous is not None:
+        boundaries, geocoder = previous.boundaries, previous.geocoder
+    else:
+        boundaries = load_boundaries(settings.boundaries, deprivation=settings.deprivation,
+                                     cache_dir=settings.cache_dir)
+        geocoder = Geocoder(boundaries)
+    frame = store.read()
+    accepted = ReportLog(settings.data).read().accepted()
+    learn_villages(geocoder, frame, accepted)
+    return Dataset(apply_verified(frame, accepted, boundaries), boundaries, store.read_report(), geocoder)
 
 
-def _openapi_30(app: FastAPI) -> dict:
-    """FastAPI writes OpenAPI 3.1; OGC's oas30 class and older clients want 3.0."""
-    if app.openapi_schema:
-        return app.openapi_schema
-    from fastapi.openapi.utils import get_openapi
-
-    doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes,
-                      openapi_version="3.0.3")
-    doc = _to_30(copy.deepcopy(doc))
-    app.openapi_schema = doc
-    return doc
+def _reload(app: FastAPI) -> None:
+    settings = app.state.settings
+    signature = _store_signature(settings)
+    set_dataset(app, load_dataset(settings, app.state.dataset))
+    app.state.store_signature = signature
 
 
-def _to_30(node):
-    """Rewrite 3.1-only schema forms: ``anyOf [X, null]`` -> X + nullable, ``examples`` -> ``example``."""
-    if isinstance(node, list):
-        return [_to_30(n) for n in node]
-    if not isinstance(node, dict):
-        return node
-    node = {k: _to_30(v) for k, v in node.items()}
-    for combo in ("anyOf", "oneOf"):
-        options = node.get(combo)
-        nulls = ({"type": "null"}, {"nullable": True})
-        if isinstance(options, list) and any(o in nulls for o in options):
-            rest = [o for o in options if o not in nulls]
-            node.pop(combo)
-            if len(rest) == 1:
-                node.update(rest[0])
-            else:
-                node[combo] = rest
-            node["nullable"] = True
-    if node.get("type") == "null":
-        node.pop("type")
-        node["nullable"] = True
-    if isinstance(node.get("type"), list):
-        types = [t for t in node["type"] if t != "null"]
-        if len(types) < len(node["type"]):
-            node["nullable"] = True
-        node["type"] = types[0] if len(types) == 1 else types
-    if "examples" in node and isinstance(node["examples"], list) and "schema" not in node:
-        examples = node.pop("examples")
-        if examples:
-            node["example"] = examples[0]
-    if "const" in node:
-        node["enum"] = [node.pop("const")]
-    return node
+def _store_signature(settings: ServiceSettings) -> tuple:
+    from coopgis.reports import REPORTS_FILE
+    from coopgis.store import DATASET_FILE
+
+    out = []
+    for name in (DATASET_FILE, REPORTS_FILE):
+        try:
+            st = (settings.data / name).stat()
+            out.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+def _watch_store(app: FastAPI, every: float = 2.0) -> None:
+    """Reload when the store or the audit log changes (a new ingest, another worker's decision)."""
+    settings = app.state.settings
+    app.state.store_signature = _store_signature(settings)
+
+    async def loop():
+        log = logging.getLogger("coopgis")
+        while True:
+            await asyncio.sleep(every)
+            signature = _store_signature(settings)
+            if signature == app.state.store_signature:
+                continue
+            app.state.store_signature = signature
+            try:
+                await asyncio.to_thread(app.state.reload_dataset)
+                log.info("dataset reloaded from %s", settings.data)
+            except Exception:  # a half-finished or damaged store: keep serving the previous dataset
+                log.exception("reload of %s failed; still serving the previous dataset", settings.data)
+
+    app.state.store_watcher = asyncio.get_running_loop().create_task(loop())

@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from coopgis.settings import Settings
 
 
@@ -22,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args) or 0
+    except ValidationError as exc:  # a COOPGIS_* setting or option out of range
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        print(f"coopgis: invalid setting: {problems}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

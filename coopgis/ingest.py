@@ -20,9 +20,11 @@ import pandas as pd
 import shapely
 
 from coopgis.boundaries import Boundaries
+from coopgis.corrections import conflicts, learn_villages
 from coopgis.geocode import Geocoder
 from coopgis.joins import border_quota, join_boundaries
 from coopgis.registry import RegistryRead, parse_bool, read_registry
+from coopgis.reports import ReportLog
 from coopgis.store import Store
 
 # Columns of the stored dataset, in order. `phone` is personal and never published.
@@ -51,16 +53,31 @@ def ingest(path: str | Path, store: Store | None, boundaries: Boundaries, geocod
     started = time.perf_counter()
     registry = read_registry(path)
     geocoder = geocoder or Geocoder(boundaries)
+    accepted = _verified_locations(store, geocoder)
     t_read = time.perf_counter()
     dataset = build_dataset(registry, boundaries, geocoder, progress=progress)
     t_geo = time.perf_counter()
     report = make_report(path, registry, dataset)
+    # Verified locations are laid over the dataset whenever it is served; say where this ingest disagrees.
+    report["verified_locations"] = len(accepted)
+    report["verified_conflicts"] = conflicts(dataset, accepted)
     report["timing_s"] = {"read": round(t_read - started, 2), "geocode_join": round(t_geo - t_read, 2)}
     if store is not None:
         store.write(dataset, report)
         report["timing_s"]["write"] = round(time.perf_counter() - t_geo, 2)
     report["timing_s"]["total"] = round(time.perf_counter() - started, 2)
     return IngestResult(dataset, report)
+
+
+def _verified_locations(store: Store | None, geocoder: Geocoder) -> dict[str, dict]:
+    """Accepted location reports of the store's folder; their villages teach the geocoder first."""
+    folder = getattr(store, "folder", None)
+    if folder is None:
+        return {}
+    accepted = ReportLog(folder).read().accepted()
+    if accepted and store.exists():
+        learn_villages(geocoder, store.read(), accepted)
+    return accepted
 
 
 def build_dataset(registry: RegistryRead, boundaries: Boundaries, geocoder: Geocoder,

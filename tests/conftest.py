@@ -47,12 +47,14 @@ def client(dataset, sample_store):
     from coopgis.app import create_app
     from coopgis.settings import ServiceSettings
 
-    app = create_app(ServiceSettings(data=sample_store.folder, max_limit=500, max_download=100_000), dataset)
+    # The suite sends many requests from one client: rate limits are tested on their own app.
+    app = create_app(ServiceSettings(data=sample_store.folder, max_limit=500, max_download=100_000,
+                                     rate_geocode_per_minute=1e6, rate_download_per_minute=1e6), dataset)
     return TestClient(app)
 
 
 @pytest.fixture(scope="session")
-def live_server(sample_store):
+def live_server(sample_store, tmp_path_factory):
     """The real service (uvicorn, uvloop, httptools) on a free loopback port, for GDAL and browsers."""
     import os
     import socket
@@ -63,9 +65,11 @@ def live_server(sample_store):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, COOPGIS_MAX_LIMIT="500")
+    env = dict(os.environ, COOPGIS_MAX_LIMIT="500", COOPGIS_RATE_GEOCODE_PER_MINUTE="1e6",
+               COOPGIS_RATE_DOWNLOAD_PER_MINUTE="1e6")
+    log = open(tmp_path_factory.mktemp("server") / "server.log", "wb")  # a pipe nobody reads would fill up
     proc = subprocess.Popen([sys.executable, "-m", "coopgis.cli", "serve", "--data", str(sample_store.folder),
-                             "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                             "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -74,7 +78,7 @@ def live_server(sample_store):
                 break
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError("server exited: " + proc.stdout.read().decode(errors="replace"))
+                raise RuntimeError("server exited: " + open(log.name, "rb").read().decode(errors="replace"))
             time.sleep(0.2)
     else:
         proc.kill()
@@ -85,3 +89,4 @@ def live_server(sample_store):
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
+    log.close()

@@ -294,9 +294,13 @@ def reports_app(tmp_path, sample_store, dataset):
     from coopgis.app import create_app
     from coopgis.settings import ServiceSettings
 
+    from coopgis.auth import TokenStore
+
     folder = tmp_path / "data"
     shutil.copytree(sample_store.folder, folder)
-    return TestClient(create_app(ServiceSettings(data=folder), dataset)), folder
+    token = TokenStore(tmp_path / "tokens.json").add("علی", "field_officer")
+    app = create_app(ServiceSettings(data=folder, tokens_file=tmp_path / "tokens.json"), dataset)
+    return TestClient(app, headers={"Authorization": f"Bearer {token}"}), folder
 
 
 def good_body(**changes):
@@ -377,7 +381,6 @@ def test_report_bad_point(reports_app, coops, changes, words):
 @pytest.mark.parametrize("body, status", [
     (good_body(reason=...), 400),
     (good_body(reason="   "), 400),
-    (good_body(reporter=""), 400),
     (good_body(reporter="x" * 101), 400),
     (good_body(accuracy_m=0), 400),
     (good_body(accuracy_m=-3), 400),
@@ -476,4 +479,5 @@ def test_openapi_documents_field_endpoints(client):
         assert path in doc["paths"]
     post = doc["paths"]["/cooperatives/{registration_no}/location-reports"]["post"]
     schema = post["requestBody"]["content"]["application/json"]["schema"]
-    assert schema["additionalProperties"] is False and "reporter" in schema["required"]
+    assert schema["additionalProperties"] is False and "reason" in schema["required"]
+    assert "reporter" not in schema["required"]  # the reporter is the token's owner

@@ -338,9 +338,14 @@ def live_server(sample_store, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def hostile_server(hostile_store, tmp_path_factory):
+    """The hostile registry served, with a field officer's token (reports need one)."""
+    from coopgis.auth import TokenStore
+
     store, rows = hostile_store
-    with _serving(store.folder, tmp_path_factory.mktemp("log") / "server.log") as url:
-        yield url, rows, store
+    folder = tmp_path_factory.mktemp("log")
+    token = TokenStore(folder / "tokens.json").add("بازرس آزمون", "field_officer")
+    with _serving(store.folder, folder / "server.log", COOPGIS_TOKENS_FILE=str(folder / "tokens.json")) as url:
+        yield url, rows, store, token
 
 
 @pytest.fixture(scope="module")
@@ -434,7 +439,7 @@ def test_national_map_draws_clusters_and_a_switchable_choropleth(browser, live_s
         assert len(fills) >= 3
         v.shot("national-cooperatives")
         page.check("input[name=coop-measure][value=jobs]")
-        page.wait_for_function("document.querySelector('.coop-legend h3').textContent.startsWith('اشتغال')")
+        page.wait_for_function("() => document.querySelector('.coop-legend h3').textContent.startsWith('اشتغال')")
         v.settle()
         assert page.locator("path.coop-provinces.coop-choropleth").count() >= 31
         v.shot("national-jobs")
@@ -457,7 +462,7 @@ def test_kind_filter_changes_the_clusters(browser, live_server, dataset):
         assert before == _located(dataset)
         v.page.select_option("select.coop-filter-kind", "housing")
         want = _located(dataset, kinds == "housing")
-        v.page.wait_for_function(f"document.querySelector('.coop-counter').dataset.total === '{want}'",
+        v.page.wait_for_function(f"() => document.querySelector('.coop-counter').dataset.total === '{want}'",
                                  timeout=15_000)
         v.settle()
         assert 0 < v.total() == want < before
@@ -465,7 +470,7 @@ def test_kind_filter_changes_the_clusters(browser, live_server, dataset):
         assert any("kind=housing" in u for u in tile_urls)
         v.page.select_option("select.coop-filter-sector", "beekeeping")
         want2 = _located(dataset, (kinds == "housing") & (dataset.cooperatives["sector"] == "beekeeping"))
-        v.page.wait_for_function(f"document.querySelector('.coop-counter').dataset.total === '{want2}'",
+        v.page.wait_for_function(f"() => document.querySelector('.coop-counter').dataset.total === '{want2}'",
                                  timeout=15_000)
         v.shot("national-filtered")
         assert v.errors == []
@@ -477,7 +482,7 @@ def test_a_province_link_filters_and_frames_the_national_map(browser, live_serve
         v.settle()
         assert v.page.evaluate("coopgis.state.map.getZoom()") > 5
         want = _located(dataset, dataset.cooperatives["province"] == province)
-        v.page.wait_for_function(f"document.querySelector('.coop-counter').dataset.total === '{want}'",
+        v.page.wait_for_function(f"() => document.querySelector('.coop-counter').dataset.total === '{want}'",
                                  timeout=15_000)
         assert all(f"province={province}" in u for u in v.requests if "/tiles/cooperatives/" in u)
         v.shot("national-province")
@@ -512,7 +517,7 @@ def test_sectors_map_has_one_layer_per_galaxy_sector(browser, live_server, datas
         assert v.total() == _located(dataset, sectors.isin(GALAXY_SECTORS))
         page.locator(".leaflet-control-layers-overlays label", has_text="زنبورداری").locator("input").uncheck()
         want = _located(dataset, sectors.isin(GALAXY_SECTORS) & (sectors != "beekeeping"))
-        page.wait_for_function(f"document.querySelector('.coop-counter').dataset.total === '{want}'",
+        page.wait_for_function(f"() => document.querySelector('.coop-counter').dataset.total === '{want}'",
                                timeout=15_000)
         v.shot("sectors")
         assert v.errors == []
@@ -528,7 +533,7 @@ def test_field_page_lists_the_nearest_cooperatives(browser, live_server, dataset
                geolocation={"latitude": lat, "longitude": lon}, permissions=["geolocation"]) as v:
         v.page.click(".coop-locate")
         v.page.wait_for_selector(".coop-result", timeout=15_000)
-        v.page.wait_for_function("coopgis.state.map.getZoom() === 15")      # the locate control has flown in
+        v.page.wait_for_function("() => coopgis.state.map.getZoom() === 15")      # the locate control has flown in
         v.settle()
         items = v.page.locator(".coop-result")
         assert items.count() == len(api["features"]) > 0
@@ -543,7 +548,7 @@ def test_field_page_lists_the_nearest_cooperatives(browser, live_server, dataset
 
 
 def test_popups_show_hostile_names_as_text(browser, hostile_server):
-    url, rows, _ = hostile_server
+    url, rows, _, _ = hostile_server
     with Visit(browser, url + "/maps/national", wait_for=".coop-cluster") as v:
         v.settle()
         for row in rows:
@@ -567,7 +572,7 @@ def test_popups_show_hostile_names_as_text(browser, hostile_server):
 
 
 def test_field_search_and_location_report(browser, hostile_server):
-    url, rows, store = hostile_server
+    url, rows, store, token = hostile_server
     row = rows[1]
     with Visit(browser, url + "/maps/field", wait_for=".coop-search",
                viewport={"width": 412, "height": 860}, is_mobile=True, has_touch=True) as v:
@@ -577,14 +582,16 @@ def test_field_search_and_location_report(browser, hostile_server):
         assert v.page.locator(".coop-result-name").first.text_content() == row["name"]
         v.page.locator(".coop-result .coop-report-open").first.click()
         v.page.fill(".coop-report input[name=accuracy_m]", "12")
-        v.page.fill(".coop-report input[name=reporter]", "بازرس آزمون")
+        v.page.fill(".coop-report input[name=reporter]", "هر نامی")  # ignored: the token names the officer
+        v.page.fill(".coop-report input[name=token]", token)
         v.page.fill(".coop-report textarea[name=note]", HOSTILE)
         v.page.click(".coop-report button[type=submit]")
         answer = v.page.wait_for_selector(".coop-report-answer.ok", timeout=15_000)
         assert "ثبت شد" in answer.text_content() and "در انتظار بررسی" in answer.text_content()
         v.shot("field-report")
         assert v.dialogs == [] and v.errors == []
-    reports = httpx.get(f"{url}/cooperatives/{row['registration_no']}/location-reports").json()["reports"]
+    reports = httpx.get(f"{url}/cooperatives/{row['registration_no']}/location-reports",
+                        headers={"Authorization": f"Bearer {token}"}).json()["reports"]
     assert [(r["reporter"], r["note"]) for r in reports] == [("بازرس آزمون", HOSTILE)]
 
 
@@ -647,14 +654,20 @@ def _big_dataset(sample_store, boundaries, geocoder, size: int):
 
 
 @contextlib.contextmanager
-def _serving(folder: Path, log: Path):
-    """``coopgis serve`` on a free loopback port for the dataset in ``folder``, logging to ``log``."""
+def _serving(folder: Path, log: Path, **env):
+    """``coopgis serve`` on a free loopback port for the dataset in ``folder``, logging to ``log``.
+
+    The browser tests send many requests from one address: the rate limits are raised here
+    (they are tested on their own in test_security.py).
+    """
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "coopgis.cli", "serve", "--data", str(folder), "--port",
-                                 str(port)], env=dict(os.environ), stdout=out, stderr=subprocess.STDOUT)
+                                 str(port)], env=dict(os.environ, COOPGIS_RATE_GEOCODE_PER_MINUTE="1e6",
+                                                     COOPGIS_RATE_DOWNLOAD_PER_MINUTE="1e6", **env),
+                                stdout=out, stderr=subprocess.STDOUT)
     deadline = time.time() + 60
     try:
         while True:

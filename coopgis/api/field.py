@@ -34,6 +34,8 @@ from rapidfuzz import fuzz, process
 from coopgis.api.errors import ApiError, NotFound
 from coopgis.api.features import base_url, link
 from coopgis.api.params import CooperativeFilter, cooperative_filter
+from coopgis.api.security import require
+from coopgis.auth import Principal
 from coopgis.dataset import Collection, Dataset
 from coopgis.reports import STATUSES, ReportLog, new_report
 from coopgis.settings import ServiceSettings
@@ -145,8 +147,8 @@ def build_router(settings: ServiceSettings) -> APIRouter:
                      "schema": LocationReportIn.model_json_schema()}}}})
     def create_report(request: Request,
                       registration_no: str = Path(description="registration number (Persian digits allowed)"),
-                      body: LocationReportIn = Depends(report_body),
-                      reporter: str = Depends(reporter_identity)):
+                      reporter: str = Depends(reporter_identity),
+                      body: LocationReportIn = Depends(report_body)):
         ds = _ds(request)
         coll = ds.collections["cooperatives"]
         reg = registration_key(registration_no)
@@ -161,7 +163,7 @@ def build_router(settings: ServiceSettings) -> APIRouter:
                             headers={"Location": f"{base_url(request)}/location-reports/{record['id']}"})
 
     @router.get("/location-reports", summary="Location reports, newest first")
-    def list_reports(request: Request,
+    def list_reports(request: Request, who: Principal = Depends(require("field_officer")),
                      status: str | None = Query(None, description="pending, accepted or rejected"),
                      registration_no: str | None = Query(None, description="only this cooperative's reports"),
                      limit: str | None = Query(None, description=f"how many (default 100, at most "
@@ -172,6 +174,7 @@ def build_router(settings: ServiceSettings) -> APIRouter:
     @router.get("/cooperatives/{registration_no}/location-reports",
                 summary="Location reports of one cooperative, newest first")
     def cooperative_reports(request: Request, registration_no: str,
+                            who: Principal = Depends(require("field_officer")),
                             status: str | None = Query(None, description="pending, accepted or rejected"),
                             limit: str | None = Query(None, description=f"how many (default 100, at most "
                                                                         f"{REPORTS_MAX_LIMIT})")):
@@ -182,7 +185,7 @@ def build_router(settings: ServiceSettings) -> APIRouter:
         return _report_list(request, log, status, reg, limit)
 
     @router.get("/location-reports/{report_id}", summary="One location report")
-    def one_report(report_id: str):
+    def one_report(report_id: str, who: Principal = Depends(require("field_officer"))):
         rid = to_ascii_digits(norm(report_id)).lower()
         found, _ = log.query(report_id=rid) if re.fullmatch(r"[0-9a-f]{32}", rid) else ([], 0)
         if not found:
@@ -595,7 +598,8 @@ class LocationReportIn(BaseModel):
                               description="accuracy of the position in metres, as the phone reports it")
     reason: str = Field(min_length=1, max_length=500, description="why the location is corrected")
     note: str | None = Field(None, max_length=2000, description="anything else the reviewer should know")
-    reporter: str = Field(min_length=1, max_length=100, description="who reports it")
+    reporter: str | None = Field(None, max_length=100,
+                                 description="ignored: the reporter is the owner of the bearer token")
 
     @field_validator("lon", "lat", "accuracy_m", mode="before")
     @classmethod
@@ -648,10 +652,9 @@ async def report_body(request: Request) -> LocationReportIn:
                                                                    include_context=False)]) from None
 
 
-def reporter_identity(body: LocationReportIn = Depends(report_body)) -> str:
-    """Who reports: for now the body's ``reporter``. The one place to plug authentication in later
-    (return the authenticated user instead, and check roles here)."""
-    return body.reporter
+def reporter_identity(who: Principal = Depends(require("field_officer"))) -> str:
+    """Who reports: the field officer the bearer token belongs to (never a name typed in the body)."""
+    return who.name
 
 
 def current_location(coll: Collection, row: int) -> dict:

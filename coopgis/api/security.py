@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import threading
@@ -138,8 +139,8 @@ class SecurityMiddleware:
             wait = self.limits[group].allow(client, group)
             if wait > 0:
                 return await _problem(send, 429, "Too many requests",
-                                      f"too many {group} requests from this client; retry in {wait:.0f} s",
-                                      [(b"retry-after", str(max(1, round(wait))).encode())])
+                                      f"too many {group} requests from this client; retry in "
+                                      f"{math.ceil(wait)} s", [(b"retry-after", str(math.ceil(wait)).encode())])
 
         received = 0
 

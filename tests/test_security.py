@@ -1,0 +1,306 @@
+"""Roles, audited corrections, limits, headers and hostile input: what keeps the registry safe."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+
+import pandas as pd
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+
+from coopgis.app import create_app
+from coopgis.auth import TokenStore
+from coopgis.settings import ServiceSettings
+
+
+@pytest.fixture()
+def secured(tmp_path, sample_store, boundaries, geocoder):
+    """An app on a private copy of the sample store, with one token per role."""
+    data = tmp_path / "data"
+    shutil.copytree(sample_store.folder, data)
+    tokens = TokenStore(tmp_path / "tokens.json")
+    keys = {role: tokens.add(f"{role}-user", role) for role in ("field_officer", "gis_staff", "admin")}
+    settings = ServiceSettings(data=data, tokens_file=tmp_path / "tokens.json", cors_origins=["http://intranet.local"])
+    app = create_app(settings)
+    client = TestClient(app)
+    client.keys = keys
+    client.as_role = lambda role: {"Authorization": f"Bearer {keys[role]}"}
+    return client
+
+
+def _some_cooperative(client, precision: str | None = None) -> dict:
+    feats = client.get("/collections/cooperatives/items?limit=200").json()["features"]
+    return next(f for f in feats if f["geometry"] and f["properties"]["precision"] != "exact"
+                and precision in (None, f["properties"]["precision"]))
+
+
+def _report(client, reg, lon, lat, role="field_officer"):
+    body = {"lon": lon, "lat": lat, "accuracy_m": 15, "reason": "دیدم", "note": None, "reporter": "x"}
+    return client.post(f"/cooperatives/{reg}/location-reports", json=body, headers=client.as_role(role))
+
+
+# ---- roles -------------------------------------------------------------------------------------
+
+def test_public_reads_but_cannot_report(secured):
+    f = _some_cooperative(secured)
+    assert secured.get("/collections/cooperatives/items?limit=1").status_code == 200
+    r = secured.post(f"/cooperatives/{f['id']}/location-reports",
+                     json={"lon": 51.4, "lat": 35.7, "accuracy_m": 10, "reason": "x", "reporter": "x"})
+    assert r.status_code == 401 and "Bearer" in r.headers["www-authenticate"]
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_wrong_or_malformed_token_is_401(secured):
+    r = secured.get("/audit", headers={"Authorization": "Bearer not-a-token"})
+    assert r.status_code == 401 and "unknown" in r.json()["detail"]
+    r = secured.get("/audit", headers={"Authorization": "Basic abc"})
+    assert r.status_code == 401
+
+
+def test_token_in_query_string_is_refused(secured):
+    r = secured.get(f"/collections/cooperatives/items?access_token={secured.keys['admin']}")
+    assert r.status_code == 400 and "Authorization" in r.json()["detail"]
+
+
+def test_role_too_low_is_403(secured):
+    r = secured.get("/audit", headers=secured.as_role("gis_staff"))
+    assert r.status_code == 403 and "admin" in r.json()["detail"]
+
+
+def test_personal_data_only_for_admin_in_the_own_record(secured):
+    f = _some_cooperative(secured)
+    url = f"/cooperatives/{f['id']}"
+    public = secured.get(url).json()["properties"]
+    staff = secured.get(url, headers=secured.as_role("gis_staff")).json()["properties"]
+    admin = secured.get(url, headers=secured.as_role("admin")).json()["properties"]
+    assert "phone" not in public and "phone" not in staff and "geocode_issues" not in public
+    assert "geocode_issues" in staff and "given_lon" in staff
+    assert admin["phone"] and admin["phone"].startswith("0900")
+    # Bulk outputs never carry personal data, whoever asks.
+    for path in ("/collections/cooperatives/items?limit=100", "/collections/cooperatives/items?f=csv",
+                 "/search?q=تعاونی", f"/nearest?lon={f['geometry']['coordinates'][0]}&lat="
+                 f"{f['geometry']['coordinates'][1]}"):
+        text = secured.get(path, headers=secured.as_role("admin")).text
+        assert "0900" not in text and '"phone"' not in text, path
+
+
+def test_gis_staff_downloads_staff_fields(secured):
+    public = pd.read_csv(io.BytesIO(secured.get("/collections/cooperatives/items?f=csv").content),
+                         encoding="utf-8-sig")
+    staff = pd.read_csv(io.BytesIO(secured.get("/collections/cooperatives/items?f=csv",
+                                               headers=secured.as_role("gis_staff")).content), encoding="utf-8-sig")
+    assert "geocode_issues" in staff.columns and "geocode_issues" not in public.columns
+    assert "phone" not in staff.columns and len(staff) == len(public)
+
+
+# ---- corrections ----------------------------------------------------------------------------------
+
+def _inside(boundaries, county_osm):
+    c = boundaries.counties.set_index("osm_relation_id").geometry[county_osm]
+    p = c.representative_point()
+    return p.x, p.y
+
+
+def test_correction_end_to_end_with_etag(secured, boundaries):
+    f = _some_cooperative(secured)
+    reg = f["id"]
+    # Move it into another county: the joins must follow.
+    target = boundaries.counties[boundaries.counties["province_iso"] == "IR-21"].iloc[0]
+    lon, lat = _inside(boundaries, target["osm_relation_id"])
+    r = _report(secured, reg, lon, lat)
+    assert r.status_code == 201, r.text
+    report = r.json()
+    etag = secured.get(f"/cooperatives/{reg}").headers["etag"]
+
+    url = f"/location-reports/{report['id']}/decision"
+    assert secured.post(url, json={"decision": "accepted"}, headers=secured.as_role("field_officer")).status_code == 403
+    r = secured.post(url, json={"decision": "accepted"}, headers=secured.as_role("admin"))
+    assert r.status_code == 428
+    r = secured.post(url, json={"decision": "accepted"}, headers={**secured.as_role("admin"), "If-Match": '"stale"'})
+    assert r.status_code == 412 and r.headers["etag"] == etag
+    r = secured.post(url, json={"decision": "accepted", "comment": "بازدید شد"},
+                     headers={**secured.as_role("admin"), "If-Match": etag})
+    assert r.status_code == 200, r.text
+    assert r.headers["etag"] != etag
+
+    moved = secured.get(f"/cooperatives/{reg}")
+    props = moved.json()["properties"]
+    assert props["precision"] == "verified"
+    assert moved.json()["geometry"]["coordinates"] == pytest.approx([lon, lat])
+    assert props["province"] == "IR-21" and props["county"] == target["display_name_fa"]
+    # A second decision on the same report, or one with the old ETag, is refused.
+    again = secured.post(url, json={"decision": "rejected"}, headers={**secured.as_role("admin"), "If-Match": etag})
+    assert again.status_code in (409, 412)
+    audit = secured.get(f"/audit?registration_no={reg}", headers=secured.as_role("admin")).json()["events"]
+    kinds = [e.get("event", "report") for e in audit]
+    assert kinds == ["report", "decision"]
+    assert audit[1]["by"] == "admin-user" and audit[1]["from"]["lon"] == pytest.approx(
+        f["geometry"]["coordinates"][0]) and audit[1]["to"]["lon"] == pytest.approx(lon)
+
+
+def test_verified_location_survives_restart_and_reingest(secured, boundaries, geocoder, tmp_path):
+    from coopgis.ingest import ingest
+    from coopgis.store import FileStore
+
+    f = _some_cooperative(secured, "city")  # a city keeps its own point: the re-ingest puts it back there
+    lon, lat = f["geometry"]["coordinates"]
+    lon, lat = lon + 0.01, lat + 0.01
+    report = _report(secured, f["id"], lon, lat).json()
+    etag = secured.get(f"/cooperatives/{f['id']}").headers["etag"]
+    r = secured.post(f"/location-reports/{report['id']}/decision", json={"decision": "accepted"},
+                     headers={**secured.as_role("admin"), "If-Match": etag})
+    assert r.status_code == 200, r.text
+    settings = secured.app.state.settings
+
+    # Re-ingest the same registry into the same store: the conflict is reported, not applied.
+    csv = next(settings.data.parent.glob("*.csv"), None) or _write_sample(tmp_path, boundaries)
+    result = ingest(csv, FileStore(settings.data), boundaries, geocoder)
+    conflicts = {c["registration_no"]: c for c in result.report["verified_conflicts"]}
+    assert f["id"] in conflicts and conflicts[f["id"]]["distance_m"] > 100
+
+    # A new app on the same folder (a restart) serves the verified location and the same audit log.
+    restarted = TestClient(create_app(settings))
+    props = restarted.get(f"/cooperatives/{f['id']}").json()
+    assert props["properties"]["precision"] == "verified"
+    assert props["geometry"]["coordinates"] == pytest.approx([lon, lat])
+    events = restarted.get("/audit", headers=secured.as_role("admin")).json()["events"]
+    assert [e.get("event", "report") for e in events] == ["report", "decision"]
+
+
+def _write_sample(tmp_path, boundaries):
+    from coopgis.sample import generate_sample, write_sample
+
+    path = tmp_path / "sample.csv"
+    write_sample(generate_sample(1500, seed=11, boundaries=boundaries), path)
+    return path
+
+
+def test_accepted_correction_in_a_village_improves_geocoding(secured):
+    ds = secured.app.state.dataset
+    frame = ds.cooperatives
+    g = ds.geocoder
+    cand = frame[(frame["place_level"] == "village") & frame["precision"].isin(["rural_district", "district",
+                                                                                "county"])].iloc[0]
+    address = f"{cand['county']}، روستای {cand['place']}"
+    before = g.geocode(address)
+    assert before.place_code == cand["place_code"] and before.precision != "village"
+    lon, lat = cand.geometry.x + 0.002, cand.geometry.y + 0.002
+    report = _report(secured, cand["registration_no"], lon, lat).json()
+    etag = secured.get(f"/cooperatives/{cand['registration_no']}").headers["etag"]
+    r = secured.post(f"/location-reports/{report['id']}/decision", json={"decision": "accepted"},
+                     headers={**secured.as_role("admin"), "If-Match": etag})
+    assert r.status_code == 200
+    after = secured.app.state.dataset.geocoder.geocode(address)
+    assert after.precision == "village" and (after.lon, after.lat) == pytest.approx((lon, lat))
+
+
+# ---- limits, headers, hostile input ------------------------------------------------------------------
+
+def test_security_headers_and_csp_nonce(secured):
+    r = secured.get("/collections?f=html")
+    csp = r.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    nonce = re.search(r"'nonce-([^']+)'", csp).group(1)
+    scripts = re.findall(r"<script[^>]*>", r.text)
+    assert all(f'nonce="{nonce}"' in s for s in scripts)
+    for path in ("/", "/collections/cooperatives/items?limit=1", "/tiles/provinces/4/10/6.mvt"):
+        h = secured.get(path).headers
+        assert h["x-content-type-options"] == "nosniff" and h["referrer-policy"] == "no-referrer"
+    other = secured.get("/collections?f=html").headers["content-security-policy"]
+    assert other != csp  # a fresh nonce per page
+
+
+def test_body_size_limit(secured):
+    f = _some_cooperative(secured)
+    big = {"lon": 51.4, "lat": 35.7, "accuracy_m": 10, "reason": "x", "reporter": "x", "note": "ا" * 60_000}
+    r = secured.post(f"/cooperatives/{f['id']}/location-reports", json=big, headers=secured.as_role("field_officer"))
+    assert r.status_code == 413
+
+
+def test_rate_limit_on_geocoding(sample_store, dataset, tmp_path):
+    settings = ServiceSettings(data=sample_store.folder, rate_geocode_per_minute=1, rate_burst=3,
+                               tokens_file=tmp_path / "none.json")
+    client = TestClient(create_app(settings, dataset))
+    codes = [client.get("/geocode", params={"q": "شیراز"}).status_code for _ in range(5)]
+    assert codes[:3] == [200, 200, 200] and codes[3] == 429
+    r = client.get("/geocode", params={"q": "شیراز"})
+    assert int(r.headers["retry-after"]) >= 1 and r.headers["content-type"] == "application/problem+json"
+    assert client.get("/collections").status_code == 200  # cheap reads are not limited
+
+
+def test_cors_is_an_explicit_list_for_reads(secured):
+    ok = secured.get("/collections", headers={"Origin": "http://intranet.local"})
+    assert ok.headers.get("access-control-allow-origin") == "http://intranet.local"
+    other = secured.get("/collections", headers={"Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+    pre = secured.options("/collections", headers={"Origin": "http://intranet.local",
+                                                   "Access-Control-Request-Method": "POST"})
+    assert "POST" not in pre.headers.get("access-control-allow-methods", "")
+
+
+HOSTILE = ['<script>alert("x")</script>', "`${alert(1)}`", "\u202eهمراه\u202c", "=cmd|'/C calc'!A0",
+           "ن" * 5000, '"><img src=x onerror=alert(1)>']
+
+
+def test_hostile_names_are_escaped_everywhere(dataset, sample_store, tmp_path):
+    from coopgis.dataset import Dataset
+
+    frame = dataset.cooperatives.head(len(HOSTILE)).copy()
+    frame["name"] = HOSTILE
+    frame["address"] = HOSTILE[::-1]
+    evil = Dataset(frame.drop(columns=["kind_fa", "sector_fa", "status_fa"]), dataset.boundaries,
+                   geocoder=dataset.geocoder)
+    client = TestClient(create_app(ServiceSettings(data=sample_store.folder, tokens_file=tmp_path / "t.json"), evil))
+    pages = [client.get("/collections/cooperatives/items?f=html").text]
+    pages += [client.get(f"/collections/cooperatives/items/{fid}?f=html").text for fid in frame["registration_no"]]
+    for html in pages:
+        assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;" in pages[0]
+    csv = client.get("/collections/cooperatives/items?f=csv").content.decode("utf-8-sig")
+    assert "'=cmd" in csv
+    gj = client.get("/collections/cooperatives/items?limit=10").json()
+    assert {f["properties"]["name"] for f in gj["features"]} == set(HOSTILE)  # data kept, only escaped
+
+
+def test_reports_need_a_field_officer_to_read(secured):
+    assert secured.get("/location-reports").status_code == 401
+    assert secured.get("/location-reports", headers=secured.as_role("field_officer")).status_code == 200
+
+
+def test_corrupt_store_at_start_is_a_clear_error(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "cooperatives.parquet").write_bytes(b"PAR1 half written")
+    out = subprocess.run([sys.executable, "-m", "coopgis.cli", "serve", "--data", str(tmp_path), "--port", "8999"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert "cooperatives.parquet" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_kill_9_during_ingest_leaves_the_previous_dataset(sample_store, tmp_path, boundaries):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from coopgis.sample import generate_sample, write_sample
+    from coopgis.store import FileStore
+
+    data = tmp_path / "data"
+    shutil.copytree(sample_store.folder, data)
+    before = (data / "cooperatives.parquet").read_bytes()
+    big = tmp_path / "big.csv"
+    write_sample(generate_sample(40_000, seed=3, boundaries=boundaries), big)
+    proc = subprocess.Popen([sys.executable, "-m", "coopgis.cli", "ingest", str(big), "--data", str(data),
+                             "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(6)  # reading and geocoding: well before the write
+    assert proc.poll() is None, "ingest finished too early to test a crash"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (data / "cooperatives.parquet").read_bytes() == before
+    assert len(FileStore(data).read()) == len(FileStore(sample_store.folder).read())
