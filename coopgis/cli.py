@@ -1,4 +1,4 @@
-"""The ``coopgis`` command: ingest, geocode, reverse, sample, demo, serve, render, build-boundaries.
+"""The ``coopgis`` command: ingest, geocode, reverse, sample, demo, serve, render, token, build-boundaries.
 
 Each subcommand calls the same functions the API uses; this module only parses
 arguments and prints.
@@ -88,6 +88,13 @@ def _parser() -> argparse.ArgumentParser:
                        ("precision", "geocoding precision(s)")):
         s.add_argument(f"--{flag}", help=text)
     s.set_defaults(func=_cmd_render)
+
+    s = sub.add_parser("token", help="manage bearer tokens: add NAME --role ROLE, list, revoke NAME")
+    s.add_argument("action", choices=("add", "list", "revoke"))
+    s.add_argument("name", nargs="?", help="who the token is for (add, revoke)")
+    s.add_argument("--role", choices=("field_officer", "gis_staff", "admin"), help="the token's role (add)")
+    s.add_argument("--file", type=Path, help="token file (default: COOPGIS_TOKENS_FILE)")
+    s.set_defaults(func=_cmd_token)
 
     s = sub.add_parser("build-boundaries", help="rebuild boundaries/ from the raw open data")
     s.add_argument("--source", type=Path, default=Path("../shared/data"))
@@ -279,6 +286,37 @@ def _cmd_render(args) -> int:
         return 2
     args.out.write_text(text, encoding="utf-8")
     print(f"{args.out}: {len(text.encode('utf-8')):,} bytes", file=sys.stderr)
+    return 0
+
+
+def _cmd_token(args) -> int:
+    from coopgis.auth import TokenError, TokenStore
+    from coopgis.settings import ServiceSettings
+
+    store = TokenStore(args.file or ServiceSettings().tokens_file)
+    try:
+        if args.action == "list":
+            for entry in store.list():
+                print(f"{entry['name']}\t{entry['role']}\t{entry.get('created', '')}")
+            return 0
+        if not args.name:
+            print(f"coopgis token {args.action}: give the NAME", file=sys.stderr)
+            return 2
+        if args.action == "revoke":
+            if not store.revoke(args.name):
+                print(f"coopgis token revoke: no token named {args.name!r}", file=sys.stderr)
+                return 1
+            print(f"revoked: {args.name}", file=sys.stderr)
+            return 0
+        if not args.role:
+            print("coopgis token add: give --role field_officer, gis_staff or admin", file=sys.stderr)
+            return 2
+        token = store.add(args.name, args.role)
+    except TokenError as exc:
+        print(f"coopgis token: {exc}", file=sys.stderr)
+        return 1
+    print(f"token for {args.name} ({args.role}); it is shown only now, store it safely:", file=sys.stderr)
+    print(token)
     return 0
 
 

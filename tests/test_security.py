@@ -304,3 +304,26 @@ def test_kill_9_during_ingest_leaves_the_previous_dataset(sample_store, tmp_path
     proc.wait()
     assert (data / "cooperatives.parquet").read_bytes() == before
     assert len(FileStore(data).read()) == len(FileStore(sample_store.folder).read())
+
+
+def test_token_cli_add_list_revoke(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from coopgis.auth import TokenStore
+
+    file = tmp_path / "tokens.json"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "coopgis.cli", "token", *a, "--file", str(file)],  # noqa
+                                    capture_output=True, text=True, timeout=60)
+    out = run("add", "مریم", "--role", "gis_staff")
+    assert out.returncode == 0
+    token = out.stdout.strip()
+    assert len(token) >= 40 and token not in file.read_text()            # only the hash is stored
+    assert json.loads(file.read_text())[0]["sha256"] != token
+    assert (file.stat().st_mode & 0o777) == 0o600
+    assert TokenStore(file).verify(token).role == "gis_staff"
+    assert "مریم\tgis_staff" in run("list").stdout
+    assert run("revoke", "مریم").returncode == 0
+    assert TokenStore(file).verify(token) is None
+    assert run("add", "x").returncode == 2                               # a role is required

@@ -71,7 +71,8 @@ def openapi_30(app: FastAPI) -> dict:
 
 
 def to_30(node):
-    """Rewrite 3.1-only schema forms: ``anyOf [X, null]`` -> X + nullable, ``examples`` -> ``example``."""
+    """Rewrite 3.1-only schema forms: ``anyOf [X, null]`` -> X + nullable, ``examples`` -> ``example``,
+    numeric ``exclusiveMinimum``/``exclusiveMaximum`` -> a bound with a boolean flag."""
     if isinstance(node, list):
         return [to_30(n) for n in node]
     if not isinstance(node, dict):
@@ -102,4 +103,9 @@ def to_30(node):
             node["example"] = examples[0]
     if "const" in node:
         node["enum"] = [node.pop("const")]
+    for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        value = node.get(bound)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):  # 3.1 number -> 3.0 flag
+            node[plain] = value
+            node[bound] = True
     return node
