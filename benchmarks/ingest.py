@@ -81,7 +81,6 @@ def _accuracy(sample: pd.DataFrame, dataset: gpd.GeoDataFrame) -> None:
     place_ok = (both["place_code"].astype(str) == both["truth_place_code"].astype(str))
     prov_ok = both["province_got"] == both["truth_province_iso"]
     fine = both["precision"].isin(["village", "city"])
-    honest = (~fine) | place_ok
     print(f"# geocoder against the sample's truth ({n:,} good rows)")
     print(f"place found (official code equal): {place_ok.mean():.1%}")
     print(f"province right: {prov_ok.mean():.1%}")

@@ -106,7 +106,6 @@ def _parser() -> argparse.ArgumentParser:
 # ---- commands -----------------------------------------------------------------------------
 
 def _cmd_ingest(args) -> int:
-    from coopgis.ingest import ingest
     from coopgis.registry import RegistryError
     from coopgis.store import FileStore
 

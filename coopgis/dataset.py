@@ -176,6 +176,24 @@ class Dataset:
                 deprivation.reset_index(drop=True))
 
 
+def plain_value(v):
+    """A JSON/MVT-ready Python value: numpy scalars unwrapped, every kind of missing value as None."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return None if np.isnan(v) else float(v)
+    if isinstance(v, str):
+        return v
+    try:
+        return None if pd.isna(v) else str(v)
+    except (TypeError, ValueError):
+        return str(v)
+
+
 def _serialise(frame: gpd.GeoDataFrame, id_column: str,
                properties: tuple[str, ...]) -> tuple[list[bytes], list[bytes], list[bytes]]:
     """JSON bytes of each row's id, geometry (RFC 7946) and properties."""
@@ -185,12 +203,7 @@ def _serialise(frame: gpd.GeoDataFrame, id_column: str,
     ids, geoms, out = [], [], []
     for fid, g, p in zip(frame[id_column], geo, props):
         for k, v in p.items():
-            if isinstance(v, np.integer):
-                p[k] = int(v)
-            elif isinstance(v, np.floating):
-                p[k] = float(v)
-            elif isinstance(v, np.bool_):
-                p[k] = bool(v)
+            p[k] = plain_value(v)
         ids.append(orjson.dumps(int(fid) if isinstance(fid, (int, np.integer)) else str(fid)))
         geoms.append(g.encode() if isinstance(g, str) else b"null")
         out.append(orjson.dumps(p))

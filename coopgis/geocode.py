@@ -464,7 +464,6 @@ class Geocoder:
         return self._county_rows
 
     def _result(self, chain: dict, issues: list[str]) -> GeocodeResult:
-        p = self.places
         res = GeocodeResult(lon=None, lat=None, precision="none", confidence=0.0, issues=issues)
         if "province" in chain:
             r = chain["province"][0]

@@ -9,7 +9,6 @@ edges (``shapely.coverage_simplify``) so neighbours still meet.
 
 from __future__ import annotations
 
-import math
 from types import SimpleNamespace
 
 import geopandas as gpd
@@ -19,7 +18,7 @@ import orjson
 import shapely
 
 from coopgis.api.params import CooperativeFilter, cooperative_filter, select
-from coopgis.dataset import Dataset
+from coopgis.dataset import Dataset, plain_value
 from coopgis.maps import MapSettings, Preset, render_preset
 from coopgis.mapview import Page, page_facts
 from coopgis.text import to_persian_digits
@@ -90,7 +89,7 @@ def _points(coll, rows: np.ndarray) -> dict:
     values = {f: frame[f].tolist() if f in frame else [None] * len(rows) for f in POINT_FIELDS}
     feats = []
     for i, (x, y) in enumerate(zip(coll.lon[rows].tolist(), coll.lat[rows].tolist())):
-        props = {f: _plain(values[f][i]) for f in POINT_FIELDS}
+        props = {f: plain_value(values[f][i]) for f in POINT_FIELDS}
         feats.append({"type": "Feature", "id": props["registration_no"],
                       "geometry": {"type": "Point", "coordinates": [round(x, 6), round(y, 6)]},
                       "properties": props})
@@ -111,24 +110,6 @@ def _polygons(frame: gpd.GeoDataFrame, fields: tuple[str, ...], tolerance: float
     texts = shapely.to_geojson(geoms)
     records = frame[list(fields)].astype(object).to_dict("records")
     feats = [{"type": "Feature", "geometry": orjson.loads(t),
-              "properties": {k: _plain(v) for k, v in r.items()}}
+              "properties": {k: plain_value(v) for k, v in r.items()}}
              for t, r in zip(texts, records) if t is not None]
     return {"type": "FeatureCollection", "features": feats}
-
-
-def _plain(v):
-    """A JSON value: numpy scalars unwrapped, missing values as null."""
-    if v is None:
-        return None
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        return None if math.isnan(v) else float(v)
-    if isinstance(v, str):
-        return v
-    try:
-        return None if v != v else str(v)     # pd.NA raises here
-    except TypeError:
-        return None

@@ -59,7 +59,7 @@ import pandas as pd
 import shapely
 from mapbox_vector_tile.Mapbox import vector_tile_pb2
 
-from coopgis.dataset import Collection, Dataset
+from coopgis.dataset import Collection, Dataset, plain_value
 from coopgis.vocab import KINDS
 
 EXTENT = 4096                 # MVT tile extent
@@ -211,26 +211,6 @@ def filter_key(flt) -> tuple:
     return tuple(out)
 
 
-def _native(v):
-    """A JSON/MVT-ready Python value: None for missing, numpy scalars unwrapped."""
-    if v is None or v is pd.NA or v is pd.NaT:
-        return None
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        return None if math.isnan(v) else float(v)
-    if isinstance(v, str):
-        return v
-    try:
-        if pd.isna(v):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return str(v)
-
-
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
     """A column as an object array of native Python values (None where missing)."""
     out = np.empty(len(frame), dtype=object)
@@ -242,7 +222,7 @@ def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
     if s.dtype == object:                   # mixed columns may still hold numpy scalars
         odd = np.flatnonzero([not isinstance(v, (str, bool, int, float)) and v is not None for v in out])
         for i in odd:
-            out[i] = _native(out[i])
+            out[i] = plain_value(out[i])
     return out
 
 
@@ -445,7 +425,7 @@ class PolygonLayer:
         self.name = coll.name
         self.geometry = geometry
         frame = coll.frame
-        self.ids = [_native(v) for v in frame[coll.id_column].tolist()]
+        self.ids = [plain_value(v) for v in frame[coll.id_column].tolist()]
         self.mvt_ids = [_mvt_id(v) for v in self.ids]
         cols = {c: _column(frame, c).tolist() for c in coll.properties}
         self.props = [dict(zip(cols, values)) for values in zip(*cols.values())] if cols else \

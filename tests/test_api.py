@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import pytest
-import shapely
 from pyproj import Transformer
 
 PERSONAL = ("phone", "extra", "source_row")

@@ -8,7 +8,6 @@ import shutil
 
 import pandas as pd
 import pytest
-import shapely
 from fastapi.testclient import TestClient
 
 from coopgis.app import create_app

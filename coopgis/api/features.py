@@ -13,10 +13,10 @@ from urllib.parse import urlencode
 import numpy as np
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from coopgis import formats
-from coopgis.api.errors import ApiError, NotAcceptable, NotFound
+from coopgis.api.errors import ApiError, NotFound
 from coopgis.api.html import render
 from coopgis.api.security import principal
 from coopgis.auth import Principal
