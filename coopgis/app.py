@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -40,6 +41,7 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
     app.state.settings = settings
     app.state.tokens = TokenStore(settings.tokens_file)
     set_dataset(app, dataset)
+    threading.Thread(target=_warm, args=(app,), name="coopgis-warm", daemon=True).start()
     app.state.reload_dataset = lambda: _reload(app)
     register_error_handlers(app)
     if settings.cors_origins:
@@ -100,10 +102,23 @@ def load_dataset(settings: ServiceSettings, previous: Dataset | None = None) -> 
     return Dataset(apply_verified(frame, accepted, boundaries), boundaries, store.read_report(), geocoder)
 
 
+def _warm(app: FastAPI) -> None:
+    """Serialise features and build the tile index in the background, before the first requests need them."""
+    try:
+        app.state.dataset.warm()
+        app.state.tile_engine.warm()
+    except Exception:  # warming is an optimisation; requests build what they need anyway
+        logging.getLogger("coopgis").exception("warming the dataset failed")
+
+
 def _reload(app: FastAPI) -> None:
+    """Load the store again (with verified locations), warm it, then swap it in."""
     settings = app.state.settings
     signature = _store_signature(settings)
-    set_dataset(app, load_dataset(settings, app.state.dataset))
+    dataset = load_dataset(settings, app.state.dataset)
+    dataset.warm()
+    set_dataset(app, dataset)
+    app.state.tile_engine.warm()
     app.state.store_signature = signature
 
 

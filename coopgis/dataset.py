@@ -147,6 +147,10 @@ class Dataset:
             props = tuple(c for c in frame.columns if c != "geometry")
             self.collections[name] = Collection(name, frame, id_col, props, bounds=frame.geometry.bounds.to_numpy())
 
+    def warm(self) -> None:
+        """Serialise the public features now, so no request waits for it."""
+        self.collections["cooperatives"].parts()
+
     @property
     def synthetic(self) -> bool:
         """True when the served registry is a synthetic sample."""
@@ -199,12 +203,9 @@ def _serialise(frame: gpd.GeoDataFrame, id_column: str,
     """JSON bytes of each row's id, geometry (RFC 7946) and properties."""
     geo = shapely.to_geojson(frame.geometry.values)  # None stays None
     cols = list(properties)
-    props = frame[cols].astype(object).where(frame[cols].notna(), None).to_dict("records")
-    ids, geoms, out = [], [], []
-    for fid, g, p in zip(frame[id_column], geo, props):
-        for k, v in p.items():
-            p[k] = plain_value(v)
-        ids.append(orjson.dumps(int(fid) if isinstance(fid, (int, np.integer)) else str(fid)))
-        geoms.append(g.encode() if isinstance(g, str) else b"null")
-        out.append(orjson.dumps(p))
-    return ids, geoms, out
+    # Column by column to Python values (None for every kind of missing), then one dict per row.
+    columns = [frame[c].astype(object).where(frame[c].notna(), None).tolist() for c in cols]
+    ids = [orjson.dumps(plain_value(v)) for v in frame[id_column].tolist()]
+    geoms = [g.encode() if isinstance(g, str) else b"null" for g in geo]
+    props = [orjson.dumps(dict(zip(cols, values)), default=plain_value) for values in zip(*columns)]
+    return ids, geoms, props
