@@ -11,6 +11,7 @@ import logging
 import threading
 from pathlib import Path
 
+import pyarrow
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
@@ -107,6 +108,7 @@ def _warm(app: FastAPI) -> None:
     try:
         app.state.dataset.warm()
         app.state.tile_engine.warm()
+        pyarrow.default_memory_pool().release_unused()  # the store's read buffers
     except Exception:  # warming is an optimisation; requests build what they need anyway
         logging.getLogger("coopgis").exception("warming the dataset failed")
 

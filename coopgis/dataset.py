@@ -71,7 +71,7 @@ class Collection:
     lon: np.ndarray | None = None           # points only
     lat: np.ndarray | None = None
     bounds: np.ndarray | None = None        # polygons: minx, miny, maxx, maxy per row
-    _parts: dict[str, tuple[list[bytes], list[bytes], list[bytes]]] = field(default_factory=dict, repr=False)
+    _parts: dict[str, tuple[Packed, Packed, Packed]] = field(default_factory=dict, repr=False)
     _row_of_id: dict[str, int] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -86,7 +86,7 @@ class Collection:
         """The properties shown at an access level: ``public`` or ``staff``."""
         return self.staff_properties if level == "staff" and self.staff_properties else self.properties
 
-    def parts(self, level: str = "public") -> tuple[list[bytes], list[bytes], list[bytes]]:
+    def parts(self, level: str = "public") -> tuple[Packed, Packed, Packed]:
         """Per row: the serialised id, CRS84 geometry and properties of a level, made once."""
         level = level if level == "staff" and self.staff_properties else "public"
         if level not in self._parts:
@@ -198,14 +198,39 @@ def plain_value(v):
         return str(v)
 
 
-def _serialise(frame: gpd.GeoDataFrame, id_column: str,
-               properties: tuple[str, ...]) -> tuple[list[bytes], list[bytes], list[bytes]]:
+class Packed:
+    """Many small byte strings in one buffer: ``packed[i]`` is the i-th.
+
+    A list of 100,000 separately allocated JSON fragments costs several times their
+    size in memory (allocator slack); one buffer and an offset array cost their size.
+    """
+
+    def __init__(self, parts):
+        buf = bytearray()
+        offsets = [0]
+        for part in parts:
+            buf += part
+            offsets.append(len(buf))
+        self._buf = bytes(buf)
+        self._offsets = np.asarray(offsets, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, i: int) -> bytes:
+        return self._buf[self._offsets[i]:self._offsets[i + 1]]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+def _serialise(frame: gpd.GeoDataFrame, id_column: str, properties: tuple[str, ...]) -> tuple[Packed, Packed, Packed]:
     """JSON bytes of each row's id, geometry (RFC 7946) and properties."""
     geo = shapely.to_geojson(frame.geometry.values)  # None stays None
     cols = list(properties)
     # Column by column to Python values (None for every kind of missing), then one dict per row.
     columns = [frame[c].astype(object).where(frame[c].notna(), None).tolist() for c in cols]
-    ids = [orjson.dumps(plain_value(v)) for v in frame[id_column].tolist()]
-    geoms = [g.encode() if isinstance(g, str) else b"null" for g in geo]
-    props = [orjson.dumps(dict(zip(cols, values)), default=plain_value) for values in zip(*columns)]
+    ids = Packed(orjson.dumps(plain_value(v)) for v in frame[id_column].tolist())
+    geoms = Packed(g.encode() if isinstance(g, str) else b"null" for g in geo)
+    props = Packed(orjson.dumps(dict(zip(cols, values)), default=plain_value) for values in zip(*columns))
     return ids, geoms, props
