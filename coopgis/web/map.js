@@ -733,7 +733,7 @@
       });
     },
     border: function (body, cfg) {
-      legendLine(legendList(body), 'line', cfg.colors.border, 'شهرستان مرزی (هم‌مرز با کشور همسایه)');
+      legendLine(legendList(body), 'line', cfg.colors.border, 'شهرستان مرزی (مرز خشکی یا آبی کشور)');
     }
   };
 
