@@ -175,7 +175,8 @@ def run_section(cfg: Config, res: Results, store) -> None:
                              f"{percentile(ot, 50) / percentile(st, 50):.2f}", f"{statistics.median(sf):.0f}"])
                 fig["tile_ms"][z][name] = percentile(st, 50)
     res.table("clustering", f"\n### clustering: {int(np.isfinite(coll.lon).sum()):,} located points\n")
-    res.table("clustering", md_table(["what", "time: median (min-max) / per-tile percentiles", "ratio ours/supercluster",
+    res.table("clustering", md_table(["what", "time: median (min-max) / per-tile percentiles",
+                                      "ratio ours/supercluster",
                                       "features per tile (median)"], rows))
     if sc is None:
         res.table("clustering", f"supercluster NOT MEASURED: {why}")

@@ -33,10 +33,16 @@ class Load:
     p99_ms: float
     bytes: int
     statuses: dict = field(default_factory=dict)
+    failed: int = 0            # responses that were not 2xx/3xx (e.g. 429 from a rate limit)
+
+    @property
+    def ok(self) -> int:
+        return max(0, self.requests - self.failed)
 
     @property
     def rps(self) -> float:
-        return self.requests / self.seconds if self.seconds > 0 else 0.0
+        """Successful (2xx/3xx) responses per second: a 429 or 500 is not throughput."""
+        return self.ok / self.seconds if self.seconds > 0 else 0.0
 
 
 def _check_loopback(base: str) -> None:
@@ -94,8 +100,9 @@ async def _httpx(base, paths, connections, max_requests, max_seconds, headers, t
         await asyncio.gather(*(worker() for _ in range(connections)))
         elapsed = time.perf_counter() - started
     ms = [x * 1000 for x in latencies]
+    failed = sum(n for code, n in statuses.items() if code >= 400)
     return Load("httpx", len(latencies), state["errors"], elapsed, connections, percentile(ms, 50),
-                percentile(ms, 99), state["bytes"], statuses)
+                percentile(ms, 99), state["bytes"], statuses, failed)
 
 
 def walk(base: str, paths: list[str], headers: dict | None = None) -> tuple[list[float], list[int], float]:
@@ -198,4 +205,4 @@ def wrk_load(base: str, paths: list[str], connections: int, max_requests: int, m
     d = json.loads(line[len("WRKJSON "):])
     errors = d["connect"] + d["read"] + d["write"] + d["status"] + d["timeout"]
     return Load("wrk", d["requests"], errors, d["span_s"], connections, d["p50_us"] / 1000,
-                d["p99_us"] / 1000, d["bytes"], {})
+                d["p99_us"] / 1000, d["bytes"], {}, d["status"])

@@ -7,6 +7,7 @@ with ``TestClient(create_app(settings, dataset))``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 from pathlib import Path
@@ -109,6 +110,7 @@ def _warm(app: FastAPI) -> None:
         app.state.dataset.warm()
         app.state.tile_engine.warm()
         pyarrow.default_memory_pool().release_unused()  # the store's read buffers
+        gc.freeze()  # the loaded dataset stays: keep its objects out of every later collection
     except Exception:  # warming is an optimisation; requests build what they need anyway
         logging.getLogger("coopgis").exception("warming the dataset failed")
 

@@ -198,6 +198,11 @@ def plain_value(v):
         return str(v)
 
 
+def right_sized(data: bytes) -> bytes:
+    """A copy of exactly ``len(data)`` bytes: orjson's output keeps its (larger) working buffer."""
+    return memoryview(data).tobytes()
+
+
 class Packed:
     """Many small byte strings in one buffer: ``packed[i]`` is the i-th.
 

@@ -59,7 +59,7 @@ import pandas as pd
 import shapely
 from mapbox_vector_tile.Mapbox import vector_tile_pb2
 
-from coopgis.dataset import Collection, Dataset, plain_value
+from coopgis.dataset import Collection, Dataset, plain_value, right_sized
 from coopgis.vocab import KINDS
 
 EXTENT = 4096                 # MVT tile extent
@@ -430,8 +430,8 @@ class PolygonLayer:
         cols = {c: _column(frame, c).tolist() for c in coll.properties}
         self.props = [dict(zip(cols, values)) for values in zip(*cols.values())] if cols else \
             [{} for _ in range(len(frame))]
-        self.props_json = [orjson.Fragment(orjson.dumps(p)) for p in self.props]
-        self.ids_json = [orjson.Fragment(orjson.dumps(i)) for i in self.ids]
+        self.props_json = [orjson.Fragment(right_sized(orjson.dumps(p))) for p in self.props]
+        self.ids_json = [orjson.Fragment(right_sized(orjson.dumps(i))) for i in self.ids]
 
     def clipped(self, z: int, x: int, y: int) -> tuple[np.ndarray, np.ndarray]:
         """Row numbers and geometries (Mercator) clipped to the tile plus the buffer."""
@@ -606,7 +606,7 @@ class TileEngine:
                 if fid is not None:
                     feat["id"] = fid
                 feats.append(feat)
-            return orjson.dumps({"type": "FeatureCollection", "features": feats}), len(feats)
+            return right_sized(orjson.dumps({"type": "FeatureCollection", "features": feats})), len(feats)
         px = np.floor((u * n - x) * EXTENT).astype(np.int64).clip(0, EXTENT - 1)
         py = np.floor((v * n - y) * EXTENT).astype(np.int64).clip(0, EXTENT - 1)
         for p in props:                 # MVT has no nested values: kinds become kind_<code>
@@ -627,7 +627,7 @@ class TileEngine:
             texts = shapely.to_geojson(np.array([polys[i] for i in keep] + [None], dtype=object)[:-1])
             feats = [{"type": "Feature", "id": layer.ids_json[r], "geometry": orjson.Fragment(t),
                       "properties": layer.props_json[r]} for r, t in zip(rows[keep].tolist(), texts)]
-            return orjson.dumps({"type": "FeatureCollection", "features": feats}), len(feats)
+            return right_sized(orjson.dumps({"type": "FeatureCollection", "features": feats})), len(feats)
         if not len(rows):
             return b"", 0
         px = _to_pixels(geoms, z, x, y)

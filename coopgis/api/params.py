@@ -244,6 +244,9 @@ def _year_range(value: str) -> tuple[int | None, int | None]:
 
 def select(coll: Collection, flt: CooperativeFilter | None, bbox) -> np.ndarray:
     """Row numbers of a collection matching the filters and bbox, in stored order."""
+    filtered = flt is not None and coll.name == "cooperatives" and not flt.is_empty()
+    if not filtered and bbox is None:
+        return np.arange(len(coll))
     m = np.ones(len(coll), bool)
     if flt is not None and coll.name == "cooperatives" and not flt.is_empty():
         m &= flt.mask(coll)
