@@ -33,12 +33,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
 
-    t = time.perf_counter()
-    b = load_boundaries()
-    t_load = time.perf_counter() - t
-    t = time.perf_counter()
-    g = Geocoder(b)
-    t_index = time.perf_counter() - t
+    b, g, t_load, t_index = location_layer()
     t = time.perf_counter()
     sample = generate_sample(args.size, boundaries=b)
     t_sample = time.perf_counter() - t
@@ -68,6 +63,16 @@ def main() -> None:
 
     _accuracy(sample, dataset)
     _join_baseline(dataset, b)
+
+
+def location_layer():
+    """The boundaries and the geocoder, with the seconds their loading and indexing took."""
+    t = time.perf_counter()
+    b = load_boundaries()
+    t_load = time.perf_counter() - t
+    t = time.perf_counter()
+    g = Geocoder(b)
+    return b, g, t_load, time.perf_counter() - t
 
 
 def _accuracy(sample: pd.DataFrame, dataset: gpd.GeoDataFrame) -> None:

@@ -19,19 +19,12 @@ from benchmarks.common import (NO_RATE_LIMITS, Config, Results, Server, coopgis_
 
 
 def run_section(cfg: Config, res: Results, store, csv) -> None:
-    from benchmarks.ingest import _accuracy
-    from coopgis.boundaries import load_boundaries
-    from coopgis.geocode import Geocoder
+    from benchmarks.ingest import _accuracy, location_layer
     from coopgis.ingest import ingest
     from coopgis.sample import generate_sample
     from coopgis.store import FileStore
 
-    t = time.perf_counter()
-    b = load_boundaries()
-    t_load = time.perf_counter() - t
-    t = time.perf_counter()
-    g = Geocoder(b)
-    t_index = time.perf_counter() - t
+    b, g, t_load, t_index = location_layer()
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(cfg.ingest_runs):
