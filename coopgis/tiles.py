@@ -330,6 +330,7 @@ class PointIndex:
         else:
             self.kind_idx = np.full(len(rows), -1, np.int64)
         self.columns = {name: _column(f, name) for name in POINT_PROPERTIES}
+        self.sums = PrefixSums.build(self)
         self.ids = self.columns["registration_no"]
         self.mvt_ids = np.array([_mvt_id(r) for r in self.ids.tolist()] + [None], dtype=object)[:-1]
 
@@ -352,6 +353,38 @@ class PointIndex:
             p.update(zip(POINT_PROPERTIES, values))
             out.append(p)
         return out
+
+
+@dataclass
+class PrefixSums:
+    """Running sums over the sorted points, and where each zoom's cells begin.
+
+    Without a filter, a tile's clusters are differences of these sums: no work per
+    point at request time (supercluster gets the same effect by precomputing zooms).
+    """
+
+    u: np.ndarray
+    v: np.ndarray
+    members: np.ndarray
+    jobs: np.ndarray
+    kinds: np.ndarray                      # (points + 1, kinds)
+    starts: dict[int, np.ndarray]          # zoom -> sorted positions where a cluster cell begins
+
+    @classmethod
+    def build(cls, index: "PointIndex") -> "PrefixSums":
+        run = lambda a: np.concatenate(([0], np.cumsum(a)))  # noqa: E731
+        k = len(index.kind_codes)
+        onehot = np.zeros((len(index), k), np.int32)
+        ok = index.kind_idx >= 0
+        onehot[np.flatnonzero(ok), index.kind_idx[ok]] = 1
+        kinds = np.vstack([np.zeros((1, k), np.int64), np.cumsum(onehot, axis=0, dtype=np.int64)])
+        starts = {}
+        for z in range(0, INDEX_BITS - CLUSTER_LEVELS + 1):
+            cell = index.codes >> np.uint64(2 * (INDEX_BITS - min(z + CLUSTER_LEVELS, INDEX_BITS)))
+            starts[z] = np.concatenate(([0], np.flatnonzero(cell[1:] != cell[:-1]) + 1)).astype(np.int64)
+            if len(starts[z]) == len(index):  # every point has its own cell from here on
+                break
+        return cls(run(index.u), run(index.v), run(index.members), run(index.jobs), kinds, starts)
 
 
 @dataclass
@@ -383,6 +416,20 @@ def cluster(index: PointIndex, idx: np.ndarray, z: int) -> Clusters:
     ok = kind >= 0
     kinds = np.bincount(cell_no[ok] * k + kind[ok], minlength=len(starts) * k).reshape(len(starts), k)
     return Clusters(count, u, v, members, jobs, kinds, idx[starts])
+
+
+def cluster_span(index: PointIndex, lo: int, hi: int, z: int) -> Clusters:
+    """:func:`cluster` of all points of a tile (sorted positions [lo, hi)), from the running sums."""
+    sums = index.sums
+    cells = sums.starts.get(z)
+    if cells is None or hi <= lo:
+        return cluster(index, np.arange(lo, hi), z)
+    starts = cells[np.searchsorted(cells, lo):np.searchsorted(cells, hi)]
+    ends = np.append(starts[1:], hi)
+    count = ends - starts
+    return Clusters(count, (sums.u[ends] - sums.u[starts]) / count, (sums.v[ends] - sums.v[starts]) / count,
+                    sums.members[ends] - sums.members[starts], sums.jobs[ends] - sums.jobs[starts],
+                    sums.kinds[ends] - sums.kinds[starts], starts)
 
 
 # ---- polygons ---------------------------------------------------------------------------------
@@ -571,7 +618,8 @@ class TileEngine:
             return (b"" if fmt == "mvt" else b'{"type":"FeatureCollection","features":[]}'), 0
         n = 2 ** z
         if z <= self.cluster_max_zoom:
-            c = cluster(index, idx, z)
+            filtered = self.filter_mask(flt) is not None
+            c = cluster(index, idx, z) if filtered else cluster_span(index, int(idx[0]), int(idx[-1]) + 1, z)
             single = c.count == 1
             many = ~single
             singles = c.first[single]

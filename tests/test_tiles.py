@@ -450,3 +450,24 @@ def test_persian_digits_in_the_address(client):
     a = client.get("/tiles/cooperatives/5/20/12.geojson")
     b = client.get("/tiles/cooperatives/۵/۲۰/۱۲.geojson")
     assert b.status_code == 200 and a.content == b.content
+
+
+def test_clusters_from_running_sums_equal_grouping(dataset):
+    """The unfiltered fast path gives exactly the clusters of grouping the points."""
+    index = tiles.TileEngine(dataset, 11).points()
+    checked = 0
+    for z in (3, 5, 8, 11):
+        n = 2 ** z
+        x0, x1 = int(n * (44 + 180) / 360), int(n * (63.5 + 180) / 360)   # Iran's longitudes
+        for x in range(x0, x1 + 1):
+            for y in range(n):
+                lo, hi = index.span(z, x, y)
+                if hi <= lo:
+                    continue
+                a = tiles.cluster(index, np.arange(lo, hi), z)
+                b = tiles.cluster_span(index, lo, hi, z)
+                assert np.array_equal(a.count, b.count) and np.array_equal(a.first, b.first)
+                assert np.allclose(a.u, b.u) and np.allclose(a.v, b.v)
+                assert np.array_equal(a.members, b.members) and np.array_equal(a.kinds, b.kinds)
+                checked += 1
+    assert checked > 20
