@@ -24,7 +24,7 @@ import pandas as pd
 import shapely
 
 from coopgis.boundaries import Boundaries
-from coopgis.geocode import Geocoder
+from coopgis.geocode import Geocoder, haversine_km
 from coopgis.joins import border_quota, join_boundaries
 
 VERIFIED = "verified"
@@ -89,7 +89,7 @@ def conflicts(frame: gpd.GeoDataFrame, accepted: dict[str, dict]) -> list[dict]:
         g = frame.geometry.iat[i]
         if g is None or g.is_empty:
             continue
-        metres = _metres(g.x, g.y, d["to"]["lon"], d["to"]["lat"])
+        metres = haversine_km(g.x, g.y, d["to"]["lon"], d["to"]["lat"]) * 1000
         if metres > CONFLICT_METRES + float(d["to"].get("accuracy_m") or 0):
             out.append({"registration_no": reg.iat[i], "verified": d["to"], "verified_by": d.get("by"),
                         "verified_at": d.get("at"),
@@ -99,17 +99,12 @@ def conflicts(frame: gpd.GeoDataFrame, accepted: dict[str, dict]) -> list[dict]:
     return out
 
 
-def location_etag(registration_no: str, lon: float, lat: float, precision: str | None, version: str) -> str:
+def location_etag(registration_no: str, lon: float | None, lat: float | None, precision: str | None,
+                  version: str) -> str:
     """A strong ETag of a cooperative's location state (changes when it moves or its reports are decided)."""
     state = f"{registration_no}|{_fmt(lon)}|{_fmt(lat)}|{precision}|{version}"
     return '"' + hashlib.sha256(state.encode()).hexdigest()[:32] + '"'
 
 
-def _fmt(v: float) -> str:
+def _fmt(v: float | None) -> str:
     return "none" if v is None or not math.isfinite(v) else f"{v:.7f}"
-
-
-def _metres(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
-    return 6_371_008.8 * 2 * math.asin(math.sqrt(a))

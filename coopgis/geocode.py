@@ -646,7 +646,7 @@ class Geocoder:
         r = self._located.iloc[int(i)]
         return {"name": r["name"], "name_en": r["name_en"] if isinstance(r["name_en"], str) else None,
                 "level": r["level"], "code": r["code"], "lon": float(r["lon"]), "lat": float(r["lat"]),
-                "distance_km": round(_haversine_km(lon, lat, float(r["lon"]), float(r["lat"])), 2)}
+                "distance_km": round(haversine_km(lon, lat, float(r["lon"]), float(r["lat"])), 2)}
 
 
 # ---- helpers ------------------------------------------------------------------------------
@@ -750,7 +750,8 @@ def join_county(boundaries: Boundaries, lon: float, lat: float) -> float | None:
     return float(boundaries.counties["osm_relation_id"].iat[int(hits[0])])
 
 
-def _haversine_km(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+def haversine_km(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Great-circle distance in kilometres."""
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import math
 import threading
 
 import orjson
@@ -23,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from coopgis.api.errors import ApiError, NotFound
 from coopgis.api.features import base_url, link
+from coopgis.api.field import current_location, registration_key
 from coopgis.api.security import principal, require
 from coopgis.auth import Principal
 from coopgis.corrections import location_etag
@@ -82,7 +82,7 @@ def build_router(settings) -> APIRouter:
                 raise ApiError("the cooperative changed since you read it (ETag mismatch); read it again "
                                "and decide on what it is now", status=412, title="Precondition failed",
                                headers={"ETag": current})
-            event = new_decision(report, body.decision, who.name, _location(coll, row), body.comment)
+            event = new_decision(report, body.decision, who.name, current_location(coll, row), body.comment)
             log.append(event)
         if body.decision == "accepted":
             request.app.state.reload_dataset()
@@ -112,23 +112,13 @@ def build_router(settings) -> APIRouter:
 
 def _find(request: Request, registration_no: str) -> tuple[Collection, int]:
     coll = request.app.state.dataset.collections["cooperatives"]
-    row = coll.row_of(to_ascii_digits(norm(registration_no)))
+    row = coll.row_of(registration_key(registration_no))
     if row is None:
         raise NotFound(f"no cooperative with registration number {registration_no!r}")
     return coll, row
 
 
-def _location(coll: Collection, row: int) -> dict:
-    lon, lat = float(coll.lon[row]), float(coll.lat[row])
-    ok = math.isfinite(lon) and math.isfinite(lat)
-    precision = coll.frame["precision"].iat[row]
-    return {"lon": lon if ok else None, "lat": lat if ok else None,
-            "precision": precision if isinstance(precision, str) else None}
-
-
 def _etag(coll: Collection, row: int, log: ReportLog) -> str:
     reg = str(coll.frame[coll.id_column].iat[row])
-    loc = _location(coll, row)
-    last = log.last_decision_id(reg)
-    return location_etag(reg, loc["lon"] if loc["lon"] is not None else float("nan"),
-                         loc["lat"] if loc["lat"] is not None else float("nan"), loc["precision"], last or "-")
+    loc = current_location(coll, row)
+    return location_etag(reg, loc["lon"], loc["lat"], loc["precision"], log.last_decision_id(reg) or "-")
