@@ -60,6 +60,11 @@ def main() -> None:
     print(f"report: rows {result.report['rows']:,}, accepted {result.report['accepted']:,}, "
           f"quarantined {result.report['quarantined']:,}")
     print("precision:", result.report["by_precision"])
+    shares = dataset["precision"].value_counts(normalize=True)
+    print("precision shares: " + ", ".join(f"{k} {v:.1%}" for k, v in shares.items()))
+    if "uncertainty_m" in dataset.columns:
+        unc = dataset.groupby("precision")["uncertainty_m"].median()
+        print("median uncertainty_m by precision: " + ", ".join(f"{k} {v:,.0f}" for k, v in unc.items()))
 
     _accuracy(sample, dataset)
     _join_baseline(dataset, b)
@@ -91,6 +96,9 @@ def _accuracy(sample: pd.DataFrame, dataset: gpd.GeoDataFrame) -> None:
     print(f"province right: {prov_ok.mean():.1%}")
     print(f"village/city precision claimed: {fine.mean():.1%}; of those, the right place: "
           f"{place_ok[fine].mean():.1%}  (precision honesty)")
+    in_village = both["truth_level"] == "village"
+    mix = both.loc[in_village, "precision"].value_counts(normalize=True)
+    print(f"rows in a village ({in_village.sum():,}): " + ", ".join(f"{k} {v:.1%}" for k, v in mix.items()))
     has_truth_pt = both["truth_lon"].astype(str).str.len() > 0
     sub = both[has_truth_pt & both["x"].notna()]
     if len(sub):

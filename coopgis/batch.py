@@ -1,7 +1,7 @@
 """Batch geocoding of a CSV file with an ``address`` column (``coopgis geocode --batch``).
 
 Every input row gives one output row, in order, with all its columns kept. The
-added columns are ``lon, lat, precision, confidence, province`` (ISO 3166-2),
+added columns are ``lon, lat, precision, confidence, uncertainty_m, province`` (ISO 3166-2),
 ``county`` (Persian display name) and ``geocode_issues``. An input column that
 already has one of these names is kept as ``<name>_input``.
 """
@@ -14,7 +14,7 @@ import pandas as pd
 
 from coopgis.geocode import Geocoder
 
-ADDED = ("lon", "lat", "precision", "confidence", "province", "county", "geocode_issues")
+ADDED = ("lon", "lat", "precision", "confidence", "uncertainty_m", "province", "county", "geocode_issues")
 
 
 class BatchError(Exception):
@@ -32,6 +32,7 @@ def geocode_csv(src: str | Path, dst: str | Path, geocoder: Geocoder) -> int:
     out["lat"] = results["lat"].round(6)
     out["precision"] = results["precision"]
     out["confidence"] = results["confidence"]
+    out["uncertainty_m"] = results["uncertainty_m"]
     out["province"] = results["province"]
     out["county"] = results["county"]
     out["geocode_issues"] = [";".join(i) for i in results["issues"]]

@@ -3,6 +3,8 @@
 :class:`Boundaries` holds the province and county polygons (with the border flag
 and the deprivation class joined on), and the gazetteer: every official place
 from province down to village, with a coordinate where one is honestly known.
+Villages take their points from ``village_points.csv`` (strong and weak name
+matches, see :mod:`coopgis.village_points`); cities from ``place_coordinates.csv``.
 Loading is cached as a pickle keyed by the input files' sizes and times, so a
 start-up after the first costs a fraction of a second.
 
@@ -21,13 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import shapely
 
+from coopgis.distance import haversine_km
 from coopgis.text import key, norm
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "boundaries"
-CACHE_VERSION = "4"
+CACHE_VERSION = "5"
 
 LEVELS = ("province", "county", "district", "rural_district", "city", "village", "place")
 
@@ -78,7 +82,7 @@ class Boundaries:
     def located_places(self) -> pd.DataFrame:
         """Places with a coordinate of their own (cities, villages, populated places)."""
         p = self.places
-        return p[p["coord_source"].isin(["geonames", "gnaf"])]
+        return p[p["lon"].notna() & p["level"].isin(["city", "village", "place"])]
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -97,6 +101,7 @@ def load_boundaries(directory: str | Path | None = None, *, deprivation: str | P
     directory = Path(directory or DEFAULT_DIR)
     deprivation = Path(deprivation) if deprivation else directory / "deprivation.csv"
     inputs = [directory / n for n in ("provinces.geojson", "counties.geojson", "place_coordinates.csv",
+                                      "village_points.csv",
                                       "divisions/province.csv", "divisions/county.csv",
                                       "divisions/district.csv", "divisions/rural_district.csv",
                                       "divisions/city.csv", "divisions/village.csv",
@@ -168,6 +173,7 @@ def _gazetteer(directory: Path, provinces: gpd.GeoDataFrame, counties: gpd.GeoDa
     o_prov, o_county, o_dist = read("province.csv"), read("county.csv"), read("district.csv")
     o_rd, o_city, o_village = read("rural_district.csv"), read("city.csv"), read("village.csv")
     coords = pd.read_csv(directory / "place_coordinates.csv", dtype={"official_id": str, "source_id": str})
+    village_points = pd.read_csv(directory / "village_points.csv", dtype=str, keep_default_na=False)
     geonames = pd.read_csv(directory / "gazetteer/geonames_ir.csv", dtype=str, keep_default_na=False)
 
     iso_of_prov = dict(zip(o_prov["id"], "IR-" + o_prov["code"].str.zfill(2)))
@@ -202,17 +208,30 @@ def _gazetteer(directory: Path, provinces: gpd.GeoDataFrame, counties: gpd.GeoDa
         "level": "county", "official_id": None, "code": None, "name": new["display_name_fa"].map(norm),
         "province_iso": new["province_iso"], "county_osm": new["osm_relation_id"]})], ignore_index=True)
 
-    # Coordinates of cities and villages matched in the build step.
-    located = coords.set_index(["level", "official_id"])[["lon", "lat", "source", "source_id"]]
+    # Coordinates of cities (place_coordinates.csv) and villages (village_points.csv) from the build step.
+    vp = village_points
+    located = pd.concat([
+        coords[coords["level"] == "city"][["level", "official_id", "lon", "lat", "source", "source_id"]],
+        pd.DataFrame({"level": "village", "official_id": vp["village_id"], "lon": vp["lon"].astype(float),
+                      "lat": vp["lat"].astype(float), "source": "wof", "source_id": vp["source_id"],
+                      "point_strength": vp["strength"], "point_method": vp["method"],
+                      "point_outlier": vp["outlier"].map({"True": True, "False": False}),
+                      "km_to_rural_district": pd.to_numeric(vp["km_to_rural_district"], errors="coerce")}),
+    ], ignore_index=True).set_index(["level", "official_id"])
     idx = pd.MultiIndex.from_arrays([places["level"], places["official_id"]])
     hit = located.reindex(idx)
     places["lon"] = hit["lon"].to_numpy()
     places["lat"] = hit["lat"].to_numpy()
     places["coord_source"] = hit["source"].to_numpy()
     places["source_id"] = hit["source_id"].to_numpy()
+    places["point_strength"] = hit["point_strength"].to_numpy()
+    places["point_method"] = hit["point_method"].to_numpy()
+    places["point_outlier"] = hit["point_outlier"].fillna(False).astype(bool).to_numpy()
+    places["km_to_rural_district"] = hit["km_to_rural_district"].astype(float).to_numpy()
 
     # GeoNames places that matched no official city or village are still populated places.
-    used = set(coords.loc[coords["source"] == "geonames", "source_id"])
+    used = set(coords.loc[coords["source"] == "geonames", "source_id"]) | set(vp.loc[vp["geonameid"] != "",
+                                                                                      "geonameid"])
     free = geonames[~geonames["geonameid"].isin(used) & (geonames["name_fa"] != "")]
     places = pd.concat([places, pd.DataFrame({
         "level": "place", "official_id": None, "code": None, "name": free["name_fa"].map(norm),
@@ -225,6 +244,12 @@ def _gazetteer(directory: Path, provinces: gpd.GeoDataFrame, counties: gpd.GeoDa
     gn_en = dict(zip(geonames["geonameid"], geonames["name"]))
     from_gn = places["coord_source"] == "geonames"
     places.loc[from_gn, "name_en"] = places.loc[from_gn, "source_id"].map(gn_en)
+    gn_pop = dict(zip(geonames["geonameid"], pd.to_numeric(geonames["population"], errors="coerce")))
+    city_gn = from_gn & (places["level"] == "city")
+    places.loc[city_gn, "population"] = places.loc[city_gn, "source_id"].map(gn_pop)
+    wof_en = _wof_english(directory, vp)
+    from_wof = places["coord_source"] == "wof"
+    places.loc[from_wof, "name_en"] = places.loc[from_wof, "source_id"].map(wof_en)
     en_county = dict(zip(counties["osm_relation_id"], counties["name_en"]))
     is_county = places["level"] == "county"
     places.loc[is_county, "name_en"] = places.loc[is_county, "county_osm"].map(en_county)
@@ -237,12 +262,23 @@ def _gazetteer(directory: Path, provinces: gpd.GeoDataFrame, counties: gpd.GeoDa
     places["display_name"] = places["display_name"].fillna(places["name"])
 
     places["key"] = places["name"].map(key)
+    places["point_outlier"] = places["point_outlier"].fillna(False).astype(bool)
     places["settlement"] = ~(places["level"].isin(["village"]) & places["name"].str.match(NOT_SETTLEMENT))
     _place_county_and_province_points(places, provinces, counties, geonames)
     places["county_osm"] = places["county_osm"].astype("Int64")
     for col in ("official_id", "code", "county_id", "district_id", "rural_district_id", "source_id"):
         places[col] = places[col].astype(object).where(places[col].notna(), None)
     return places.reset_index(drop=True)
+
+
+def _wof_english(directory: Path, village_points: pd.DataFrame) -> dict[str, str]:
+    """Romanised names of the places that give villages their points (for English search and labels)."""
+    path = directory / "gazetteer/wof_iran_places.csv"
+    if not path.is_file():
+        return {}
+    wof = pd.read_csv(path, usecols=["source_id", "name"], dtype=str, keep_default_na=False)
+    wof = wof[wof["source_id"].isin(set(village_points["source_id"]))]
+    return dict(zip(wof["source_id"], wof["name"]))
 
 
 def _place_county_and_province_points(places: pd.DataFrame, provinces: gpd.GeoDataFrame,
@@ -287,11 +323,31 @@ def _place_county_and_province_points(places: pd.DataFrame, provinces: gpd.GeoDa
     places.loc[is_prov, "point_lon"] = places.loc[is_prov, "province_iso"].map(prov_big["lon"])
     places.loc[is_prov, "point_lat"] = places.loc[is_prov, "province_iso"].map(prov_big["lat"])
     places.loc[is_prov, "point_source"] = "province_largest_place"
+    # How far a county's or province's point may be from a place in it: to its farthest boundary vertex.
+    county_radius = _farthest_vertex_m(counties.set_index("osm_relation_id").geometry, table["lon"], table["lat"])
+    places["area_radius_m"] = np.nan
+    is_county = places["level"] == "county"
+    places.loc[is_county, "area_radius_m"] = places.loc[is_county, "county_osm"].map(county_radius)
+    prov_pts = places.loc[is_prov].set_index("province_iso")
+    prov_radius = _farthest_vertex_m(provinces.set_index("iso_3166_2").geometry, prov_pts["point_lon"],
+                                     prov_pts["point_lat"])
+    places.loc[is_prov, "area_radius_m"] = places.loc[is_prov, "province_iso"].map(prov_radius)
     # Places with their own coordinate use it as their point.
     own = places["lon"].notna()
     places.loc[own, "point_lon"] = places.loc[own, "lon"]
     places.loc[own, "point_lat"] = places.loc[own, "lat"]
     places.loc[own, "point_source"] = places.loc[own, "coord_source"]
+
+
+def _farthest_vertex_m(geoms: gpd.GeoSeries, lon: pd.Series, lat: pd.Series) -> pd.Series:
+    """Per area (same index): metres from its point to the farthest vertex of its polygon."""
+    out = {}
+    for ident, geom in geoms.items():
+        if ident not in lon.index or pd.isna(lon.get(ident)):
+            continue
+        xy = shapely.get_coordinates(geom)
+        out[ident] = float(np.max(haversine_km(float(lon[ident]), float(lat[ident]), xy[:, 0], xy[:, 1]))) * 1000
+    return pd.Series(out, dtype=float).round(0)
 
 
 def _cache_path(inputs: list[Path], cache_dir: str | Path | None) -> Path | None:

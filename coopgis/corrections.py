@@ -48,6 +48,8 @@ def apply_verified(frame: gpd.GeoDataFrame, accepted: dict[str, dict], boundarie
     out.loc[out.index[rows], geom_col] = shapely.points(lon, lat)
     out.loc[out.index[rows], "precision"] = VERIFIED
     out.loc[out.index[rows], "confidence"] = 1.0
+    if "uncertainty_m" in out.columns:
+        out.loc[out.index[rows], "uncertainty_m"] = 0.0
     for col in ("province", "province_name", "county", "county_code", "county_osm", "deprivation_class",
                 "deprived", "province_shdi", "border"):
         values = joined[col].to_numpy(dtype=object)

@@ -29,7 +29,8 @@ PUBLIC_COLUMNS = (
     "registration_no", "name", "kind", "kind_fa", "sector", "sector_fa", "status", "status_fa",
     "members", "jobs", "women_led", "registered_on", "registered_on_jalali", "registered_year",
     "province", "province_name", "county", "county_code", "district", "rural_district", "place",
-    "precision", "confidence", "deprivation_class", "deprived", "border", "border_quota_usd", "address",
+    "precision", "confidence", "uncertainty_m", "deprivation_class", "deprived", "border", "border_quota_usd",
+    "address",
 )
 
 # GIS staff also see how each location was found; nothing here identifies a person.
@@ -54,8 +55,9 @@ COLLECTIONS = {
                     "description": "Published deprivation classes per county, each with its source; "
                                    "no_data where nothing was published."},
 }
-ATTRIBUTION = ("© OpenStreetMap contributors (ODbL); Contains GeoNames data (CC BY 4.0); "
-               "official divisions from django-iranian-cities (GPL-3.0); Iran Post GNAF via "
+ATTRIBUTION = ("© OpenStreetMap contributors (ODbL); Contains GeoNames data (https://www.geonames.org), CC BY 4.0; "
+               "Data from Who's On First (https://whosonfirst.org/docs/licenses/), includes data from foursquare "
+               "quattroshapes (CC BY); official divisions from django-iranian-cities (GPL-3.0); Iran Post GNAF via "
                "masterking32/iran-states-cities-districts (MIT)")
 
 
@@ -123,6 +125,8 @@ class Dataset:
         self.geocoder = geocoder or Geocoder(boundaries)
         self.report = report or {}
         coops = cooperatives.reset_index(drop=True).copy()
+        if "uncertainty_m" not in coops.columns:  # a store written before uncertainty was measured
+            coops["uncertainty_m"] = np.nan
         coops["kind_fa"] = coops["kind"].map(lambda c: label(KINDS, c) if isinstance(c, str) else None)
         coops["sector_fa"] = coops["sector"].map(lambda c: label(SECTORS, c) if isinstance(c, str) else None)
         coops["status_fa"] = coops["status"].map(lambda c: label(STATUSES, c) if isinstance(c, str) else None)

@@ -5,6 +5,10 @@ county, district, rural district, city or village), finds the official places
 they name, and returns a point with an honest precision: the precision says
 where the returned point truly is. A village without a known coordinate is put
 at a point of its rural district, district or county and gets that precision.
+Every result also says how far the cooperative may truly be from the point
+(``uncertainty_m``): 0 for a given coordinate and for a village placed by a
+strong name match, and for a stand-in point a radius that covers the area it
+stands for (see :meth:`Geocoder._point_of`).
 
 Given coordinates are checked (zero, outside Iran, swapped, outside the stated
 province) and reported; they are used as ``exact`` only when they pass.
@@ -26,6 +30,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 
 from coopgis.boundaries import Boundaries
+from coopgis.distance import haversine_km
 from coopgis.text import fold, is_latin, key, latin_key, norm
 
 PRECISIONS = ("exact", "village", "city", "rural_district", "district", "county", "province", "none")
@@ -48,6 +53,16 @@ LATIN_MARKERS = {"province": "province", "ostan": "province", "county": "county"
                  "district": "district", "bakhsh": "district", "dehestan": "rural_district",
                  "village": "village", "roosta": "village", "rusta": "village", "city": "city", "shahr": "city"}
 FINE_LEVELS = ("village", "city", "place", "rural_district", "district")
+# A rural district or district stands in for its villages only with this many placed villages.
+MIN_PLACED_FOR_STAND_IN = 3
+# Confidence of a village point from a weak name match, or an outlier of its rural district.
+WEAK_POINT_FACTOR = 0.7
+OUTLIER_POINT_FACTOR = 0.8
+# A city's extent is not in the data: its radius is that of a disc holding its (GeoNames) population at
+# an ASSUMED urban density, at least CITY_MIN_RADIUS_M; CITY_DEFAULT_RADIUS_M when no population is known.
+CITY_DENSITY_PER_KM2 = 10_000
+CITY_MIN_RADIUS_M = 1_000
+CITY_DEFAULT_RADIUS_M = 2_000
 MAX_NGRAM = 4
 FUZZY_CUTOFF = 86.0
 MAX_ADDRESS_LENGTH = 1000
@@ -74,6 +89,7 @@ class GeocodeResult:
     lat: float | None
     precision: str
     confidence: float
+    uncertainty_m: float | None = None   # how far the cooperative may be from the point (0: it is there)
     province: str | None = None          # ISO 3166-2, e.g. IR-07
     province_name: str | None = None
     county: str | None = None            # Persian display name
@@ -128,8 +144,11 @@ class Geocoder:
         # Plain Python lists: indexing a pandas frame per row costs microseconds we call millions of times.
         self._col = {c: p[c].astype(object).where(p[c].notna(), None).tolist()
                      for c in ("name", "code", "display_name", "official_id", "key", "name_en")}
-        for c in ("lon", "lat", "point_lon", "point_lat"):
+        for c in ("lon", "lat", "point_lon", "point_lat", "area_radius_m"):
             self._col[c] = p[c].astype(float).tolist()
+        weak = (p["point_strength"] == "weak").fillna(False).to_numpy(bool)
+        outlier = p["point_outlier"].to_numpy(bool)
+        self._point_factor = np.where(weak, WEAK_POINT_FACTOR, np.where(outlier, OUTLIER_POINT_FACTOR, 1.0))
         self._index: dict[str, dict[str, list[int]]] = {lvl: {} for lvl in p["level"].unique()}
         for i, (lvl, name) in enumerate(zip(p["level"], p["name"])):
             for k in {key(name), key(name, prefixes=False)}:
@@ -155,7 +174,8 @@ class Geocoder:
                 if is_latin(name):
                     self._latin.setdefault(latin_key(name), []).append(prov_rows[iso])
         self._latin_keys = list(self._latin)
-        self._points = self._derived_points()
+        self._stand_ins()
+        self._points = self._point_keys()
         self._county_point = {int(r.county_osm): (r.point_lon, r.point_lat)
                               for r in p[p["level"] == "county"].itertuples() if not pd.isna(r.county_osm)}
         self._fine_by_county: dict[tuple[float, str], tuple[list[str], list[int]]] = {}
@@ -217,7 +237,8 @@ class Geocoder:
         self._col["lon"][row] = self._col["point_lon"][row] = float(lon)
         self._col["lat"][row] = self._col["point_lat"][row] = float(lat)
         self._own_coord[row] = True
-        self._points[row] = (round(float(lon), 5), round(float(lat), 5))
+        self._point_factor[row] = 1.0
+        self._points[0][row], self._points[1][row] = round(float(lon), 5), round(float(lat), 5)
         self.__dict__.pop("_located", None)
         return True
 
@@ -381,7 +402,8 @@ class Geocoder:
                     rows = sorted(rows, key=lambda r: ("city", "village", "place").index(self._level[r]))
                     rows = [r for r in rows if self._level[r] == self._level[rows[0]]]
                 if len(rows) > 1:
-                    same_point = len({self._points[r] for r in rows}) == 1
+                    px, py = self._points
+                    same_point = len({(px[r], py[r]) for r in rows}) == 1
                     if not same_point:
                         issues.append("ambiguous_place")
                         # All candidates share a county: the county is still known.
@@ -491,9 +513,10 @@ class Geocoder:
         if finest is None:
             return res
         row, score = chain[finest]
-        lon, lat, precision = self._point_of(row, finest)
-        res.lon, res.lat, res.precision = lon, lat, precision
-        res.confidence = round(float(score) * (0.95 if "county_inferred" in issues else 1.0), 3)
+        lon, lat, precision, uncertainty = self._point_of(row, finest)
+        res.lon, res.lat, res.precision, res.uncertainty_m = lon, lat, precision, uncertainty
+        factor = self._point_factor[row] if precision == "village" else 1.0
+        res.confidence = round(float(score) * factor * (0.95 if "county_inferred" in issues else 1.0), 3)
         return res
 
     def _name_of(self, level: str, official_id: str) -> tuple[str | None, str | None]:
@@ -510,40 +533,90 @@ class Geocoder:
             setattr(self, attr, {self._col["official_id"][i]: int(i) for i in rows})
         return getattr(self, attr)
 
-    def _point_of(self, row: int, level_in_chain: str) -> tuple[float | None, float | None, str]:
-        """The point and its true precision for a matched place."""
+    def _point_of(self, row: int, level_in_chain: str) -> tuple[float | None, float | None, str, float | None]:
+        """The point, its true precision and its uncertainty (metres) for a matched place.
+
+        A village or city with its own point is there (a village from a weak match or an
+        outlier of its rural district may instead be anywhere in its area: the distance to the
+        area's stand-in plus the area's radius). A stand-in point covers its area: a rural
+        district's or district's median point with the distance to its farthest placed place;
+        a county's or province's point with the distance to its farthest boundary vertex.
+        """
         lvl = self._level[row]
         if level_in_chain == "place" and self._own_coord[row]:
-            precision = "city" if lvl == "city" else "village"
-            return float(self._col["lon"][row]), float(self._col["lat"][row]), precision
+            lon, lat = float(self._col["lon"][row]), float(self._col["lat"][row])
+            if lvl == "city":
+                return lon, lat, "city", self._city_radius(row)
+            if self._point_factor[row] < 1.0:
+                area = self._area_of(row, lvl)
+                if area is not None:
+                    a_lon, a_lat, _, radius = area
+                    return lon, lat, "village", round(haversine_km(lon, lat, a_lon, a_lat) * 1000 + radius)
+            return lon, lat, "village", 0.0
         if level_in_chain == "province":
-            return (float(self._col["point_lon"][row]), float(self._col["point_lat"][row]), "province")
-        # Rural district, then district: a located place inside them is a point inside them.
+            return (float(self._col["point_lon"][row]), float(self._col["point_lat"][row]), "province",
+                    self._col["area_radius_m"][row])
+        area = self._area_of(row, lvl)
+        if area is None:
+            return None, None, "none", None
+        return area
+
+    def _area_of(self, row: int, lvl: str) -> tuple[float, float, str, float] | None:
+        """The stand-in of the smallest area around a place: rural district, district, then county."""
         if lvl in ("village", "rural_district") and self._rd[row] is not None:
             pt = self._rd_points.get(self._rd[row])
             if pt:
-                return pt[0], pt[1], "rural_district"
+                return pt[0], pt[1], "rural_district", pt[2]
         if lvl in ("village", "city", "rural_district", "district") and self._district[row] is not None:
             pt = self._district_points.get(self._district[row])
             if pt:
-                return pt[0], pt[1], "district"
-        lon, lat = self._col["point_lon"][row], self._col["point_lat"][row]
+                return pt[0], pt[1], "district", pt[2]
+        crow = self._county_row(self._county[row]) if not pd.isna(self._county[row]) else None
+        if crow is None:
+            return None
+        lon, lat = self._col["point_lon"][crow], self._col["point_lat"][crow]
         if pd.isna(lon):
-            return None, None, "none"
-        return float(lon), float(lat), "county"
+            return None
+        return float(lon), float(lat), "county", self._col["area_radius_m"][crow]
 
-    def _derived_points(self) -> list[tuple]:
-        """A located place per rural district and per district, and a point key per place."""
+    def _city_radius(self, row: int) -> float:
+        pop = self.places["population"].iat[row] if "population" in self.places else None
+        if pop is None or pd.isna(pop) or pop <= 0:
+            return float(CITY_DEFAULT_RADIUS_M)
+        r = math.sqrt(float(pop) / (math.pi * CITY_DENSITY_PER_KM2)) * 1000
+        return float(round(max(CITY_MIN_RADIUS_M, r), -2))
+
+    def _stand_ins(self) -> None:
+        """Median point and radius of each rural district's and district's placed villages (and cities)."""
+        lon, lat = np.asarray(self._col["lon"], float), np.asarray(self._col["lat"], float)
+        sure = self._own_coord & (self._point_factor == 1.0)
+        villages = np.flatnonzero(sure & (self._level == "village"))
+        with_cities = np.flatnonzero(sure & np.isin(self._level, ("village", "city")))
+        self._rd_points = _medians(self._rd[villages], lon[villages], lat[villages])
+        self._district_points = _medians(self._district[with_cities], lon[with_cities], lat[with_cities])
+
+    def _point_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per place, the rounded point it resolves to, as two arrays (namesakes at one point are one place).
+
+        Vectorised over the gazetteer: a place's own point, else its rural district's or district's
+        stand-in, else its county's point (the same order as :meth:`_area_of`).
+        """
         p = self.places
-        located = p[p["lon"].notna() & p["level"].isin(["village", "city"])].sort_values("official_id")
-        self._rd_points = {}
-        self._district_points = {}
-        for r in located.itertuples():
-            if r.rural_district_id is not None:
-                self._rd_points.setdefault(r.rural_district_id, (float(r.lon), float(r.lat)))
-            if r.district_id is not None:
-                self._district_points.setdefault(r.district_id, (float(r.lon), float(r.lat)))
-        return list(zip(p["point_lon"].round(5), p["point_lat"].round(5)))
+        lon = p["point_lon"].to_numpy(float).copy()
+        lat = p["point_lat"].to_numpy(float).copy()
+        fine = np.isin(self._level, ("village", "city", "place")) & ~self._own_coord
+        for column, table, levels in (("district_id", self._district_points, ("village", "city")),
+                                      ("rural_district_id", self._rd_points, ("village",))):
+            ids = p[column].to_numpy(dtype=object)
+            rows = np.flatnonzero(fine & np.isin(self._level, levels))
+            for r in rows:       # later tables (finer areas) overwrite earlier ones
+                pt = table.get(ids[r])
+                if pt is not None:
+                    lon[r], lat[r] = pt[0], pt[1]
+        own = np.flatnonzero(self._own_coord)
+        lon[own] = np.asarray(self._col["lon"], float)[own]
+        lat[own] = np.asarray(self._col["lat"], float)[own]
+        return np.round(lon, 5), np.round(lat, 5)
 
     # ---- coordinates -------------------------------------------------------------------
     def _coordinate_issues(self, lon: np.ndarray, lat: np.ndarray, prov: np.ndarray) -> list[str]:
@@ -584,6 +657,7 @@ class Geocoder:
         res.lon = None if pd.isna(row["lon"]) else float(row["lon"])
         res.lat = None if pd.isna(row["lat"]) else float(row["lat"])
         res.precision, res.confidence, res.issues = row["precision"], float(row["confidence"]), list(row["issues"])
+        res.uncertainty_m = None if pd.isna(row["uncertainty_m"]) else float(row["uncertainty_m"])
 
     def _apply_coordinates_many(self, results: pd.DataFrame, lon: pd.Series, lat: pd.Series) -> None:
         lon_a = pd.to_numeric(pd.Series(lon.to_numpy()), errors="coerce").to_numpy(float)
@@ -605,6 +679,7 @@ class Geocoder:
             results.iloc[idx, results.columns.get_loc("lat")] = lat_a[idx]
             results.iloc[idx, results.columns.get_loc("precision")] = "exact"
             results.iloc[idx, results.columns.get_loc("confidence")] = 1.0
+            results.iloc[idx, results.columns.get_loc("uncertainty_m")] = 0.0
 
     # ---- reverse ------------------------------------------------------------------------
     def reverse(self, lon: float, lat: float) -> dict:
@@ -632,24 +707,45 @@ class Geocoder:
                 out["province"] = self.b.provinces.iloc[int(phits[0])]["iso_3166_2"]
         if out["province"]:
             out["province_name"] = self._province_display.get(out["province"])
-        out["nearest_place"] = self._nearest(lon, lat)
+        out["nearest_place"] = self.nearest_place(lon, lat)
         return out
 
-    def _nearest(self, lon: float, lat: float) -> dict | None:
-        if not hasattr(self, "_located"):
-            loc = self.places[self.places["coord_source"].isin(["geonames", "gnaf"])]
-            self._located = loc
-            self._located_tree = shapely.STRtree(shapely.points(loc["lon"].to_numpy(), loc["lat"].to_numpy()))
-        i = self._located_tree.nearest(shapely.Point(lon, lat))
-        if i is None:
+    def nearest_place(self, lon: float, lat: float) -> dict | None:
+        """The nearest city, placed village or populated place, with its distance in km."""
+        located = self.__dict__.get("_located")
+        if located is None:
+            rows = np.flatnonzero(self._own_coord & np.isin(self._level, ("city", "village", "place")))
+            lons = np.array([self._col["lon"][r] for r in rows])
+            lats = np.array([self._col["lat"][r] for r in rows])
+            located = self._located = (rows, lons, lats)
+        rows, lons, lats = located
+        if not len(rows):
             return None
-        r = self._located.iloc[int(i)]
-        return {"name": r["name"], "name_en": r["name_en"] if isinstance(r["name_en"], str) else None,
-                "level": r["level"], "code": r["code"], "lon": float(r["lon"]), "lat": float(r["lat"]),
-                "distance_km": round(haversine_km(lon, lat, float(r["lon"]), float(r["lat"])), 2)}
+        d = haversine_km(lon, lat, lons, lats)
+        k = int(np.argmin(d))
+        r = int(rows[k])
+        en = self._col["name_en"][r]
+        return {"name": self._col["name"][r], "name_en": en if isinstance(en, str) and en else None,
+                "level": self._level[r], "code": self._col["code"][r], "lon": float(lons[k]), "lat": float(lats[k]),
+                "uncertainty_m": self._point_of(r, "place")[3], "distance_km": round(float(d[k]), 2)}
 
 
 # ---- helpers ------------------------------------------------------------------------------
+
+def _medians(ids: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> dict[str, tuple[float, float, float]]:
+    """Per area id: (median lon, median lat, metres to the farthest point) where it has enough points."""
+    out = {}
+    order = np.argsort(ids.astype(str), kind="stable")
+    ids, lon, lat = ids[order], lon[order], lat[order]
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.array([], int)
+    for a, b in zip(starts, np.r_[starts[1:], len(ids)]):
+        if ids[a] is None or b - a < MIN_PLACED_FOR_STAND_IN:
+            continue
+        mx, my = float(np.median(lon[a:b])), float(np.median(lat[a:b]))
+        radius = float(np.max(haversine_km(mx, my, lon[a:b], lat[a:b]))) * 1000
+        out[ids[a]] = (round(mx, 6), round(my, 6), float(round(radius, -2)))
+    return out
+
 
 _SEGMENT_SPLIT = re.compile(r"[,،;؛/\\|\-–—()\[\]\n:]+")
 
@@ -748,11 +844,3 @@ def join_county(boundaries: Boundaries, lon: float, lat: float) -> float | None:
     if not len(hits):
         return None
     return float(boundaries.counties["osm_relation_id"].iat[int(hits[0])])
-
-
-def haversine_km(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """Great-circle distance in kilometres."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 6371.0088 * 2 * math.asin(math.sqrt(a))

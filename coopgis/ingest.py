@@ -33,7 +33,7 @@ DATASET_COLUMNS = (
     "registered_on", "registered_on_jalali", "registered_year",
     "province", "province_name", "county", "county_code", "county_osm",
     "district", "rural_district", "place", "place_level", "place_code",
-    "precision", "confidence", "geocode_issues",
+    "precision", "confidence", "uncertainty_m", "geocode_issues",
     "deprivation_class", "deprived", "province_shdi", "border", "border_quota_usd",
     "address", "given_province", "given_county", "given_district", "given_rural_district", "given_place",
     "given_lon", "given_lat", "synthetic", "phone", "extra", "source_row",
@@ -116,6 +116,7 @@ def build_dataset(registry: RegistryRead, boundaries: Boundaries, geocoder: Geoc
         out[col] = geo[col]
     out["precision"] = geo["precision"]
     out["confidence"] = geo["confidence"].astype(float)
+    out["uncertainty_m"] = pd.array(pd.to_numeric(geo["uncertainty_m"], errors="coerce").round(), dtype="Int64")
     out["geocode_issues"] = [";".join(i) if i else None for i in issues]
     for col in ("deprivation_class", "deprived", "province_shdi", "border"):
         out[col] = joined[col]

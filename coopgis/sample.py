@@ -31,6 +31,9 @@ Where the numbers come from (DESIGN.md section 1, the Deputy's interview):
   status mix (about 89% active, 8% troubled, 3% dissolved); the sector mix; the
   share of women-led cooperatives outside the women's kind (15%); the spread of
   cooperatives over provinces (by number of places, with a floor).
+* Where a cooperative truly is: its city's point, or its village's point where the
+  village was placed by a strong name match (``village_points.csv``); a village
+  with no point, or only a weak or outlying one, has no true point in the sample.
 
 Not here: reading registry files (``registry.py``) and geocoding (``geocode.py``).
 The sample only uses the gazetteer; it never looks anything up on the network.
@@ -98,9 +101,8 @@ MEAN_JOBS: dict[str, float] = {
 MIN_MEMBERS = {"knowledge_based": 3, "union": 3}          # others: 7, the usual legal minimum
 MIN_JOBS = {"production": 1, "distribution": 1, "services": 1, "women": 1, "knowledge_based": 1}
 
-# Share of rows drawn at a place that has its own coordinate, and of those, with a given point.
-LOCATED_SHARE = 0.40
-GIVEN_COORD_SHARE = 0.25
+# Share of all rows that give coordinates (drawn among the rows at a place with a true point).
+GIVEN_COORD_SHARE = 0.10
 BAD_ROW_SHARE = 0.005
 COORD_DEFECT_SHARE = 0.01
 TYPO_SHARE = 0.03
@@ -189,16 +191,13 @@ def generate_sample(size: int, seed: int = 1404, boundaries: Boundaries | None =
     kind_codes = np.array(list(KIND_WEIGHTS))
     kw = np.array(list(KIND_WEIGHTS.values()), dtype=float)
     kinds = kind_codes[rng.choice(len(kind_codes), n, p=kw / kw.sum())]
-    located_wish = rng.random(n) < LOCATED_SHARE
     city_p = pd.Series(_CITY_SHARE).reindex(kinds).to_numpy()
     city_wish = rng.random(n) < city_p
     border = kinds == "border_dwellers"
     place = np.empty(n, dtype=np.int64)
-    place[~border] = _draw_places(rng, cand, np.ones(len(cand), bool), located_wish[~border],
-                                  city_wish[~border], floor=True)
+    place[~border] = _draw_places(rng, cand, np.ones(len(cand), bool), city_wish[~border], floor=True)
     if border.any():
-        place[border] = _draw_places(rng, cand, cand["border"].to_numpy(), located_wish[border],
-                                     city_wish[border], floor=False)
+        place[border] = _draw_places(rng, cand, cand["border"].to_numpy(), city_wish[border], floor=False)
     c = {col: cand[col].to_numpy() for col in cand.columns}
     P = lambda col: c[col][place]  # noqa: E731  (attribute of each row's place)
 
@@ -221,7 +220,7 @@ def generate_sample(size: int, seed: int = 1404, boundaries: Boundaries | None =
     english = (P("name_en") != "") & (rng.random(n) < min(1.0, ENGLISH_SHARE * n / max(n_en, 1)))
     typo_ok = (P("letters") >= 5) & ~english
     typo = typo_ok & (rng.random(n) < min(1.0, TYPO_SHARE * n / max(int(typo_ok.sum()), 1)))
-    given = has_coord & (rng.random(n) < GIVEN_COORD_SHARE)
+    given = has_coord & (rng.random(n) < min(1.0, GIVEN_COORD_SHARE * n / max(int(has_coord.sum()), 1)))
     lon, lat = _jittered(rng, b, P("lon"), P("lat"), P("province_iso"), given)
 
     # Deliberate defects.
@@ -383,6 +382,8 @@ def _candidates(b: Boundaries) -> pd.DataFrame:
         & p["county_osm"].notna()
     c = p.loc[keep].sort_values(["province_iso", "level", "code"], kind="stable").reset_index(drop=True)
     osm = c["county_osm"].astype("int64")
+    # A village's true point is its point from a strong, not outlying name match; no other.
+    true_point = ((c["level"] == "city") | ((c["point_strength"] == "strong") & ~c["point_outlier"])).to_numpy()
 
     def text(series: pd.Series) -> np.ndarray:
         return series.fillna("").astype(str).to_numpy(dtype=object)
@@ -401,23 +402,20 @@ def _candidates(b: Boundaries) -> pd.DataFrame:
         "county_en": text(osm.map(county_en)),
         "district_fa": text(c["district_id"].map(district_fa)),
         "rural_district_fa": text(c["rural_district_id"].map(rd_fa)),
-        "lon": c["lon"].to_numpy(dtype=float),
-        "lat": c["lat"].to_numpy(dtype=float),
+        "lon": c["lon"].where(true_point).to_numpy(dtype=float),
+        "lat": c["lat"].where(true_point).to_numpy(dtype=float),
         "border": osm.isin(border).to_numpy(),
     })
 
 
-_WISHES = {0: (True, True), 1: (True, False), 2: (False, True), 3: (False, False)}  # (located, city)
-
-
 def _draw_places(rng: np.random.Generator, cand: pd.DataFrame, allowed: np.ndarray,
-                 located_wish: np.ndarray, city_wish: np.ndarray, *, floor: bool) -> np.ndarray:
+                 city_wish: np.ndarray, *, floor: bool) -> np.ndarray:
     """Indices into ``cand``: province by number of places (with a floor), then a place in it.
 
-    Each row wishes for a place with (or without) a coordinate and a city (or a
-    village); when its province has none such, the nearest wish that exists is used.
+    Each row wishes for a city (or a village); when its province has none such, it takes the other.
+    Whether the place has a true point follows the data (which villages are placed).
     """
-    m = len(located_wish)
+    m = len(city_wish)
     sub = cand[allowed]
     provinces = np.array(sorted(sub["province_iso"].unique()))
     counts = sub.groupby("province_iso").size().reindex(provinces).to_numpy(dtype=float)
@@ -427,19 +425,15 @@ def _draw_places(rng: np.random.Generator, cand: pd.DataFrame, allowed: np.ndarr
         prov[rng.choice(m, len(provinces), replace=False)] = np.arange(len(provinces))
 
     idx = np.flatnonzero(allowed)
-    has = ~np.isnan(cand["lon"].to_numpy())[idx]
     city = (cand["level"].to_numpy() == "city")[idx]
     pi = np.searchsorted(provinces, cand["province_iso"].to_numpy()[idx].astype(str))
-    pools = {(p, lo, ci): idx[(pi == p) & (has == lo) & (city == ci)]
-             for p in range(len(provinces)) for lo in (True, False) for ci in (True, False)}
-    # Wish w = 2 * (no coordinate) + (village); fall back to the nearest wish the province has.
-    fallback = {0: (0, 1, 2, 3), 1: (1, 0, 3, 2), 2: (2, 3, 0, 1), 3: (3, 2, 1, 0)}
-    wish = 2 * (~located_wish).astype(np.int64) + (~city_wish).astype(np.int64)
-    group = 4 * prov + wish
+    pools = {(p, ci): idx[(pi == p) & (city == ci)] for p in range(len(provinces)) for ci in (True, False)}
+    group = 2 * prov + (~city_wish).astype(np.int64)
     out = np.empty(m, dtype=np.int64)
     for g in np.unique(group):
-        p, w = divmod(int(g), 4)
-        pool = next(pools[(p, *_WISHES[alt])] for alt in fallback[w] if len(pools[(p, *_WISHES[alt])]))
+        p, village = divmod(int(g), 2)
+        wish = not village
+        pool = pools[(p, wish)] if len(pools[(p, wish)]) else pools[(p, not wish)]
         rows = np.flatnonzero(group == g)
         out[rows] = pool[rng.integers(0, len(pool), len(rows))]
     return out

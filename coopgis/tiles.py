@@ -81,7 +81,7 @@ LAYERS = (POINT_LAYER, *POLYGON_LAYERS)
 # Properties of a single cooperative in a tile (a short subset of the public columns;
 # never phone). `county` is the county name, `province` the ISO 3166-2 code.
 POINT_PROPERTIES = ("registration_no", "name", "kind", "kind_fa", "sector", "status", "members", "jobs",
-                    "precision", "county", "province")
+                    "precision", "uncertainty_m", "county", "province")
 
 
 # ---- tile grid math ---------------------------------------------------------------------------

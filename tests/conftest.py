@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+
+from coopgis.text import to_ascii_digits
+
+# The synthetic sample's phone numbers: 0900 and seven digits, sometimes spaced or dashed.
+_SAMPLE_PHONE = re.compile(r"0900[ -]?[0-9]{3}[ -]?[0-9]{4}")
+
+
+def has_sample_phone(text: str) -> bool:
+    """True when ``text`` holds a phone number of the synthetic sample (in any digit script)."""
+    return bool(_SAMPLE_PHONE.search(to_ascii_digits(text)))
 
 from coopgis.boundaries import load_boundaries
 from coopgis.geocode import Geocoder

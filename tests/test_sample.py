@@ -103,8 +103,19 @@ def test_structured_fields_name_the_true_places(small, boundaries):
         assert blank - 0.05 < share < blank + 0.1, col
 
 
-def test_about_forty_percent_of_rows_are_at_located_places(big):
-    assert 0.35 < big["truth_lon"].notna().mean() < 0.45
+def test_village_truths_come_from_placed_villages_as_often_as_the_data_has_them(big, boundaries):
+    p = boundaries.places
+    villages = big[big["truth_level"] == "village"]
+    strong = p[(p["level"] == "village") & (p["point_strength"] == "strong") & ~p["point_outlier"]]
+    # Every true village point is a strongly placed village's point ...
+    located = villages[villages["truth_lon"].notna()]
+    points = strong.set_index("code")[["lon", "lat"]]
+    assert np.allclose(located["truth_lon"].to_numpy(float),
+                       points.loc[located["truth_place_code"], "lon"].to_numpy(float))
+    # ... and villages are drawn whether placed or not, about as often as the gazetteer places them.
+    settled = p[(p["level"] == "village") & p["settlement"]]
+    share_in_data = settled["code"].isin(strong["code"]).mean()
+    assert abs(villages["truth_lon"].notna().mean() - share_in_data) < 0.1
 
 
 def test_kind_mix_follows_published_figures(big):

@@ -109,6 +109,7 @@ def build_router(settings: ServiceSettings) -> APIRouter:
         head = {"type": "FeatureCollection", "numberMatched": hit.matched, "numberReturned": len(features),
                 "timeStamp": _now(),
                 "query": {"lon": x, "lat": y, "radius_km": radius, "limit": size},
+                "nearest_place": ds.geocoder.nearest_place(x, y),
                 "links": [link(str(request.url), "self", GEOJSON)]}
         return _collection(head, features)
 

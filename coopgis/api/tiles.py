@@ -43,6 +43,8 @@ COOPERATIVE_FIELDS = {
     "sector": "String: sector code (single cooperatives)",
     "status": "String: active, troubled or dissolved (single cooperatives)",
     "precision": "String: geocoding precision (single cooperatives)",
+    "uncertainty_m": "Number: how far the cooperative may be from the point, in metres (0: it is there; "
+                     "single cooperatives)",
     "county": "String: county name (single cooperatives)",
     "province": "String: province ISO 3166-2 code (single cooperatives)",
 }

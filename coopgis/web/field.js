@@ -88,7 +88,8 @@
       var url = base + '/nearest' + U.query({lon: latlng.lng.toFixed(6), lat: latlng.lat.toFixed(6), limit: 10});
       getJson(url).then(function (fc) {
         var n = (fc.features || []).length;
-        status.textContent = n ? faNum(n) + ' تعاونی نزدیک شما' : 'در شعاع جست‌وجو تعاونی‌ای نیست.';
+        status.textContent = (n ? faNum(n) + ' تعاونی نزدیک شما' : 'در شعاع جست‌وجو تعاونی‌ای نیست.') +
+          nearPlace(fc.nearest_place);
         show(fc.features || []);
       }).catch(function (err) { status.textContent = 'فهرست نزدیک‌ترین‌ها گرفته نشد: ' + err.message; });
     }
@@ -107,6 +108,13 @@
       features.forEach(function (f) { list.appendChild(item(f)); });
     }
 
+    // "· نزدیک‌ترین آبادی: بادخوره (۱٫۲ کیلومتر)" from the nearest placed village, city or place.
+    function nearPlace(place) {
+      if (!place || !place.name) { return ''; }
+      var kind = place.level === 'city' ? 'شهر' : 'آبادی';
+      return ' · نزدیک‌ترین ' + kind + ': ' + place.name + ' (' + distanceText(place.distance_km) + ')';
+    }
+
     function distanceText(km) {
       if (km === null || km === undefined) { return null; }
       return km < 1 ? faNum(Math.round(km * 1000)) + ' متر' : faNum(km, 1) + ' کیلومتر';
@@ -121,6 +129,7 @@
       li.appendChild(el('div', 'coop-result-name', p.name || 'بی‌نام'));
       var where = [U.label('kinds', p.kind), p.place, p.county].filter(Boolean).join(' · ');
       li.appendChild(el('div', 'coop-result-meta', where));
+      li.appendChild(el('div', 'coop-result-precision', U.placeText(p)));
       var d = distanceText(p.distance_km);
       if (d) {
         var line = el('div', 'coop-result-where');

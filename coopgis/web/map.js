@@ -36,6 +36,21 @@
     return faDigits((x < 0 ? '-' : '') + s);
   }
 
+  // How far the cooperative may be from its point, in words ("حدود ۷ کیلومتر"); '' when it is there.
+  function uncertaintyText(metres) {
+    if (metres === null || metres === undefined || isNaN(metres) || Number(metres) <= 0) { return ''; }
+    var m = Number(metres);
+    if (m < 1000) { return 'حدود ' + faNum(Math.max(100, Math.round(m / 100) * 100)) + ' متر'; }
+    return 'حدود ' + faNum(m < 10000 ? Math.round(m / 100) / 10 : Math.round(m / 1000), 1) + ' کیلومتر';
+  }
+
+  // The precision in words with its uncertainty: "دهستان (نقطه نماینده)، حدود ۶ کیلومتر".
+  function placeText(p) {
+    var words = label('precision', p.precision);
+    var u = uncertaintyText(p.uncertainty_m);
+    return u ? words + '، ' + u : words;
+  }
+
   function el(tag, className, text) {
     var e = document.createElement(tag);
     if (className) { e.className = className; }
@@ -171,7 +186,7 @@
     row(t, 'وضعیت', label('statuses', p.status));
     row(t, 'اعضا', faNum(p.members));
     row(t, 'اشتغال', faNum(p.jobs));
-    row(t, 'دقت مکان', label('precision', p.precision));
+    row(t, 'دقت مکان', placeText(p));
     if (p.county) { row(t, 'شهرستان', p.county); }
     if (p.registration_no) { row(t, 'شماره ثبت', faDigits(p.registration_no)); }
     box.appendChild(t);
@@ -482,7 +497,7 @@
       state.specs[spec.id] = spec;
     });
     map.attributionControl.setPrefix(false);
-    map.attributionControl.addAttribution('© OpenStreetMap contributors · coopgis');
+    map.attributionControl.addAttribution(state.cfg.attribution || '© OpenStreetMap contributors');
     var box = state.pageFilter.province && state.cfg.provinces[state.pageFilter.province];
     if (box) { map.fitBounds([[box[1], box[0]], [box[3], box[2]]]); }
     if (state.cfg.fit) { map.fitBounds(state.cfg.fit, {padding: [30, 30], maxZoom: 12}); }
@@ -787,7 +802,7 @@
     controls: controls,
     state: state,
     util: {faNum: faNum, faDigits: faDigits, el: el, append: append, safeHref: safeHref, query: query,
-      label: label, coopPopup: coopPopup}
+      label: label, coopPopup: coopPopup, uncertaintyText: uncertaintyText, placeText: placeText}
   };
 
   if (!L.control.fullscreen) {
