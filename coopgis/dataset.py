@@ -59,6 +59,10 @@ ATTRIBUTION = ("© OpenStreetMap contributors (ODbL); Contains GeoNames data (ht
                "Data from Who's On First (https://whosonfirst.org/docs/licenses/), includes data from foursquare "
                "quattroshapes (CC BY); official divisions from django-iranian-cities (GPL-3.0); Iran Post GNAF via "
                "masterking32/iran-states-cities-districts (MIT)")
+# The same sources in one short line, for the corner of a map (the full line is in every page's footer
+# and in the API).
+ATTRIBUTION_SHORT = ("© OpenStreetMap contributors · GeoNames (CC BY 4.0) · Who's On First · quattroshapes · "
+                     "django-iranian-cities · Iran Post GNAF")
 
 
 @dataclass

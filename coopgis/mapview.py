@@ -23,7 +23,7 @@ from folium.plugins import Fullscreen, LocateControl
 from folium.template import Template
 
 from coopgis.assets import BUNDLES, ICON, inline_script, inline_style, read_asset, vendor_url
-from coopgis.dataset import ATTRIBUTION, Dataset
+from coopgis.dataset import ATTRIBUTION_SHORT, Dataset
 from coopgis.maps import DEPRIVATION_CLASSES, Preset
 from coopgis.vocab import GALAXY_SECTORS, KINDS, SECTORS, STATUSES
 
@@ -156,7 +156,7 @@ def config(preset: Preset, page: Page) -> dict:
         "base": page.base,
         "links": not page.inline,
         "note": page.note,
-        "attribution": ATTRIBUTION,
+        "attribution": ATTRIBUTION_SHORT,
         "bounds": IRAN_BOUNDS,
         "controls": {k: (list(v) if isinstance(v, tuple) else v) for k, v in preset.controls.items()},
         "filters": preset.filters,
