@@ -20,7 +20,8 @@ from fastapi.staticfiles import StaticFiles
 from coopgis import __version__
 from coopgis.api.errors import register_error_handlers
 from coopgis.api.openapi import openapi_30
-from coopgis.api.security import SecurityMiddleware
+from coopgis.api.limits import Limits
+from coopgis.api.security import SecurityMiddleware, install_log_redaction
 from coopgis.auth import TokenStore
 from coopgis.dataset import Dataset
 from coopgis.maps import MapSettings
@@ -42,6 +43,8 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
                               "Persian first; English alongside.")
     app.state.settings = settings
     app.state.tokens = TokenStore(settings.tokens_file)
+    app.state.limits = Limits(settings)
+    install_log_redaction()
     set_dataset(app, dataset)
     threading.Thread(target=_warm, args=(app,), name="coopgis-warm", daemon=True).start()
     app.state.reload_dataset = lambda: _reload(app)
@@ -49,7 +52,8 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD"],
                            allow_credentials=False, allow_headers=["Accept", "If-None-Match"])
-    app.add_middleware(SecurityMiddleware, settings=settings)  # outermost: every answer gets its headers
+    # outermost: every answer gets its headers
+    app.add_middleware(SecurityMiddleware, settings=settings, limits=app.state.limits)
     app.router.on_startup.append(lambda: _watch_store(app))
 
     from coopgis.api import admin, dashboard, features, field, geocoding, maps, stats, tiles
@@ -57,7 +61,7 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
     app.include_router(features.build_router(settings))
     app.include_router(tiles.build_router(settings))
     app.include_router(geocoding.build_router(settings))
-    app.include_router(stats.build_router())
+    app.include_router(stats.build_router(settings))
     app.include_router(field.build_router(settings))
     app.include_router(maps.build_router(settings, map_settings))
     app.include_router(dashboard.build_router(map_settings))

@@ -235,9 +235,14 @@ def _cmd_serve(args) -> int:
         return 1
     print(f"coopgis: serving {settings.data} on http://{settings.host}:{settings.port}/ "
           f"(maps: /maps, API: /api)", file=sys.stderr)
+    from coopgis.api.protocol import GuardedHttpToolsProtocol
+
+    # X-Forwarded-For is read by the app, from COOPGIS_TRUSTED_PROXIES only (uvicorn's own
+    # proxy_headers would trust 127.0.0.1, and so any local client).
     uvicorn.run("coopgis.app:create_app", factory=True, host=settings.host, port=settings.port,
-                workers=settings.workers, loop="uvloop", http="httptools", log_level="info",
-                proxy_headers=True, root_path=settings.root_path)
+                workers=settings.workers, loop="uvloop", http=GuardedHttpToolsProtocol, log_level="info",
+                proxy_headers=False, server_header=False, root_path=settings.root_path,
+                limit_concurrency=settings.max_connections, timeout_keep_alive=5)
     return 0
 
 

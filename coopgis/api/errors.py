@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from coopgis.budget import BudgetExceeded
+
 log = logging.getLogger("coopgis")
 
 PROBLEM = "application/problem+json"
@@ -71,7 +73,8 @@ def register_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
+        title = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}.get(exc.status_code,
+                                                                                                  "Error")
         detail = exc.detail if isinstance(exc.detail, str) else title
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:
@@ -82,6 +85,12 @@ def register_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no resource at {request.url.path}"
         return problem(exc.status_code, title, detail, request.url.path, headers or None)
+
+    @app.exception_handler(BudgetExceeded)
+    async def _budget(request: Request, exc: BudgetExceeded):
+        return problem(503, "Took too long", f"this request needed more than its time budget of {exc.seconds:g} s; "
+                       "narrow it (bbox, filters, a smaller limit) or try again later", request.url.path,
+                       {"Retry-After": "60"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

@@ -14,13 +14,15 @@ import numpy as np
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
-from coopgis import formats
+from coopgis import budget, formats
 from coopgis.api.errors import ApiError, NotFound
 from coopgis.api.html import render
+from coopgis.api.limits import admit
 from coopgis.api.security import principal
 from coopgis.auth import Principal
-from coopgis.api.params import (CRS84, SUPPORTED_CRS, CooperativeFilter, cooperative_filter, parse_bbox,
+from coopgis.api.params import (CRS84, SUPPORTED_CRS, CooperativeFilter, filter_dependency, parse_bbox,
                                 parse_crs, select)
 from coopgis.dataset import ATTRIBUTION, COLLECTIONS, Collection, Dataset
 
@@ -41,6 +43,7 @@ F_DESCRIPTION = "output format: json, geojson, html; items also csv, gpkg, kml"
 
 def build_router(settings) -> APIRouter:
     router = APIRouter(tags=["OGC API - Features"])
+    filters = filter_dependency(settings.max_filter_values, settings.max_filter_length)
     default_limit, max_limit = settings.default_limit, settings.max_limit
 
     @router.get("/", summary="Landing page")
@@ -99,47 +102,30 @@ def build_router(settings) -> APIRouter:
 
     @router.get("/collections/{collection_id}/items", summary="Features of a collection, filtered and paged",
                 response_class=Response)
-    def items(request: Request,
-              collection_id: str = Path(description="cooperatives, provinces, counties or deprivation"),
-              bbox: str | None = Query(None, description="minx,miny,maxx,maxy in bbox-crs (default CRS84)"),
-              bbox_crs: str | None = Query(None, alias="bbox-crs", description="CRS of bbox"),
-              crs: str | None = Query(None, description="output CRS: " + ", ".join(SUPPORTED_CRS)),
-              limit: int | None = Query(None, ge=1, description=f"page size (default {default_limit}, maximum "
-                                                                 f"{max_limit}; larger values are treated as "
-                                                                 "the maximum)",
-                                        json_schema_extra={"maximum": max_limit, "default": default_limit}),
-              offset: int = Query(0, ge=0, le=10_000_000, description="features to skip"),
-              f: str | None = Query(None, description=F_DESCRIPTION),
-              flt: CooperativeFilter = Depends(cooperative_filter),
-              who: Principal = Depends(principal)):
+    async def items(request: Request,
+                    collection_id: str = Path(description="cooperatives, provinces, counties or deprivation"),
+                    bbox: str | None = Query(None, max_length=200,
+                                             description="minx,miny,maxx,maxy in bbox-crs (default CRS84)"),
+                    bbox_crs: str | None = Query(None, alias="bbox-crs", max_length=200, description="CRS of bbox"),
+                    crs: str | None = Query(None, max_length=200,
+                                            description="output CRS: " + ", ".join(SUPPORTED_CRS)),
+                    limit: int | None = Query(None, ge=1, description=f"page size (default {default_limit}, "
+                                                                       f"maximum {max_limit}, {settings.max_html_limit}"
+                                                                       " as HTML; larger values are treated as "
+                                                                       "the maximum)",
+                                              json_schema_extra={"maximum": max_limit, "default": default_limit}),
+                    offset: int = Query(0, ge=0, le=10_000_000, description="features to skip"),
+                    f: str | None = Query(None, description=F_DESCRIPTION),
+                    flt: CooperativeFilter = Depends(filters),
+                    who: Principal = Depends(principal)):
         coll = get_collection(request, collection_id)
-        level = "staff" if who.can("gis_staff") else "public"
         fmt = negotiate(request, f, ("geojson", "json", "html", "csv", "gpkg", "kml"))
-        out_crs = parse_crs(crs)
-        box = parse_bbox(bbox, bbox_crs)
-        rows = select(coll, flt, box)
-        settings = request.app.state.settings
-        matched = len(rows)
-        if fmt in ("csv", "gpkg", "kml"):
-            most = settings.max_download if level == "staff" else min(settings.max_download,
-                                                                      settings.public_max_download)
-            return download(request, coll, rows, out_crs, fmt, most, paged=limit is not None,
-                            limit=limit, offset=offset, level=level)
-        size = min(limit or settings.default_limit, settings.max_limit)
-        page = rows[offset:offset + size]
-        if fmt == "html":
-            return render(request, "items.html", coll=coll, rows=page, matched=matched, offset=offset,
-                          limit=size, links=page_links(request, matched, offset, size, "html"),
-                          title=COLLECTIONS[coll.name]["title_fa"])
-        head = {
-            "numberMatched": matched, "numberReturned": int(len(page)),
-            "timeStamp": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "links": page_links(request, matched, offset, size, "geojson"),
-        }
-        body = formats.geojson_stream(coll, page, out_crs, head, level)
-        if len(page) <= 1000:  # a small page in one piece: streaming costs a thread hop per chunk
-            return Response(b"".join(body), media_type=formats.MEDIA["geojson"], headers=crs_headers(out_crs))
-        return StreamingResponse(body, media_type=formats.MEDIA["geojson"], headers=crs_headers(out_crs))
+        size = page_size(settings, fmt, limit)
+        group, heavy = items_cost(fmt, size)
+        await admit(request, group, heavy)  # after the format and the size are known, before any work
+        level = "staff" if who.can("gis_staff") else "public"
+        return await run_in_threadpool(_items, request, coll, fmt, size, limit, offset, bbox, bbox_crs, crs, flt,
+                                       level)
 
     @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature",
                 response_class=Response)
@@ -168,6 +154,55 @@ def build_router(settings) -> APIRouter:
         return Response(body, media_type=formats.MEDIA["geojson"], headers=crs_headers(out_crs))
 
     return router
+
+
+ITEM_DOWNLOADS = ("csv", "gpkg", "kml")
+BIG_PAGE = 1000          # a GeoJSON page larger than this is a download
+
+
+def page_size(settings, fmt: str, limit: int | None) -> int:
+    """Items on a page of ``fmt``: the limit asked for (or the default), at most the maximum."""
+    most = min(settings.max_html_limit, settings.max_limit) if fmt == "html" else settings.max_limit
+    return min(limit or settings.default_limit, most)
+
+
+def items_cost(fmt: str, size: int) -> tuple[str, bool]:
+    """(rate-limit group, heavy?) of an items request of a format and page size."""
+    if fmt in ITEM_DOWNLOADS:
+        return "download", True
+    if fmt == "html":
+        return ("download" if size > 100 else "read"), True
+    return ("download", True) if size > BIG_PAGE else ("read", False)
+
+
+def _items(request: Request, coll: Collection, fmt: str, size: int, limit: int | None, offset: int,
+           bbox: str | None, bbox_crs: str | None, crs: str | None, flt: CooperativeFilter, level: str) -> Response:
+    """An items answer (a page, an HTML page or a download), worked out in a worker thread."""
+    out_crs = parse_crs(crs)
+    box = parse_bbox(bbox, bbox_crs)
+    rows = select(coll, flt, box)
+    budget.check()
+    settings = request.app.state.settings
+    matched = len(rows)
+    if fmt in ITEM_DOWNLOADS:
+        most = settings.max_download if level == "staff" else min(settings.max_download,
+                                                                  settings.public_max_download)
+        return download(request, coll, rows, out_crs, fmt, most, paged=limit is not None,
+                        limit=limit, offset=offset, level=level)
+    page = rows[offset:offset + size]
+    if fmt == "html":
+        return render(request, "items.html", coll=coll, rows=page, matched=matched, offset=offset,
+                      limit=size, links=page_links(request, matched, offset, size, "html"),
+                      title=COLLECTIONS[coll.name]["title_fa"])
+    head = {
+        "numberMatched": matched, "numberReturned": int(len(page)),
+        "timeStamp": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "links": page_links(request, matched, offset, size, "geojson"),
+    }
+    body = formats.geojson_stream(coll, page, out_crs, head, level)
+    if len(page) <= BIG_PAGE:  # a small page in one piece: streaming costs a thread hop per chunk
+        return Response(b"".join(body), media_type=formats.MEDIA["geojson"], headers=crs_headers(out_crs))
+    return StreamingResponse(body, media_type=formats.MEDIA["geojson"], headers=crs_headers(out_crs))
 
 
 # ---- helpers used by other routers too ---------------------------------------------------------

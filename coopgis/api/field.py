@@ -33,7 +33,7 @@ from rapidfuzz import fuzz, process
 
 from coopgis.api.errors import ApiError, NotFound
 from coopgis.api.features import base_url, link
-from coopgis.api.params import CooperativeFilter, cooperative_filter
+from coopgis.api.params import CooperativeFilter, filter_dependency
 from coopgis.api.security import require
 from coopgis.auth import Principal
 from coopgis.dataset import Collection, Dataset
@@ -80,6 +80,7 @@ async def _warm_up(app):
 
 def build_router(settings: ServiceSettings) -> APIRouter:
     router = APIRouter(tags=["Field work"], lifespan=_warm_up)
+    filters = filter_dependency(settings.max_filter_values, settings.max_filter_length)
     log = ReportLog(settings.data)
 
     @router.get("/nearest", summary="The nearest cooperatives to a point, with distance and direction",
@@ -92,7 +93,7 @@ def build_router(settings: ServiceSettings) -> APIRouter:
                                                             "larger values are treated as the maximum)"),
                 radius_km: str | None = Query(None, description="search radius in km (default 50, at most "
                                                                 f"{NEAREST_MAX_RADIUS_KM:g})"),
-                flt: CooperativeFilter = Depends(cooperative_filter)):
+                flt: CooperativeFilter = Depends(filters)):
         ds = _ds(request)
         x, y = parse_number(lon, "lon"), parse_number(lat, "lat")
         check_point(ds, x, y)
@@ -119,7 +120,7 @@ def build_router(settings: ServiceSettings) -> APIRouter:
                q: str | None = Query(None, description="registration number, part of a name, or a village, city "
                                                        f"or county name; 1..{SEARCH_MAX_QUERY} characters"),
                limit: str | None = Query(None, description=f"how many (default 20, at most {SEARCH_MAX_LIMIT})"),
-               flt: CooperativeFilter = Depends(cooperative_filter)):
+               flt: CooperativeFilter = Depends(filters)):
         if q is not None and len(q) > 4 * SEARCH_MAX_QUERY:  # do not even normalise a huge value
             raise ApiError(f"q is {len(q)} characters long; the limit is {SEARCH_MAX_QUERY}", title="Query too long")
         text = norm(q)
