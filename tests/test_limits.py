@@ -337,3 +337,53 @@ def test_a_silent_connection_is_closed(live_server):
     with socket.create_connection(_addr(live_server)) as s:
         assert _answer(s, 10) == b""
     assert time.perf_counter() - started < 3 + 3
+
+
+# ---- a flood of the worst requests (a short version of benchmarks/flood.py) --------------------------------
+
+@pytest.fixture(scope="module")
+def proxied_server(sample_store, tmp_path_factory):
+    """The real service, trusting 127.0.0.1 as a proxy, so that one test can be many clients."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path_factory.mktemp("flood") / "server.log", "wb")
+    env = dict(os.environ, COOPGIS_TRUSTED_PROXIES='["127.0.0.1"]')
+    proc = subprocess.Popen([sys.executable, "-m", "coopgis.cli", "serve", "--data", str(sample_store.folder),
+                             "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                assert proc.poll() is None and time.time() < deadline, "server did not start"
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        log.close()
+
+
+def test_a_flood_of_heavy_requests_from_many_clients_leaves_cheap_requests_fast(proxied_server):
+    from benchmarks.flood import COUNTIES, flood_run, probe, summary
+
+    sixty = ",".join(COUNTIES * 6)
+    worst = [f"/stats?county={sixty}", f"/tiles/cooperatives/5/21/12.mvt?county={sixty}",
+             "/collections/cooperatives/items?f=html&limit=1000", "/collections/cooperatives/items?f=csv",
+             "/search?q=" + "تعاونی تولیدی روستای " * 4]
+    probe(proxied_server, 1)
+    latencies, statuses = flood_run(proxied_server, worst, connections=64, seconds=8, spoof=True)
+    p50, p99 = summary(latencies)
+    print(f"probe during the flood: p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(latencies)} probes; "
+          f"flood answers {statuses}")
+    assert len(latencies) >= 50 and sum(statuses.values()) > 64
+    assert p99 < 1000, f"cheap requests waited {p99:.0f} ms (p99) behind the flood"
+    assert not any(code >= 500 and code != 503 for code in statuses)

@@ -93,14 +93,15 @@ class SecurityMiddleware:
             scope["client"] = (client, 0)  # the real client, in the access log too
         state = scope.setdefault("state", {})
         state[CLIENT] = client
-        if scope["path"] in GEOCODE_PATHS:
-            try:
-                self.limits.charge(client, "geocode")
-            except ApiError as exc:
-                return await _problem(send, exc.status, exc.title, exc.detail,
-                                      [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()])
         turn = state[SLOT] = Turn()
         try:
+            if scope["path"] in GEOCODE_PATHS:  # geocoding and search: charged and heavy, whatever is asked
+                try:
+                    self.limits.charge(client, "geocode")
+                    await self.limits.enter(state)
+                except ApiError as exc:
+                    return await _problem(send, exc.status, exc.title, exc.detail,
+                                          [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()])
             await self._respond(scope, receive, send)
         finally:
             turn.give_back()
