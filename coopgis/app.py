@@ -102,10 +102,10 @@ def load_dataset(settings: ServiceSettings, previous: Dataset | None = None) -> 
         boundaries = load_boundaries(settings.boundaries, deprivation=settings.deprivation,
                                      cache_dir=settings.cache_dir)
         geocoder = Geocoder(boundaries)
-    frame = store.read()
+    frame, report = store.read_with_report()
     accepted = ReportLog(settings.data).read().accepted()
     learn_villages(geocoder, frame, accepted)
-    return Dataset(apply_verified(frame, accepted, boundaries), boundaries, store.read_report(), geocoder)
+    return Dataset(apply_verified(frame, accepted, boundaries), boundaries, report, geocoder)
 
 
 def _warm(app: FastAPI) -> None:
@@ -132,16 +132,14 @@ def _reload(app: FastAPI) -> None:
 
 def _store_signature(settings: ServiceSettings) -> tuple:
     from coopgis.reports import REPORTS_FILE
-    from coopgis.store import DATASET_FILE
+    from coopgis.store import FileStore
 
-    out = []
-    for name in (DATASET_FILE, REPORTS_FILE):
-        try:
-            st = (settings.data / name).stat()
-            out.append((st.st_mtime_ns, st.st_size))
-        except OSError:
-            out.append(None)
-    return tuple(out)
+    try:
+        st = (settings.data / REPORTS_FILE).stat()
+        log = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        log = None
+    return (FileStore(settings.data).version(), log)
 
 
 def _watch_store(app: FastAPI, every: float = 2.0) -> None:
