@@ -20,6 +20,7 @@ import shapely
 
 from coopgis.boundaries import Boundaries
 from coopgis.geocode import Geocoder
+from coopgis.privacy import mask_numbers
 from coopgis.text import to_persian_digits
 from coopgis.vocab import KINDS, SECTORS, STATUSES, label
 
@@ -39,6 +40,9 @@ STAFF_COLUMNS = PUBLIC_COLUMNS + (
 )
 # Personal data: only an administrator sees it, and only in a cooperative's own record.
 PERSONAL_COLUMNS = ("phone", "extra")
+# Free text a clerk typed: a phone number or national ID written into it is masked wherever it is served.
+MASKED_COLUMNS = ("name", "address", "given_province", "given_county", "given_district", "given_rural_district",
+                  "given_place")
 LEVELS = ("public", "staff")
 
 COLLECTIONS = {
@@ -123,6 +127,9 @@ class Dataset:
         self.geocoder = geocoder or Geocoder(boundaries)
         self.report = report or {}
         coops = cooperatives.reset_index(drop=True).copy()
+        for col in MASKED_COLUMNS:
+            if col in coops.columns:
+                coops[col] = _masked(coops[col])
         coops["kind_fa"] = coops["kind"].map(lambda c: label(KINDS, c) if isinstance(c, str) else None)
         coops["sector_fa"] = coops["sector"].map(lambda c: label(SECTORS, c) if isinstance(c, str) else None)
         coops["status_fa"] = coops["status"].map(lambda c: label(STATUSES, c) if isinstance(c, str) else None)
@@ -178,6 +185,13 @@ class Dataset:
         deprivation["deprived"] = deprivation["deprived"].map(lambda v: None if pd.isna(v) else bool(v))
         return (provinces.reset_index(drop=True), counties.reset_index(drop=True),
                 deprivation.reset_index(drop=True))
+
+
+def _masked(column: pd.Series) -> pd.Series:
+    """A text column with phone-like and ID-like numbers masked (each distinct value masked once)."""
+    values = column.dropna().unique()
+    changed = {v: m for v in values if isinstance(v, str) and (m := mask_numbers(v)) != v}
+    return column.map(lambda v: changed.get(v, v)) if changed else column
 
 
 def plain_value(v):

@@ -8,7 +8,8 @@ and puts every row it cannot trust into a quarantine list with the reasons why.
 What it is for:
 
 * finding the columns (:func:`map_headers`: Persian or English names, spacing,
-  case, underscores, Arabic letter forms and ZWNJ do not matter);
+  case, underscores, Arabic letter forms and ZWNJ do not matter; any other header,
+  a bracketed qualifier included, is an unknown column kept in the private ``extra``);
 * parsing each value (kinds/sectors/statuses through :mod:`coopgis.vocab`,
   text through :func:`coopgis.text.norm`, Jalali and Gregorian dates, counts,
   yes/no flags, coordinates written with Persian digits or decimal commas);
@@ -103,13 +104,14 @@ HEADER_ALIASES: dict[str, tuple[str, ...]] = {
         "شهر یا روستا", "شهر/روستا", "شهر روستا", "روستا", "آبادی", "محل", "شهر",
         "city", "village", "city_or_village", "city or village", "place", "locality",
     ),
-    "address": ("نشانی", "آدرس", "نشانی تعاونی", "آدرس تعاونی", "نشانی کامل", "آدرس کامل", "address"),
+    "address": ("نشانی", "آدرس", "نشانی تعاونی", "آدرس تعاونی", "نشانی کامل", "آدرس کامل", "نشانی دفتر",
+                "آدرس دفتر", "نشانی دفتر تعاونی", "آدرس دفتر تعاونی", "address", "office address"),
     "lon": ("طول جغرافیایی", "طول", "longitude", "lng", "long", "lon", "x"),
     "lat": ("عرض جغرافیایی", "عرض", "latitude", "lat", "y"),
-    "members": ("تعداد اعضا", "اعضا", "تعداد عضو", "تعداد اعضای تعاونی", "members", "member count",
-                "number of members"),
-    "jobs": ("اشتغال", "تعداد شاغلین", "شاغلین", "اشتغال ایجاد شده", "تعداد اشتغال", "jobs",
-             "employment"),
+    "members": ("تعداد اعضا", "اعضا", "تعداد عضو", "تعداد اعضای تعاونی", "تعداد اعضا (نفر)", "اعضا (نفر)",
+                "members", "member count", "number of members"),
+    "jobs": ("اشتغال", "تعداد شاغلین", "شاغلین", "اشتغال ایجاد شده", "تعداد اشتغال", "اشتغال (نفر)",
+             "تعداد شاغلین (نفر)", "اشتغال ایجاد شده (نفر)", "jobs", "employment"),
     "women_led": ("زنان", "مدیریت زنان", "مدیریت بانوان", "زن", "women", "women_led"),
     "registered_on": ("تاریخ ثبت", "تاریخ", "date", "registration date", "registered_on",
                       "registered on"),
@@ -140,7 +142,6 @@ _REASON_ORDER = {r: i for i, r in enumerate(REASONS)}
 
 # Punctuation ignored in headers on top of coopgis.text.key.
 _HEADER_PUNCT = re.compile(r"[\s_\-.:*#/\\|]+")
-_BRACKETED = re.compile(r"\([^)]*\)|\[[^\]]*\]")
 
 
 def _header_key(header: str) -> str:
@@ -154,15 +155,15 @@ for _canon, _aliases in HEADER_ALIASES.items():
 
 
 def _canonical(header: str) -> str | None:
-    """Canonical column of one header, or None. A bracketed unit is ignored: "اعضا (نفر)"."""
+    """Canonical column of one header, or None.
+
+    Only a header that is exactly one of the known names (after normalisation) maps to a
+    column. Anything more is kept in the private ``extra`` column: «آدرس (منزل مدیرعامل)»
+    is the chief executive's home, not the cooperative's address, and must not be published.
+    """
     if not header:
         return None
-    found = _HEADER_INDEX.get(_header_key(header))
-    if found is None:
-        bare = _BRACKETED.sub(" ", norm(header))
-        if bare.strip():
-            found = _HEADER_INDEX.get(_header_key(bare))
-    return found
+    return _HEADER_INDEX.get(_header_key(header))
 
 
 def map_headers(headers: list[str]) -> tuple[dict[str, str], list[str]]:

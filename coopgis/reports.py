@@ -110,8 +110,9 @@ class ReportLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with _lock_for(self.path):
             created = not self.path.exists()
-            # "a+b": appends always go to the end; reading is allowed so the last byte can be checked.
-            with open(self.path, "a+b", buffering=0) as f:
+            # Appends always go to the end; reading is allowed so the last byte can be checked. The log
+            # holds who reported what: readable by the service's user only.
+            with _open_private(self.path) as f:
                 if fcntl is not None:
                     fcntl.flock(f.fileno(), fcntl.LOCK_EX)
                 try:
@@ -158,7 +159,7 @@ class ReportLog:
         """Hold the review lock (threads and worker processes) across a read-check-append sequence."""
         lock_path = self.path.with_name(self.path.name + ".lock")
         lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with _lock_for(lock_path), open(lock_path, "a+b") as f:
+        with _lock_for(lock_path), _open_private(lock_path) as f:
             if fcntl is not None:
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX)
             try:
@@ -186,6 +187,14 @@ class ReportLog:
         # Newest first: by submission time, then by position in the file (later lines were written later).
         rows.sort(key=lambda ir: (str(ir[1].get("submitted_at") or ""), ir[0]), reverse=True)
         return [r for _, r in rows], res.skipped_lines
+
+
+def _open_private(path: Path):
+    """``path`` opened for appending and reading, created with mode 0600 (an older file is made 0600)."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+    if os.fstat(fd).st_mode & 0o077:
+        os.fchmod(fd, 0o600)
+    return open(fd, "a+b", buffering=0)
 
 
 def _write_all(f, data: bytes) -> None:
