@@ -10,6 +10,7 @@ It does not parse HTTP parameters (``api/params.py``) nor write data (``store.py
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -122,10 +123,11 @@ class Dataset:
     """Everything the service reads, built from the stored cooperatives and the boundaries."""
 
     def __init__(self, cooperatives: gpd.GeoDataFrame, boundaries: Boundaries, report: dict | None = None,
-                 geocoder: Geocoder | None = None):
+                 geocoder: Geocoder | None = None, verified: dict[str, dict] | None = None):
         self.boundaries = boundaries
         self.geocoder = geocoder or Geocoder(boundaries)
         self.report = report or {}
+        self.verified = dict(verified or {})   # registration number -> the accepted decision applied
         coops = cooperatives.reset_index(drop=True).copy()
         for col in MASKED_COLUMNS:
             if col in coops.columns:
@@ -157,6 +159,38 @@ class Dataset:
     def warm(self) -> None:
         """Serialise the public features now, so no request waits for it."""
         self.collections["cooperatives"].parts()
+
+    def with_verified(self, accepted: dict[str, dict]) -> "Dataset":
+        """This dataset with more accepted locations applied, without reading the store again.
+
+        Only the cooperatives that moved are joined and serialised again; the boundary totals are
+        recounted. Everything else (boundaries, geocoder, the other rows' feature bytes) is shared.
+        """
+        from coopgis.corrections import apply_verified, learn_villages
+
+        frame = apply_verified(self.cooperatives, accepted, self.boundaries)
+        learn_villages(self.geocoder, frame, accepted)
+        moved = np.flatnonzero(frame["registration_no"].astype(str).isin(list(accepted)).to_numpy())
+        out = copy.copy(self)
+        out.cooperatives = frame
+        out.verified = {**self.verified, **accepted}
+        old = self.collections["cooperatives"]
+        lon, lat = old.lon.copy(), old.lat.copy()
+        points = frame.geometry.values[moved]
+        lon[moved] = [p.x if p is not None and not p.is_empty else np.nan for p in points]
+        lat[moved] = [p.y if p is not None and not p.is_empty else np.nan for p in points]
+        coll = Collection("cooperatives", frame, old.id_column, old.properties, old.staff_properties, lon=lon, lat=lat)
+        coll._row_of_id = old._row_of_id
+        for level, (ids, geoms, props) in list(old._parts.items()):
+            _, new_geoms, new_props = _serialise(frame.iloc[moved], old.id_column, coll.columns(level))
+            coll._parts[level] = (ids, geoms.replaced(moved, new_geoms), props.replaced(moved, new_props))
+        out.collections = {**self.collections, "cooperatives": coll}
+        provinces, counties, deprivation = out._boundary_tables()
+        for name, table, id_col in (("provinces", provinces, "iso_3166_2"), ("counties", counties, "osm_relation_id"),
+                                    ("deprivation", deprivation, "osm_relation_id")):
+            out.collections[name] = Collection(name, table, id_col, self.collections[name].properties,
+                                               bounds=self.collections[name].bounds)
+        return out
 
     @property
     def synthetic(self) -> bool:
@@ -241,6 +275,21 @@ class Packed:
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
+
+    def replaced(self, rows: np.ndarray, parts: "Packed") -> "Packed":
+        """A copy with ``parts[k]`` in place of item ``rows[k]`` (rows ascending), in one pass over the buffer."""
+        out = Packed(())
+        pieces, start = [], 0
+        lengths = np.diff(self._offsets)
+        for k, i in enumerate(rows):
+            pieces.append(self._buf[self._offsets[start]:self._offsets[i]])
+            pieces.append(parts[k])
+            lengths[i] = len(parts[k])
+            start = int(i) + 1
+        pieces.append(self._buf[self._offsets[start]:])
+        out._buf = b"".join(pieces)
+        out._offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return out
 
 
 def _serialise(frame: gpd.GeoDataFrame, id_column: str, properties: tuple[str, ...]) -> tuple[Packed, Packed, Packed]:

@@ -88,7 +88,10 @@ def ingest(path: str | Path, store: Store | None, boundaries: Boundaries, geocod
         report["timing_s"]["write"] = round(time.perf_counter() - t_geo, 2)
     report["timing_s"]["total"] = round(time.perf_counter() - started, 2)
     if store is not None and getattr(store, "folder", None) is not None:
-        write_report(Path(store.folder) / LAST_INGEST_FILE, report)
+        try:
+            write_report(Path(store.folder) / LAST_INGEST_FILE, report)
+        except OSError as exc:  # the outcome stands; only its copy in the folder is missing
+            report["last_ingest_not_written"] = exc.strerror or str(exc)
     return IngestResult(dataset, report)
 
 

@@ -7,6 +7,7 @@ echoed back.
 
 from __future__ import annotations
 
+import errno
 import logging
 
 from fastapi import FastAPI, Request
@@ -47,6 +48,17 @@ class NotFound(ApiError):
 class NotAcceptable(ApiError):
     status = 406
     title = "Not acceptable"
+
+
+def storage_error(exc: OSError, what: str) -> ApiError:
+    """The error a client gets when the server cannot write: 507 for a full disk, else 503, naming the cause."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ApiError(f"the server's disk is full: {what}. Try again later, and tell the administrator",
+                        status=507, title="Insufficient storage", cause="disk_full")
+    cause = {errno.EROFS: "the disk is read-only", errno.EIO: "the disk failed to write"}.get(
+        exc.errno, "the server cannot write to its disk")
+    return ApiError(f"{cause}: {what}. Try again later, and tell the administrator", status=503,
+                    title="Storage unavailable", headers={"Retry-After": "60"}, cause="storage")
 
 
 def problem(status: int, title: str, detail: str, instance: str | None = None,
@@ -91,6 +103,14 @@ def register_error_handlers(app: FastAPI) -> None:
         return problem(503, "Took too long", f"this request needed more than its time budget of {exc.seconds:g} s; "
                        "narrow it (bbox, filters, a smaller limit) or try again later", request.url.path,
                        {"Retry-After": "60"})
+
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError):
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO):  # a disk problem, said as such
+            log.error("cannot write on %s: %s", request.url.path, exc)
+            err = storage_error(exc, "nothing was saved")
+            return problem(err.status, err.title, err.detail, request.url.path, err.headers, **err.extra)
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
