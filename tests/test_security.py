@@ -437,3 +437,62 @@ def test_batch_geocoding_output_is_private(tmp_path):
                           str(tmp_path / "out.csv")], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "out.csv").stat().st_mode & 0o777 == 0o600
+
+
+# ---- small doors -------------------------------------------------------------------------------------------
+
+def test_any_oversized_body_is_413_chunked_or_not(secured):
+    url = "/location-reports/" + "0" * 32 + "/decision"
+    headers = {**secured.as_role("admin"), "If-Match": '"x"', "content-type": "application/json"}
+    chunked = (b'{"decision": "accepted", "comment": "' + b"x" * 8192 for _ in range(10))   # 80 KB, no length
+    r = secured.post(url, content=chunked, headers=headers)
+    assert r.status_code == 413 and r.headers["content-type"] == "application/problem+json"
+    r = secured.post(url, content=b"x" * 70_000, headers=headers)
+    assert r.status_code == 413
+
+
+def test_registration_numbers_with_a_slash_are_reachable(tmp_path, boundaries, geocoder):
+    from coopgis.ingest import ingest
+    from coopgis.store import FileStore
+
+    csv = tmp_path / "r.csv"
+    csv.write_text("شماره ثبت,نام تعاونی,نوع تعاونی,استان,شهرستان\n1234/56,تعاونی اسلش,مسکن,تهران,تهران\n"
+                   "78,تعاونی دیگر,مسکن,فارس,شیراز\n", encoding="utf-8")
+    ingest(csv, FileStore(tmp_path / "data"), boundaries, geocoder)
+    tokens = TokenStore(tmp_path / "t.json")
+    officer = tokens.add("o", "field_officer")
+    c = TestClient(create_app(ServiceSettings(data=tmp_path / "data", tokens_file=tmp_path / "t.json")))
+    record = c.get("/cooperatives/1234%2F56")
+    assert record.status_code == 200 and record.json()["id"] == "1234/56"
+    assert record.json()["links"][0]["href"].endswith("/cooperatives/1234%2F56")
+    assert c.get("/collections/cooperatives/items/1234%2F56").json()["id"] == "1234/56"
+    r = c.post("/cooperatives/1234%2F56/location-reports", headers={"Authorization": f"Bearer {officer}"},
+               json={"lon": 51.39, "lat": 35.69, "accuracy_m": 10, "reason": "x"})
+    assert r.status_code == 201 and r.json()["registration_no"] == "1234/56"
+    listed = c.get("/cooperatives/1234%2F56/location-reports", headers={"Authorization": f"Bearer {officer}"})
+    assert listed.json()["numberMatched"] == 1
+
+
+def test_links_never_come_from_the_host_header(sample_store, dataset, tmp_path):
+    evil = {"Host": "evil.example"}
+    plain = TestClient(create_app(ServiceSettings(data=sample_store.folder, tokens_file=tmp_path / "t.json"), dataset))
+    public = TestClient(create_app(ServiceSettings(data=sample_store.folder, tokens_file=tmp_path / "t.json",
+                                                   public_url="https://gis.example.ir/coop"), dataset))
+    for c, want in ((plain, "http://testserver"), (public, "https://gis.example.ir/coop")):
+        bodies = [c.get(p, headers=evil).text for p in ("/", "/collections", "/collections/cooperatives/items?limit=2",
+                                                        "/tiles/cooperatives/tilejson.json", "/maps?f=json",
+                                                        "/collections?f=html", "/search?q=تعاونی")]
+        for text in bodies:
+            assert "evil.example" not in text
+        assert want + "/collections" in bodies[0]
+
+
+@pytest.mark.parametrize("method, path, allow", [
+    ("DELETE", "/maps", "GET"), ("POST", "/tiles/cooperatives/1/1/1.mvt", "GET"), ("PUT", "/", "GET"),
+    ("GET", "/location-reports/abc/decision", "POST"), ("PATCH", "/cooperatives/1", "GET"),
+    ("POST", "/static/coopgis.css", "GET, HEAD"), ("PUT", "/cooperatives/1/location-reports", "GET, POST"),
+])
+def test_every_405_names_the_allowed_methods(secured, method, path, allow):
+    r = secured.request(method, path)
+    assert r.status_code == 405 and r.headers["allow"] == allow
+    assert r.headers["content-type"] == "application/problem+json" and allow in r.json()["detail"]

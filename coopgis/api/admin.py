@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import threading
+from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
@@ -41,7 +42,7 @@ def build_router(settings) -> APIRouter:
     router = APIRouter(tags=["Cooperative records and review"])
     decide_lock = threading.Lock()
 
-    @router.get("/cooperatives/{registration_no}", summary="One cooperative, with the fields your role may see")
+    @router.get("/cooperatives/{registration_no:path}", summary="One cooperative, with the fields your role may see")
     def record(request: Request, registration_no: str, who: Principal = Depends(principal)):
         coll, row = _find(request, registration_no)
         level = "staff" if who.can("gis_staff") else "public"
@@ -50,7 +51,7 @@ def build_router(settings) -> APIRouter:
             for col in PERSONAL_COLUMNS:
                 value = coll.frame[col].iat[row] if col in coll.frame.columns else None
                 feature["properties"][col] = value if isinstance(value, str) else None
-        reg = feature["id"]
+        reg = quote(str(feature["id"]), safe="")
         feature["links"] = [
             link(f"{base_url(request)}/cooperatives/{reg}", "self", "application/geo+json"),
             link(f"{base_url(request)}/cooperatives/{reg}/location-reports", "related", "application/json",

@@ -120,11 +120,28 @@ def register_error_handlers(app: FastAPI) -> None:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    from starlette.routing import Match
+    """The methods of every route whose path matches the request's (included routers looked into)."""
+    from starlette.routing import Match, Mount
 
     methods: set[str] = set()
-    for route in request.app.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        if match != Match.NONE and getattr(route, "methods", None):
+    # Inside a mounted app (static files) the scope's root_path is the mount's; match from the app's root.
+    scope = {**request.scope, "method": "GET",
+             "root_path": request.scope.get("app_root_path", request.scope.get("root_path", ""))}
+    for route in _flat(request.app.routes):
+        match, _ = route.matches(scope)
+        if match == Match.NONE:
+            continue
+        if isinstance(route, Mount):  # static files: read only
+            methods |= {"GET", "HEAD"}
+        elif getattr(route, "methods", None):
             methods |= set(route.methods)
     return sorted(methods)
+
+
+def _flat(routes):
+    for route in routes:
+        inner = getattr(route, "original_router", None)   # FastAPI keeps included routers as one route
+        if inner is not None:
+            yield from _flat(inner.routes)
+        else:
+            yield route

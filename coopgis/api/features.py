@@ -8,7 +8,7 @@ GeoPackage and KML. Formats are chosen by ``f=`` or the Accept header.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import numpy as np
 import orjson
@@ -128,7 +128,7 @@ def build_router(settings) -> APIRouter:
         return await run_in_threadpool(_items, request, coll, fmt, size, limit, offset, bbox, bbox_crs, crs, flt,
                                        level)
 
-    @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature",
+    @router.get("/collections/{collection_id}/items/{feature_id:path}", summary="One feature",
                 response_class=Response)
     def item(request: Request, collection_id: str, feature_id: str,
              crs: str | None = Query(None, description="output CRS"),
@@ -142,7 +142,7 @@ def build_router(settings) -> APIRouter:
         if row is None:
             raise NotFound(f"no feature {feature_id!r} in collection {collection_id!r}")
         base = base_url(request)
-        here = f"{base}/collections/{coll.name}/items/{feature_id}"
+        here = f"{base}/collections/{coll.name}/items/{quote(str(feature_id), safe='')}"
         if fmt == "html":
             return render(request, "item.html", coll=coll, row=row, here=here)
         rows = np.array([row])
@@ -221,7 +221,28 @@ def ds(request: Request) -> Dataset:
 
 
 def base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    """The service's address for links: ``COOPGIS_PUBLIC_URL``, else the address the request reached
+    (the listening socket, with the root path). Never the Host header, which any client can set."""
+    public = request.app.state.settings.public_url
+    if public:
+        return public.rstrip("/")
+    scope = request.scope
+    scheme = scope.get("scheme", "http")
+    host, port = scope.get("server") or ("localhost", None)
+    host = f"[{host}]" if ":" in str(host) else host
+    netloc = host if port in (None, {"http": 80, "https": 443}.get(scheme)) else f"{host}:{port}"
+    return f"{scheme}://{netloc}{scope.get('app_root_path', scope.get('root_path', ''))}".rstrip("/")
+
+
+def self_url(request: Request, query: bool = True) -> str:
+    """This request's URL under :func:`base_url` (path and, when asked, query as received)."""
+    path = request.scope.get("path", "/")
+    root = request.scope.get("app_root_path", request.scope.get("root_path", ""))
+    if root and path.startswith(root):
+        path = path[len(root):]
+    url = base_url(request) + quote(path)
+    qs = request.scope.get("query_string", b"").decode("latin-1")
+    return url + ("?" + qs if query and qs else "")
 
 
 def link(href: str, rel: str, type_: str, title: str | None = None) -> dict:
@@ -301,7 +322,7 @@ def collection_doc(request: Request, name: str) -> dict:
 def page_links(request: Request, matched: int, offset: int, size: int, fmt: str) -> list[dict]:
     """self/alternate/next/prev links that keep every other query parameter."""
     params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("offset", "f", "limit")]
-    url = str(request.url).split("?", 1)[0]
+    url = self_url(request, query=False)
     media = "text/html" if fmt == "html" else "application/geo+json"
 
     def href(off: int, f: str) -> str:

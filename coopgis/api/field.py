@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from rapidfuzz import fuzz, process
 
 from coopgis.api.errors import ApiError, NotFound, storage_error
-from coopgis.api.features import base_url, link
+from coopgis.api.features import base_url, link, self_url
 from coopgis.api.params import CooperativeFilter, filter_dependency
 from coopgis.api.security import require
 from coopgis.auth import Principal
@@ -110,7 +110,7 @@ def build_router(settings: ServiceSettings) -> APIRouter:
         head = {"type": "FeatureCollection", "numberMatched": hit.matched, "numberReturned": len(features),
                 "timeStamp": _now(),
                 "query": {"lon": x, "lat": y, "radius_km": radius, "limit": size},
-                "links": [link(str(request.url), "self", GEOJSON)]}
+                "links": [link(self_url(request), "self", GEOJSON)]}
         return _collection(head, features)
 
     @router.get("/search", summary="Find cooperatives by registration number, name, village, city or county",
@@ -138,11 +138,11 @@ def build_router(settings: ServiceSettings) -> APIRouter:
         features = [_feature(coll, r, {"match": m, "score": s}) for r, m, s in hits]
         head = {"type": "FeatureCollection", "numberReturned": len(features), "timeStamp": _now(),
                 "query": {"q": text, "limit": size},
-                "links": [link(str(request.url), "self", GEOJSON)]}
+                "links": [link(self_url(request), "self", GEOJSON)]}
         return _collection(head, features)
 
     # ---- location reports -------------------------------------------------------------------
-    @router.post("/cooperatives/{registration_no}/location-reports", status_code=201,
+    @router.post("/cooperatives/{registration_no:path}/location-reports", status_code=201,
                  summary="Report a verified location of a cooperative, for review",
                  openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                      "schema": LocationReportIn.model_json_schema()}}}})
@@ -179,7 +179,7 @@ def build_router(settings: ServiceSettings) -> APIRouter:
         reg = registration_key(registration_no) if registration_no and registration_no.strip() else None
         return _report_list(request, _log(request), status, reg, limit)
 
-    @router.get("/cooperatives/{registration_no}/location-reports",
+    @router.get("/cooperatives/{registration_no:path}/location-reports",
                 summary="Location reports of one cooperative, newest first")
     def cooperative_reports(request: Request, registration_no: str,
                             who: Principal = Depends(require("field_officer")),
@@ -684,7 +684,7 @@ def _report_list(request: Request, log: ReportLog, status: str | None, registrat
     reports, skipped = log.query(status=st, registration_no=registration_no)
     page = reports[:size]
     return JSONResponse({"numberMatched": len(reports), "numberReturned": len(page), "skipped_lines": skipped,
-                         "reports": page, "links": [link(str(request.url), "self", "application/json")]})
+                         "reports": page, "links": [link(self_url(request), "self", "application/json")]})
 
 
 def check_report_limits(log: ReportLog, reporter: str, registration_no: str, settings: ServiceSettings) -> None:
