@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -100,8 +101,7 @@ SPELLINGS = [("/collections/cooperatives/items", {}, {"Accept": "text/csv"}),
 
 @pytest.mark.parametrize("path, params, headers", SPELLINGS)
 def test_every_spelling_of_a_download_is_charged_as_one(sample_store, dataset, tmp_path, path, params, headers):
-    c = _app(sample_store, dataset, tmp_path, rate_download_per_minute=1, rate_burst=1,
-             rate_read_per_minute=1e6)
+    c = _app(sample_store, dataset, tmp_path, rate_download_per_minute=1, rate_burst=1)
     first = c.get(path, params=params or None, headers=headers)
     assert first.status_code == 200, first.text
     again = c.get("/collections/cooperatives/items", params={"f": "csv"})
@@ -341,9 +341,9 @@ def test_a_silent_connection_is_closed(live_server):
 
 # ---- a flood of the worst requests (a short version of benchmarks/flood.py) --------------------------------
 
-@pytest.fixture(scope="module")
-def proxied_server(sample_store, tmp_path_factory):
-    """The real service, trusting 127.0.0.1 as a proxy, so that one test can be many clients."""
+@contextlib.contextmanager
+def _serve(sample_store, tmp_path_factory, **env):
+    """``coopgis serve`` on the sample with extra environment, on a free loopback port."""
     import os
     import socket
     import subprocess
@@ -352,10 +352,9 @@ def proxied_server(sample_store, tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    log = open(tmp_path_factory.mktemp("flood") / "server.log", "wb")
-    env = dict(os.environ, COOPGIS_TRUSTED_PROXIES='["127.0.0.1"]')
+    log = open(tmp_path_factory.mktemp("serve") / "server.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "coopgis.cli", "serve", "--data", str(sample_store.folder),
-                             "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+                             "--port", str(port)], env=dict(os.environ, **env), stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 60
         while True:
@@ -370,6 +369,28 @@ def proxied_server(sample_store, tmp_path_factory):
         proc.terminate()
         proc.wait(15)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def proxied_server(sample_store, tmp_path_factory):
+    """The real service, trusting 127.0.0.1 as a proxy, so that one test can be many clients."""
+    with _serve(sample_store, tmp_path_factory, COOPGIS_TRUSTED_PROXIES='["127.0.0.1"]') as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def strict_server(sample_store, tmp_path_factory):
+    """The real service with a tight download rate and no trusted proxy (the default)."""
+    with _serve(sample_store, tmp_path_factory, COOPGIS_RATE_DOWNLOAD_PER_MINUTE="1", COOPGIS_RATE_BURST="2") as url:
+        yield url
+
+
+def test_rotating_forwarded_for_does_not_escape_the_limit_on_the_real_server(strict_server):
+    import httpx
+
+    codes = [httpx.get(strict_server + "/collections/cooperatives/items?f=csv", timeout=30,
+                       headers={"X-Forwarded-For": f"192.0.2.{i}"}).status_code for i in range(4)]
+    assert codes == [200, 200, 429, 429]
 
 
 def test_a_flood_of_heavy_requests_from_many_clients_leaves_cheap_requests_fast(proxied_server):

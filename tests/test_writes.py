@@ -102,7 +102,7 @@ def test_a_pending_report_does_not_reload_the_dataset(folder):
     with _client(folder) as c:                             # the store watcher runs
         served = c.app.state.dataset
         assert _report(c, _coop(c)["id"]).status_code == 201
-        time.sleep(1.5)
+        time.sleep(3)                                      # the watcher has looked several times
         assert c.app.state.dataset is served
         assert c.get("/location-reports", headers=c.as_role("field_officer")).json()["numberMatched"] == 1
 
@@ -135,7 +135,8 @@ def test_workers_agree_within_two_seconds(folder):
         assert _decide(a, rid, a.get(f"/cooperatives/{reg}").headers["etag"]).status_code == 200
         started = time.perf_counter()
         while b.get(f"/cooperatives/{reg}").json()["properties"]["precision"] != "verified":
-            assert time.perf_counter() - started < 2, "the other worker still serves the old location"
+            # 2 s is the promise; a look every 0.5 s and an update in place keep it well under that
+            assert time.perf_counter() - started < 1.2, "the other worker still serves the old location"
             time.sleep(0.05)
         assert b.get(f"/cooperatives/{reg}").headers["etag"] == a.get(f"/cooperatives/{reg}").headers["etag"]
 
