@@ -507,9 +507,10 @@ def concurrency(run: Run) -> None:
     # one winner per ETag, and * refused
     with client(run.a.base, run.tokens["admin"]) as admin, client(run.a.base, run.tokens["officer9"]) as off:
         for reg in run.regs[100:106]:
-            rids = [off.post(f"/cooperatives/{reg}/location-reports", headers={"X-Forwarded-For": fresh()},
-                             json={"lon": 51.4 + i / 1000, "lat": 35.7, "accuracy_m": 5, "reason": "c"}).json().get("id")
-                    for i in range(4)]
+            posted = [off.post(f"/cooperatives/{reg}/location-reports", headers={"X-Forwarded-For": fresh()},
+                               json={"lon": 51.4 + i / 1000, "lat": 35.7, "accuracy_m": 5, "reason": "c"})
+                      for i in range(4)]
+            rids = [r.json().get("id") for r in posted]
             rids = [r for r in rids if r]
             etag = admin.get(f"/cooperatives/{reg}").headers["etag"]
             star = admin.post(f"/location-reports/{rids[0]}/decision", json={"decision": "accepted"},

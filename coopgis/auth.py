@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from coopgis.privacy import write_private
+from coopgis.files import write_private
 
 ROLES = ("public", "field_officer", "gis_staff", "admin")
 ROLE_FA = {"public": "عموم", "field_officer": "کارشناس میدانی", "gis_staff": "کارشناس GIS", "admin": "مدیر سامانه"}

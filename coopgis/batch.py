@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from coopgis.geocode import Geocoder
-from coopgis.privacy import write_private
+from coopgis.files import write_private
 
 ADDED = ("lon", "lat", "precision", "confidence", "province", "county", "geocode_issues")
 

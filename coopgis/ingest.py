@@ -23,7 +23,7 @@ from coopgis.boundaries import Boundaries
 from coopgis.corrections import conflicts, learn_villages
 from coopgis.geocode import Geocoder
 from coopgis.joins import border_quota, join_boundaries
-from coopgis.privacy import write_private
+from coopgis.files import write_private
 from coopgis.registry import RegistryRead, parse_bool, read_registry
 from coopgis.reports import ReportLog
 from coopgis.store import Store

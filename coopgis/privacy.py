@@ -1,24 +1,17 @@
-"""Personal data: what is masked in public text, and how files that hold it are written.
+"""Personal data inside free text: phone numbers and national-ID-like digit runs, masked.
 
-- :func:`mask_numbers` hides phone numbers and national-ID-like digit runs inside free
-  text (an address or a name that carries the chief executive's mobile number), so they
-  never reach a public output; the registry's own ``phone`` column and its unknown columns
-  are never public at all (``dataset.PUBLIC_COLUMNS``).
-- :func:`write_private` writes a file readable by the service's user only (0600), in
-  one piece (a temporary file renamed into place), for every file the service writes that
-  holds personal data: the dataset, ingest reports, the location-report log, tokens.
+:func:`mask_numbers` hides them inside a name or an address (the chief executive's mobile
+number typed into the address), so they never reach a public output; the registry's own
+``phone`` column and its unknown columns are never public at all (``dataset.PUBLIC_COLUMNS``).
 
-Not here: which columns are public (``dataset.py``), which headers are personal (``registry.py``).
+Not here: which columns are public (``dataset.py``), which headers are personal
+(``registry.py``), how files holding personal data are written (``files.py``).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
-from pathlib import Path
 
-PRIVATE_MODE = 0o600
 HIDDEN = "[شماره پنهان]"
 
 # A run of 8 or more digits (Persian, Arabic or ASCII), single spaces, dots, dashes or brackets
@@ -39,35 +32,3 @@ def mask_numbers(text):
 
 def _hide(m: re.Match) -> str:
     return m.group(0) if _DATE.fullmatch(m.group(0)) else HIDDEN
-
-
-def write_private(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600, atomically (fsynced, then renamed into place)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + "-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), PRIVATE_MODE)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make renames and new entries in ``folder`` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)

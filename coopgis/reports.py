@@ -1,10 +1,9 @@
 """The location-report log: field officers' corrected locations, kept for review.
 
 One JSON object per line in ``<data>/location-reports.jsonl``. The log is only
-ever appended to: each record is written with one ``write`` under a lock (a
-``threading.Lock`` per file for the threads of one process, plus ``flock`` for
-several worker processes), then flushed and fsynced before the request is
-answered. A line cut short by a crash is skipped when reading and counted, and
+ever appended to: each record is written with one ``write`` under a lock (one
+per file for the threads of a process, plus ``flock`` for several worker
+processes; :mod:`coopgis.files`), then fsynced before the request is answered. A line cut short by a crash is skipped when reading and counted, and
 the next append starts on a fresh line so it is not glued to the broken one.
 
 The file is also the audit log of the review: an administrator's decision is
@@ -26,27 +25,10 @@ from pathlib import Path
 
 import orjson
 
-try:  # POSIX: also serialise appends between uvicorn worker processes
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+from coopgis.files import flocked, fsync_dir, locked, open_private, thread_lock
 
 REPORTS_FILE = "location-reports.jsonl"
 STATUSES = ("pending", "accepted", "rejected")
-
-_LOCKS: dict[str, threading.Lock] = {}
-_LOCKS_GUARD = threading.Lock()
-
-
-def _lock_for(path: Path) -> threading.Lock:
-    """The one lock of a file path (resolved, so two spellings of a path share it)."""
-    name = str(path.resolve())
-    with _LOCKS_GUARD:
-        lock = _LOCKS.get(name)
-        if lock is None:
-            lock = _LOCKS[name] = threading.Lock()
-        return lock
-
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -182,24 +164,18 @@ class ReportLog:
         """Write ``record`` as one line; returns once it is on disk."""
         line = orjson.dumps(record) + b"\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with _lock_for(self.path):
+        with thread_lock(self.path):
             created = not self.path.exists()
             # Appends always go to the end; reading is allowed so the last byte can be checked. The log
             # holds who reported what: readable by the service's user only.
-            with _open_private(self.path) as f:
-                if fcntl is not None:
-                    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-                try:
-                    size = os.fstat(f.fileno()).st_size
-                    if size and os.pread(f.fileno(), 1, size - 1) != b"\n":
-                        line = b"\n" + line  # a torn last line: do not glue this record to it
-                    _write_all(f, line)
-                    os.fsync(f.fileno())
-                finally:
-                    if fcntl is not None:
-                        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            with open_private(self.path) as f, flocked(f):
+                size = os.fstat(f.fileno()).st_size
+                if size and os.pread(f.fileno(), 1, size - 1) != b"\n":
+                    line = b"\n" + line  # a torn last line: do not glue this record to it
+                _write_all(f, line)
+                os.fsync(f.fileno())
             if created:
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent)
 
     def read(self) -> ReadResult:
         """Every usable record; other lines (e.g. a half-written last one) are counted, not raised."""
@@ -255,16 +231,8 @@ class ReportLog:
     @contextlib.contextmanager
     def exclusive(self):
         """Hold the review lock (threads and worker processes) across a read-check-append sequence."""
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with _lock_for(lock_path), _open_private(lock_path) as f:
-            if fcntl is not None:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                if fcntl is not None:
-                    fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        with locked(self.path.with_name(self.path.name + ".lock")):
+            yield
 
     def query(self, *, status: str | None = None, registration_no: str | None = None,
               report_id: str | None = None) -> tuple[list[dict], int]:
@@ -321,30 +289,8 @@ class ReportLog:
         return idx
 
 
-def _open_private(path: Path):
-    """``path`` opened for appending and reading, created with mode 0600 (an older file is made 0600)."""
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-    if os.fstat(fd).st_mode & 0o077:
-        os.fchmod(fd, 0o600)
-    return open(fd, "a+b", buffering=0)
-
-
 def _write_all(f, data: bytes) -> None:
     view = memoryview(data)
     while view:
         n = f.write(view)
         view = view[n:]
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a newly created file's directory entry durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)

@@ -32,12 +32,7 @@ from typing import Protocol
 
 import geopandas as gpd
 
-from coopgis.privacy import PRIVATE_MODE, fsync_dir, write_private
-
-try:  # POSIX: one writer at a time, across processes
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+from coopgis.files import PRIVATE_MODE, fsync_dir, locked, write_private
 
 DATASET_FILE = "cooperatives.parquet"
 REPORT_FILE = "report.json"
@@ -188,18 +183,9 @@ class FileStore:
             if old.name != keep:
                 shutil.rmtree(old, ignore_errors=True)
 
-    @contextlib.contextmanager
     def _writing(self):
         """One writer at a time (processes too), so a write never cleans up another's files."""
-        lock = self.folder / ".write.lock"
-        with open(lock, "a+b") as f:
-            if fcntl is not None:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                if fcntl is not None:
-                    fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        return locked(self.folder / ".write.lock")
 
 
 def _fsync(path: Path) -> None:

@@ -237,10 +237,10 @@ def test_a_full_disk_is_a_507_naming_the_cause_and_nothing_else_breaks(folder, m
 
 
 def test_token_add_on_a_full_disk_is_one_line_and_leaves_no_temp_file(tmp_path, monkeypatch, capsys):
-    import coopgis.privacy as privacy_mod
+    import coopgis.files as files_mod
     from coopgis.cli import main
 
-    monkeypatch.setattr(privacy_mod.os, "fsync", _disk_full)
+    monkeypatch.setattr(files_mod.os, "fsync", _disk_full)
     code = main(["token", "add", "x", "--role", "admin", "--file", str(tmp_path / "tokens.json")])
     err = capsys.readouterr().err
     assert code == 1 and "No space left on device" in err and "Traceback" not in err
