@@ -69,6 +69,8 @@ class ServiceSettings(Settings):
     max_filter_values: int = Field(default=100, ge=1, description="most comma-separated values in one filter")
     max_filter_length: int = Field(default=2000, ge=10, description="longest filter parameter, in characters")
     max_html_limit: int = Field(default=1000, ge=1, description="most items on one HTML page")
+    free_page_size: int = Field(default=100, ge=0, description="unfiltered GeoJSON pages up to this size are "
+                                                               "charged to no rate limit")
     rate_geocode_per_minute: float = Field(default=120, gt=0, description="geocode/search/nearest per client")
     rate_download_per_minute: float = Field(default=30, gt=0,
                                             description="downloads (CSV, GeoPackage, KML, pages over 1,000 "

@@ -121,7 +121,7 @@ def build_router(settings) -> APIRouter:
         coll = get_collection(request, collection_id)
         fmt = negotiate(request, f, ("geojson", "json", "html", "csv", "gpkg", "kml"))
         size = page_size(settings, fmt, limit)
-        group, heavy = items_cost(fmt, size, not flt.is_empty())
+        group, heavy = items_cost(fmt, size, not flt.is_empty(), settings.free_page_size)
         if group is not None:  # after the format, size and filters are known, before any work
             await admit(request, group, heavy)
         level = "staff" if who.can("gis_staff") else "public"
@@ -159,7 +159,6 @@ def build_router(settings) -> APIRouter:
 
 ITEM_DOWNLOADS = ("csv", "gpkg", "kml")
 BIG_PAGE = 1000          # a GeoJSON page larger than this is a download
-SMALL_PAGE = 100         # an unfiltered GeoJSON page up to this size is free
 
 
 def page_size(settings, fmt: str, limit: int | None) -> int:
@@ -168,18 +167,18 @@ def page_size(settings, fmt: str, limit: int | None) -> int:
     return min(limit or settings.default_limit, most)
 
 
-def items_cost(fmt: str, size: int, filtered: bool) -> tuple[str | None, bool]:
+def items_cost(fmt: str, size: int, filtered: bool, free: int = 100) -> tuple[str | None, bool]:
     """(rate-limit group or None, heavy?) of an items request.
 
-    A GeoJSON page of at most ``SMALL_PAGE`` features without property filters costs about as
-    much as one feature and is free; filtered pages (a mask over every row), bigger pages, HTML
-    pages and downloads are charged and take their turn at the heavy gate.
+    A GeoJSON page of at most ``free`` features (``COOPGIS_FREE_PAGE_SIZE``) without property
+    filters costs about as much as one feature and is free; filtered pages (a mask over every
+    row), bigger pages, HTML pages and downloads are charged and take their turn at the heavy gate.
     """
-    if fmt in ITEM_DOWNLOADS or (fmt not in ("html",) and size > BIG_PAGE):
+    if fmt in ITEM_DOWNLOADS or (fmt != "html" and size > BIG_PAGE):
         return "download", True
     if fmt == "html":
-        return ("download" if size > SMALL_PAGE else "read"), True
-    if size > SMALL_PAGE or filtered:
+        return ("download" if size > free else "read"), True
+    if size > free or filtered:
         return "read", True
     return None, False
 
