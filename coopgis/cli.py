@@ -261,8 +261,10 @@ def _cmd_serve(args) -> int:
         return 1
     ensure_default_dataset(settings)  # once, before any worker starts
     try:  # a damaged file is named here, not in a worker's traceback
-        FileStore(settings.data).read()
-        FileStore(settings.data).read_report()
+        store = FileStore(settings.data)
+        with contextlib.suppress(OSError):  # a read-only folder has nothing of ours to tidy
+            store.tidy()  # what a crashed ingest left behind
+        store.read_with_report()
     except StoreError as exc:
         print(f"coopgis serve: {exc}", file=sys.stderr)
         return 1

@@ -129,6 +129,13 @@ class FileStore:
             self._point_current_at(f"{VERSIONS}/{name}")
             self._prune(versions, keep=name)
 
+    def tidy(self) -> list[Path]:
+        """:meth:`clean`, waiting for a write in progress (``coopgis serve`` calls it at start)."""
+        if not self.folder.is_dir():
+            return []
+        with self._writing():
+            return self.clean()
+
     def clean(self) -> list[Path]:
         """Remove what a crashed write left behind (temporary files and folders); returns them."""
         gone = []

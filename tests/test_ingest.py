@@ -267,3 +267,12 @@ def test_stored_files_are_private(live_store):
     for path in (store.path, store.folder / "report.json", store.folder / "last-ingest.json"):
         assert path.resolve().stat().st_mode & 0o777 == 0o600, path
     assert store.version_folder().stat().st_mode & 0o777 == 0o700
+
+
+def test_serve_removes_what_a_crashed_ingest_left(live_store):
+    store, _ = live_store
+    junk = store.folder / "versions" / "20990101T000000-dead.tmp"
+    junk.mkdir()
+    (junk / "cooperatives.parquet").write_bytes(b"half")
+    assert store.tidy() == [junk] and not junk.exists()
+    assert len(store.read()) > 0
