@@ -351,7 +351,8 @@ def tail(path: Path, lines: int = 15) -> str:
 # pages over 1,000 items 30/min, burst 30 by default) would answer most of it with 429. They are raised for
 # the servers the suite starts; everything else is the production configuration.
 NO_RATE_LIMITS = {"COOPGIS_RATE_GEOCODE_PER_MINUTE": "1000000000", "COOPGIS_RATE_DOWNLOAD_PER_MINUTE": "1000000000",
-                  "COOPGIS_RATE_BURST": "1000000000"}
+                  "COOPGIS_RATE_READ_PER_MINUTE": "1000000000", "COOPGIS_RATE_TILES_PER_MINUTE": "1000000000",
+                  "COOPGIS_RATE_BURST": "1000000000", "COOPGIS_RATE_TILES_BURST": "1000000000"}
 
 
 def coopgis_serve_argv(store: Path, port: int, workers: int | None = None) -> list[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import random
 
-from benchmarks.common import Server, coopgis_serve_argv, ensure_dataset, free_port, load_dataset, \
+from benchmarks.common import NO_RATE_LIMITS, Server, coopgis_serve_argv, ensure_dataset, free_port, load_dataset, \
     occupied_tiles, rss_mb
 from benchmarks.loadgen import httpx_load
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = mixed_paths(load_dataset(store))
     port = free_port()
     server = Server("coopgis-load", coopgis_serve_argv(store, port, args.workers), port, "/conformance",
-                    env={"COOPGIS_RATE_GEOCODE_PER_MINUTE": "1e9", "COOPGIS_RATE_DOWNLOAD_PER_MINUTE": "1e9"})
+                    env=NO_RATE_LIMITS)
     try:
         server.start()
         warm = httpx_load(server.base, paths, args.connections, len(paths), 30)  # every tile once: warm caches

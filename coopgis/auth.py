@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
-import tempfile
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from coopgis.files import write_private
 
 ROLES = ("public", "field_officer", "gis_staff", "admin")
 ROLE_FA = {"public": "عموم", "field_officer": "کارشناس میدانی", "gis_staff": "کارشناس GIS", "admin": "مدیر سامانه"}
@@ -112,10 +112,10 @@ class TokenStore:
         return self._entries
 
     def _write(self, entries: list[dict]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tokens-")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(entries, f, ensure_ascii=False, indent=1)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self.path)
+        """Write the list atomically, 0600 from the start; TokenError naming the cause when the disk refuses."""
+        try:
+            write_private(self.path, json.dumps(entries, ensure_ascii=False, indent=1).encode("utf-8"))
+        except OSError as exc:
+            raise TokenError(f"cannot write the token file {self.path}: {exc.strerror or exc}; "
+                             "nothing was changed") from None
         self._mtime = None

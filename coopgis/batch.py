@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from coopgis.geocode import Geocoder
+from coopgis.files import write_private
 
 ADDED = ("lon", "lat", "precision", "confidence", "uncertainty_m", "province", "county", "geocode_issues")
 
@@ -36,7 +37,8 @@ def geocode_csv(src: str | Path, dst: str | Path, geocoder: Geocoder) -> int:
     out["province"] = results["province"]
     out["county"] = results["county"]
     out["geocode_issues"] = [";".join(i) for i in results["issues"]]
-    out.to_csv(dst, index=False, encoding="utf-8-sig")
+    # The other columns pass through and may be personal (names, phones): the file is the user's only.
+    write_private(dst, out.to_csv(index=False).encode("utf-8-sig"))
     return len(out)
 
 

@@ -7,6 +7,7 @@ arguments and prints.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -39,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("ingest", help="read, validate, geocode, join and store a registry file")
     s.add_argument("file", type=Path, help="registry file: CSV (UTF-8, UTF-8 BOM, Windows-1256) or XLSX")
     s.add_argument("--data", type=Path, help="dataset folder to write (default: COOPGIS_DATA)")
-    s.add_argument("--report", type=Path, help="write the ingest report as JSON here")
+    s.add_argument("--report", type=Path, help="write the ingest report as JSON here (mode 0600)")
+    s.add_argument("--allow-shrink", action="store_true",
+                   help="replace the dataset even if this file has far fewer cooperatives (COOPGIS_INGEST_MAX_SHRINK)")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=_cmd_ingest)
 
@@ -106,34 +109,61 @@ def _parser() -> argparse.ArgumentParser:
 # ---- commands -----------------------------------------------------------------------------
 
 def _cmd_ingest(args) -> int:
-    from coopgis.registry import RegistryError
+    """Exit 0: the dataset was replaced; 3: the file was read but the dataset was kept (see the report);
+    1: the file could not be read or the dataset not written."""
+    from coopgis.ingest import LAST_INGEST_FILE, write_report
+    from coopgis.registry import RegistryError, check_file
     from coopgis.store import FileStore
 
     settings = Settings()
     store = FileStore(args.data or settings.data)
-    boundaries, geocoder = _location_layer(settings)
     try:
-        result = _run_ingest(args.file, store, boundaries, geocoder, progress=not args.no_progress)
+        check_file(args.file, settings.ingest_max_bytes)  # before anything is loaded: a refusal is immediate
+        boundaries, geocoder = _location_layer(settings)
+        result = _run_ingest(args.file, store, boundaries, geocoder, progress=not args.no_progress,
+                             max_bytes=settings.ingest_max_bytes, max_shrink=settings.ingest_max_shrink,
+                             allow_shrink=args.allow_shrink)
     except RegistryError as exc:
+        failed = {"file": str(args.file), "error": str(exc), "replaced": False}
+        for where in filter(None, (args.report, store.folder / LAST_INGEST_FILE)):
+            with contextlib.suppress(OSError):
+                write_report(where, failed)
         print(f"coopgis ingest: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"coopgis ingest: cannot write the dataset to {store.folder}: {exc.strerror or exc}"
+              f"{_disk_hint(exc)}; the current dataset is kept", file=sys.stderr)
         return 1
     report = result.report
     if args.report:
-        args.report.write_text(json.dumps(report, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+        try:
+            write_report(args.report, report)
+        except OSError as exc:
+            print(f"coopgis ingest: cannot write the report {args.report}: {exc.strerror or exc}", file=sys.stderr)
     _print_summary(report, store.path)
+    if not result.replaced:
+        print(f"coopgis ingest: the dataset was NOT replaced: {'; '.join(report['refused'])}. The current "
+              f"dataset is kept; the report is in {store.folder / LAST_INGEST_FILE}", file=sys.stderr)
+        return 3
     return 0
 
 
-def _run_ingest(path, store, boundaries, geocoder, progress: bool):
+def _disk_hint(exc: OSError) -> str:
+    import errno
+
+    return " (the disk is full)" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+
+
+def _run_ingest(path, store, boundaries, geocoder, progress: bool, **checks):
     from coopgis.ingest import ingest
 
     if not progress:
-        return ingest(path, store, boundaries, geocoder)
+        return ingest(path, store, boundaries, geocoder, **checks)
     from tqdm import tqdm
 
     bar = tqdm(total=None, unit=" rows", desc="geocoding", file=sys.stderr, leave=False)
     try:
-        return ingest(path, store, boundaries, geocoder, progress=bar.update)
+        return ingest(path, store, boundaries, geocoder, progress=bar.update, **checks)
     finally:
         bar.close()
 
@@ -145,7 +175,10 @@ def _print_summary(report: dict, where: Path) -> None:
     rows += [("precision", "")] + [(f"  {p}", n) for p, n in report["by_precision"].items()]
     if report.get("by_issue"):
         rows += [("geocoding issues", "")] + [(f"  {i}", n) for i, n in report["by_issue"].items()]
-    rows += [("seconds", report["timing_s"]["total"]), ("dataset", str(where))]
+    if report.get("control_characters", {}).get("removed"):
+        rows += [("control characters removed", report["control_characters"]["removed"])]
+    rows += [("seconds", report["timing_s"]["total"]), ("dataset", str(where)),
+             ("replaced", "yes" if report.get("replaced") else "NO")]
     width = max(len(r[0]) for r in rows)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")
@@ -228,16 +261,23 @@ def _cmd_serve(args) -> int:
         return 1
     ensure_default_dataset(settings)  # once, before any worker starts
     try:  # a damaged file is named here, not in a worker's traceback
-        FileStore(settings.data).read()
-        FileStore(settings.data).read_report()
+        store = FileStore(settings.data)
+        with contextlib.suppress(OSError):  # a read-only folder has nothing of ours to tidy
+            store.tidy()  # what a crashed ingest left behind
+        store.read_with_report()
     except StoreError as exc:
         print(f"coopgis serve: {exc}", file=sys.stderr)
         return 1
     print(f"coopgis: serving {settings.data} on http://{settings.host}:{settings.port}/ "
           f"(maps: /maps, API: /api)", file=sys.stderr)
+    from coopgis.api.protocol import GuardedHttpToolsProtocol
+
+    # X-Forwarded-For is read by the app, from COOPGIS_TRUSTED_PROXIES only (uvicorn's own
+    # proxy_headers would trust 127.0.0.1, and so any local client).
     uvicorn.run("coopgis.app:create_app", factory=True, host=settings.host, port=settings.port,
-                workers=settings.workers, loop="uvloop", http="httptools", log_level="info",
-                proxy_headers=True, root_path=settings.root_path)
+                workers=settings.workers, loop="uvloop", http=GuardedHttpToolsProtocol, log_level="info",
+                proxy_headers=False, server_header=False, root_path=settings.root_path,
+                limit_concurrency=settings.max_connections, timeout_keep_alive=5)
     return 0
 
 

@@ -10,6 +10,7 @@ It does not parse HTTP parameters (``api/params.py``) nor write data (``store.py
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -20,6 +21,7 @@ import shapely
 
 from coopgis.boundaries import Boundaries
 from coopgis.geocode import Geocoder
+from coopgis.privacy import mask_numbers
 from coopgis.text import to_persian_digits
 from coopgis.vocab import KINDS, SECTORS, STATUSES, label
 
@@ -40,6 +42,9 @@ STAFF_COLUMNS = PUBLIC_COLUMNS + (
 )
 # Personal data: only an administrator sees it, and only in a cooperative's own record.
 PERSONAL_COLUMNS = ("phone", "extra")
+# Free text a clerk typed: a phone number or national ID written into it is masked wherever it is served.
+MASKED_COLUMNS = ("name", "address", "given_province", "given_county", "given_district", "given_rural_district",
+                  "given_place")
 LEVELS = ("public", "staff")
 
 COLLECTIONS = {
@@ -124,13 +129,17 @@ class Dataset:
     """Everything the service reads, built from the stored cooperatives and the boundaries."""
 
     def __init__(self, cooperatives: gpd.GeoDataFrame, boundaries: Boundaries, report: dict | None = None,
-                 geocoder: Geocoder | None = None):
+                 geocoder: Geocoder | None = None, verified: dict[str, dict] | None = None):
         self.boundaries = boundaries
         self.geocoder = geocoder or Geocoder(boundaries)
         self.report = report or {}
+        self.verified = dict(verified or {})   # registration number -> the accepted decision applied
         coops = cooperatives.reset_index(drop=True).copy()
         if "uncertainty_m" not in coops.columns:  # a store written before uncertainty was measured
             coops["uncertainty_m"] = np.nan
+        for col in MASKED_COLUMNS:
+            if col in coops.columns:
+                coops[col] = _masked(coops[col])
         coops["kind_fa"] = coops["kind"].map(lambda c: label(KINDS, c) if isinstance(c, str) else None)
         coops["sector_fa"] = coops["sector"].map(lambda c: label(SECTORS, c) if isinstance(c, str) else None)
         coops["status_fa"] = coops["status"].map(lambda c: label(STATUSES, c) if isinstance(c, str) else None)
@@ -159,6 +168,38 @@ class Dataset:
         """Serialise the public features now, so no request waits for it."""
         self.collections["cooperatives"].parts()
 
+    def with_verified(self, accepted: dict[str, dict]) -> "Dataset":
+        """This dataset with more accepted locations applied, without reading the store again.
+
+        Only the cooperatives that moved are joined and serialised again; the boundary totals are
+        recounted. Everything else (boundaries, geocoder, the other rows' feature bytes) is shared.
+        """
+        from coopgis.corrections import apply_verified, learn_villages
+
+        frame = apply_verified(self.cooperatives, accepted, self.boundaries)
+        learn_villages(self.geocoder, frame, accepted)
+        moved = np.flatnonzero(frame["registration_no"].astype(str).isin(list(accepted)).to_numpy())
+        out = copy.copy(self)
+        out.cooperatives = frame
+        out.verified = {**self.verified, **accepted}
+        old = self.collections["cooperatives"]
+        lon, lat = old.lon.copy(), old.lat.copy()
+        points = frame.geometry.values[moved]
+        lon[moved] = [p.x if p is not None and not p.is_empty else np.nan for p in points]
+        lat[moved] = [p.y if p is not None and not p.is_empty else np.nan for p in points]
+        coll = Collection("cooperatives", frame, old.id_column, old.properties, old.staff_properties, lon=lon, lat=lat)
+        coll._row_of_id = old._row_of_id
+        for level, (ids, geoms, props) in list(old._parts.items()):
+            _, new_geoms, new_props = _serialise(frame.iloc[moved], old.id_column, coll.columns(level))
+            coll._parts[level] = (ids, geoms.replaced(moved, new_geoms), props.replaced(moved, new_props))
+        out.collections = {**self.collections, "cooperatives": coll}
+        provinces, counties, deprivation = out._boundary_tables()
+        for name, table, id_col in (("provinces", provinces, "iso_3166_2"), ("counties", counties, "osm_relation_id"),
+                                    ("deprivation", deprivation, "osm_relation_id")):
+            out.collections[name] = Collection(name, table, id_col, self.collections[name].properties,
+                                               bounds=self.collections[name].bounds)
+        return out
+
     @property
     def synthetic(self) -> bool:
         """True when the served registry is a synthetic sample."""
@@ -186,6 +227,13 @@ class Dataset:
         deprivation["deprived"] = deprivation["deprived"].map(lambda v: None if pd.isna(v) else bool(v))
         return (provinces.reset_index(drop=True), counties.reset_index(drop=True),
                 deprivation.reset_index(drop=True))
+
+
+def _masked(column: pd.Series) -> pd.Series:
+    """A text column with phone-like and ID-like numbers masked (each distinct value masked once)."""
+    values = column.dropna().unique()
+    changed = {v: m for v in values if isinstance(v, str) and (m := mask_numbers(v)) != v}
+    return column.map(lambda v: changed.get(v, v)) if changed else column
 
 
 def plain_value(v):
@@ -235,6 +283,21 @@ class Packed:
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
+
+    def replaced(self, rows: np.ndarray, parts: "Packed") -> "Packed":
+        """A copy with ``parts[k]`` in place of item ``rows[k]`` (rows ascending), in one pass over the buffer."""
+        out = Packed(())
+        pieces, start = [], 0
+        lengths = np.diff(self._offsets)
+        for k, i in enumerate(rows):
+            pieces.append(self._buf[self._offsets[start]:self._offsets[i]])
+            pieces.append(parts[k])
+            lengths[i] = len(parts[k])
+            start = int(i) + 1
+        pieces.append(self._buf[self._offsets[start]:])
+        out._buf = b"".join(pieces)
+        out._offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return out
 
 
 def _serialise(frame: gpd.GeoDataFrame, id_column: str, properties: tuple[str, ...]) -> tuple[Packed, Packed, Packed]:

@@ -19,6 +19,7 @@ import orjson
 import pyogrio
 import shapely
 
+from coopgis import budget
 from coopgis.api.params import OutputCrs, transformer
 from coopgis.dataset import Collection
 
@@ -52,6 +53,7 @@ def geometries_in(coll: Collection, rows: np.ndarray, crs: OutputCrs) -> list[by
 def feature_chunks(coll: Collection, rows: np.ndarray, crs: OutputCrs, level: str = "public") -> Iterator[bytes]:
     """Comma-joined Feature bytes of ``rows``, a chunk at a time."""
     for start in range(0, len(rows), CHUNK):
+        budget.check()
         part = rows[start:start + CHUNK]
         geoms = geometries_in(coll, part, crs)
         if geoms is None:
@@ -83,6 +85,7 @@ def csv_stream(coll: Collection, rows: np.ndarray, crs: OutputCrs, level: str = 
     yield "\ufeff".encode() + buf.getvalue().encode()
     frame = coll.frame
     for start in range(0, len(rows), CHUNK):
+        budget.check()
         part = rows[start:start + CHUNK]
         buf = io.StringIO()
         writer = csv.writer(buf)

@@ -23,6 +23,7 @@ from coopgis.boundaries import Boundaries
 from coopgis.corrections import conflicts, learn_villages
 from coopgis.geocode import Geocoder
 from coopgis.joins import border_quota, join_boundaries
+from coopgis.files import write_private
 from coopgis.registry import RegistryRead, parse_bool, read_registry
 from coopgis.reports import ReportLog
 from coopgis.store import Store
@@ -41,32 +42,80 @@ DATASET_COLUMNS = (
 SENSITIVE_COLUMNS = ("phone",)
 
 
+LAST_INGEST_FILE = "last-ingest.json"   # the report of the latest attempt, replaced or not
+
+
 @dataclass
 class IngestResult:
     dataset: gpd.GeoDataFrame
     report: dict
 
+    @property
+    def replaced(self) -> bool:
+        """True when this ingest's dataset became the current one."""
+        return bool(self.report.get("replaced"))
+
 
 def ingest(path: str | Path, store: Store | None, boundaries: Boundaries, geocoder: Geocoder | None = None,
-           progress=None) -> IngestResult:
-    """Read, validate, geocode and join a registry file; write it to ``store`` when given."""
+           progress=None, *, max_bytes: int | None = None, max_shrink: float = 0.2,
+           allow_shrink: bool = False) -> IngestResult:
+    """Read, validate, geocode and join a registry file; make it ``store``'s dataset if it passes the checks.
+
+    The new dataset replaces the current one only when at least one row was accepted and
+    it does not drop more than ``max_shrink`` of the current dataset's cooperatives (unless
+    ``allow_shrink``); ``report["replaced"]`` says which, ``report["refused"]`` why not. The
+    report of every attempt is also kept as ``last-ingest.json`` in the store's folder.
+    """
     started = time.perf_counter()
-    registry = read_registry(path)
+    registry = read_registry(path, max_bytes)
     geocoder = geocoder or Geocoder(boundaries)
     accepted = _verified_locations(store, geocoder)
     t_read = time.perf_counter()
-    dataset = build_dataset(registry, boundaries, geocoder, progress=progress)
+    dataset = (build_dataset(registry, boundaries, geocoder, progress=progress) if len(registry.accepted)
+               else empty_dataset())
     t_geo = time.perf_counter()
     report = make_report(path, registry, dataset)
     # Verified locations are laid over the dataset whenever it is served; say where this ingest disagrees.
     report["verified_locations"] = len(accepted)
-    report["verified_conflicts"] = conflicts(dataset, accepted)
+    report["verified_conflicts"] = conflicts(dataset, accepted) if len(dataset) else []
     report["timing_s"] = {"read": round(t_read - started, 2), "geocode_join": round(t_geo - t_read, 2)}
-    if store is not None:
+    current = store.rows() if store is not None and hasattr(store, "rows") else None
+    report["previous_rows"] = current
+    report["refused"] = refusals(len(dataset), registry.rows, current, max_shrink, allow_shrink)
+    report["replaced"] = store is not None and not report["refused"]
+    if report["replaced"]:
         store.write(dataset, report)
         report["timing_s"]["write"] = round(time.perf_counter() - t_geo, 2)
     report["timing_s"]["total"] = round(time.perf_counter() - started, 2)
+    if store is not None and getattr(store, "folder", None) is not None:
+        try:
+            write_report(Path(store.folder) / LAST_INGEST_FILE, report)
+        except OSError as exc:  # the outcome stands; only its copy in the folder is missing
+            report["last_ingest_not_written"] = exc.strerror or str(exc)
     return IngestResult(dataset, report)
+
+
+def refusals(accepted: int, rows: int, current: int | None, max_shrink: float, allow_shrink: bool) -> list[str]:
+    """Why a new dataset of ``accepted`` cooperatives must not replace one of ``current`` (empty: it may)."""
+    out = []
+    if accepted == 0:
+        out.append(f"no row was accepted ({rows} read, all quarantined or none at all)")
+    elif current and accepted < current * (1 - max_shrink) and not allow_shrink:
+        out.append(f"it would drop the dataset from {current:,} to {accepted:,} cooperatives "
+                   f"({1 - accepted / current:.0%} fewer; at most {max_shrink:.0%} is allowed, "
+                   "COOPGIS_INGEST_MAX_SHRINK): check the file, or ingest it with --allow-shrink")
+    return out
+
+
+def write_report(path: str | Path, report: dict) -> None:
+    """An ingest report as JSON, readable by the service's user only (it holds quarantined rows' values)."""
+    write_private(path, json.dumps(report, ensure_ascii=False, indent=1, default=str).encode("utf-8"))
+
+
+def empty_dataset() -> gpd.GeoDataFrame:
+    """A dataset with no cooperatives, in the stored shape (what an ingest that accepts nothing makes)."""
+    return gpd.GeoDataFrame({c: pd.Series(dtype=object) for c in DATASET_COLUMNS},
+                            geometry=gpd.GeoSeries([], crs="EPSG:4326"), crs="EPSG:4326")
 
 
 def _verified_locations(store: Store | None, geocoder: Geocoder) -> dict[str, dict]:
@@ -153,6 +202,9 @@ def make_report(path: str | Path, registry: RegistryRead, dataset: gpd.GeoDataFr
         "header_map": registry.header_map,
         "unknown_columns": registry.unknown_columns,
         "quarantine": registry.quarantined,
+        "control_characters": {"removed": sum(registry.control_characters.values()),
+                               "at": [{("row" if registry.encoding == "xlsx" else "line"): n, "count": k}
+                                      for n, k in sorted(registry.control_characters.items())]},
     }
     assert report["accepted"] + report["quarantined"] == report["rows"], "rows lost in ingest"
     return report

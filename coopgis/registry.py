@@ -8,7 +8,8 @@ and puts every row it cannot trust into a quarantine list with the reasons why.
 What it is for:
 
 * finding the columns (:func:`map_headers`: Persian or English names, spacing,
-  case, underscores, Arabic letter forms and ZWNJ do not matter);
+  case, underscores, Arabic letter forms and ZWNJ do not matter; any other header,
+  a bracketed qualifier included, is an unknown column kept in the private ``extra``);
 * parsing each value (kinds/sectors/statuses through :mod:`coopgis.vocab`,
   text through :func:`coopgis.text.norm`, Jalali and Gregorian dates, counts,
   yes/no flags, coordinates written with Persian digits or decimal commas);
@@ -33,13 +34,14 @@ value spans several lines, the Excel row number for XLSX.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import gc
 import io
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from datetime import date, datetime, time
 from pathlib import Path
@@ -55,7 +57,7 @@ from coopgis.vocab import parse_kind, parse_sector, parse_status
 __all__ = [
     "COLUMNS", "REASONS", "REQUIRED", "HEADER_ALIASES",
     "RegistryError", "RegistryRead",
-    "read_registry", "map_headers",
+    "read_registry", "check_file", "map_headers",
     "parse_date", "parse_bool", "parse_count", "parse_coordinate",
 ]
 
@@ -102,13 +104,14 @@ HEADER_ALIASES: dict[str, tuple[str, ...]] = {
         "شهر یا روستا", "شهر/روستا", "شهر روستا", "روستا", "آبادی", "محل", "شهر",
         "city", "village", "city_or_village", "city or village", "place", "locality",
     ),
-    "address": ("نشانی", "آدرس", "نشانی تعاونی", "آدرس تعاونی", "نشانی کامل", "آدرس کامل", "address"),
+    "address": ("نشانی", "آدرس", "نشانی تعاونی", "آدرس تعاونی", "نشانی کامل", "آدرس کامل", "نشانی دفتر",
+                "آدرس دفتر", "نشانی دفتر تعاونی", "آدرس دفتر تعاونی", "address", "office address"),
     "lon": ("طول جغرافیایی", "طول", "longitude", "lng", "long", "lon", "x"),
     "lat": ("عرض جغرافیایی", "عرض", "latitude", "lat", "y"),
-    "members": ("تعداد اعضا", "اعضا", "تعداد عضو", "تعداد اعضای تعاونی", "members", "member count",
-                "number of members"),
-    "jobs": ("اشتغال", "تعداد شاغلین", "شاغلین", "اشتغال ایجاد شده", "تعداد اشتغال", "jobs",
-             "employment"),
+    "members": ("تعداد اعضا", "اعضا", "تعداد عضو", "تعداد اعضای تعاونی", "تعداد اعضا (نفر)", "اعضا (نفر)",
+                "members", "member count", "number of members"),
+    "jobs": ("اشتغال", "تعداد شاغلین", "شاغلین", "اشتغال ایجاد شده", "تعداد اشتغال", "اشتغال (نفر)",
+             "تعداد شاغلین (نفر)", "اشتغال ایجاد شده (نفر)", "jobs", "employment"),
     "women_led": ("زنان", "مدیریت زنان", "مدیریت بانوان", "زن", "women", "women_led"),
     "registered_on": ("تاریخ ثبت", "تاریخ", "date", "registration date", "registered_on",
                       "registered on"),
@@ -139,7 +142,6 @@ _REASON_ORDER = {r: i for i, r in enumerate(REASONS)}
 
 # Punctuation ignored in headers on top of coopgis.text.key.
 _HEADER_PUNCT = re.compile(r"[\s_\-.:*#/\\|]+")
-_BRACKETED = re.compile(r"\([^)]*\)|\[[^\]]*\]")
 
 
 def _header_key(header: str) -> str:
@@ -153,15 +155,15 @@ for _canon, _aliases in HEADER_ALIASES.items():
 
 
 def _canonical(header: str) -> str | None:
-    """Canonical column of one header, or None. A bracketed unit is ignored: "اعضا (نفر)"."""
+    """Canonical column of one header, or None.
+
+    Only a header that is exactly one of the known names (after normalisation) maps to a
+    column. Anything more is kept in the private ``extra`` column: «آدرس (منزل مدیرعامل)»
+    is the chief executive's home, not the cooperative's address, and must not be published.
+    """
     if not header:
         return None
-    found = _HEADER_INDEX.get(_header_key(header))
-    if found is None:
-        bare = _BRACKETED.sub(" ", norm(header))
-        if bare.strip():
-            found = _HEADER_INDEX.get(_header_key(bare))
-    return found
+    return _HEADER_INDEX.get(_header_key(header))
 
 
 def map_headers(headers: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -393,13 +395,14 @@ class RegistryRead:
 
     rows: int                      # non-blank data rows (header and blank rows excluded)
     accepted: pd.DataFrame         # one row per valid record, columns COLUMNS
-    quarantined: list[dict]        # {"source_row", "reasons", "detail", "values"}
+    quarantined: list[dict]        # {"source_row", "line" (CSV) or "row" (XLSX), "reasons", "detail", "values"}
     encoding: str                  # 'utf-8', 'utf-8-sig', 'utf-16', 'utf-32', 'cp1256' or 'xlsx'
     header_map: dict[str, str]     # original header -> canonical column
     unknown_columns: list[str]     # headers kept in the `extra` column
     blank_rows: int                # fully blank rows between the header and the last data row
-    header_row: int = 1            # 1-based record (CSV) / sheet row (XLSX) of the header
+    header_row: int = 1            # 1-based line (CSV) / sheet row (XLSX) of the header
     path: str = ""
+    control_characters: dict[int, int] = field(default_factory=dict)  # line/row -> characters removed
 
     def by_reason(self) -> dict[str, int]:
         """Number of quarantined rows per reason, most frequent first (a row may count twice)."""
@@ -423,15 +426,30 @@ _SIGNATURES = (
     (b"7z\xbc\xaf", "a 7-Zip archive"),
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LINE_BREAK = re.compile(r"\r\n|\n|\r")
 _MARKUP = re.compile(r"\s*<(?:!doctype|html|\?xml|table|head|body)", re.IGNORECASE)
 _DELIMITERS = (",", ";", "\t", "|")
 
 
-def _read_bytes(path: Path) -> bytes:
+def check_file(path: str | Path, max_bytes: int | None = None) -> None:
+    """RegistryError unless ``path`` is a file of at most ``max_bytes`` (checked without reading it)."""
+    path = Path(path)
     if not path.exists():
         raise RegistryError(f"{path}: file not found")
     if path.is_dir():
         raise RegistryError(f"{path}: is a directory, not a registry file")
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise RegistryError(f"{path}: cannot be read ({e.strerror or e})") from None
+    if max_bytes is not None and size > max_bytes:
+        raise RegistryError(f"{path}: is {_size(size)}; registry files are read up to {_size(max_bytes)} "
+                            "(COOPGIS_INGEST_MAX_BYTES). Split it, or raise the limit if the machine has "
+                            "the memory")
+
+
+def _read_bytes(path: Path, max_bytes: int | None) -> bytes:
+    check_file(path, max_bytes)  # refused before a byte is read
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -441,43 +459,82 @@ def _read_bytes(path: Path) -> bytes:
     return data
 
 
+def _size(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,} bytes" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} GB"
+
+
 def _decode(path: Path, data: bytes) -> tuple[str, str]:
-    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
-        candidates = ("utf-32",)
-    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        candidates = ("utf-16",)
-    elif data.startswith(b"\xef\xbb\xbf"):
-        candidates = ("utf-8-sig",)
-    else:
-        candidates = ("utf-8", "cp1256")
-    for enc in candidates:
+    """The text of a CSV file and its encoding: from its BOM, else UTF-8, else Windows-1256 (checked)."""
+    for bom, enc in ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
+                     (b"\xfe\xff", "utf-16"), (b"\xef\xbb\xbf", "utf-8-sig")):
+        if data.startswith(bom):
+            try:
+                return data.decode(enc).lstrip("\ufeff"), enc
+            except UnicodeDecodeError as e:
+                raise RegistryError(f"{path}: starts with a {enc.upper()} byte order mark but is not {enc.upper()} "
+                                    f"text (first bad byte at {e.start})") from None
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    # Not UTF-8 as a whole: decide per line. UTF-8 lines beside others is a file of mixed encodings,
+    # which no single decoding reads right; Windows-1256 for the whole file would turn the UTF-8
+    # lines into mojibake.
+    lines = data.split(b"\n")
+    utf8, other = [], []
+    for n, line in enumerate(lines, start=1):
         try:
-            text = data.decode(enc)
-        except UnicodeDecodeError as e:
-            if enc == "utf-8" and _mostly_utf8(data):
-                # Falling back to cp1256 here would silently turn every Persian letter into mojibake.
-                raise RegistryError(f"{path}: is UTF-8 text with invalid bytes (first at byte {e.start}); "
-                                    "re-save it as UTF-8") from None
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            other.append(n)
             continue
-        return text.lstrip("\ufeff"), enc
-    raise RegistryError(f"{path}: cannot be decoded as {' or '.join(candidates)} text")
+        if not line.isascii():
+            utf8.append(n)
+    if utf8:
+        raise RegistryError(f"{path}: mixes text encodings: {_lines(utf8)} UTF-8, {_lines(other)} not (Windows-1256 "
+                            "or damaged). Save the whole file in one encoding (UTF-8) and ingest it again")
+    text = data.decode("cp1256", errors="replace")
+    letters = [c for c in text if not c.isascii() and c.isalpha()]
+    persian = sum("\u0600" <= c <= "\u06ff" for c in letters)
+    if "\ufffd" in text or (letters and persian < 0.8 * len(letters)):
+        raise RegistryError(f"{path}: is neither UTF-8 nor Windows-1256 Persian text (tried both); save it as "
+                            "UTF-8 and ingest it again")
+    return text, "cp1256"
 
 
-def _mostly_utf8(data: bytes) -> bool:
-    """True when the bytes are UTF-8 with a few broken sequences rather than another encoding."""
-    text = data.decode("utf-8", errors="replace")
-    bad = text.count("\ufffd")
-    non_ascii = len(text) - len(text.encode("ascii", errors="ignore")) - bad
-    return non_ascii >= 20 * bad
+def _lines(numbers: list[int], shown: int = 5) -> str:
+    """'line 7' / 'lines 2, 3, 4, 5, 6 and 95 more'."""
+    if len(numbers) == 1:
+        return f"line {numbers[0]} is"
+    head = ", ".join(str(n) for n in numbers[:shown])
+    more = f" and {len(numbers) - shown} more" if len(numbers) > shown else ""
+    return f"lines {head}{more} are"
 
 
 def _check_text(path: Path, text: str) -> None:
     sample = text[:65536]
-    if "\x00" in sample or len(_CONTROL.findall(sample)) > max(2, len(sample) // 100):
+    if len(_CONTROL.findall(sample)) > max(2, len(sample) // 100):
         raise RegistryError(f"{path}: is not a CSV or XLSX file (binary content)")
     if _MARKUP.match(sample):
         raise RegistryError(f"{path}: is an HTML/XML document, not a CSV or XLSX file; "
                             "open it in Excel and save it as .xlsx or CSV")
+
+
+def _strip_controls(text: str) -> tuple[str, dict[int, int]]:
+    """The text without control characters (NUL ...; tab and line breaks stay), and {line: removed}."""
+    found = [m.start() for m in _CONTROL.finditer(text)]
+    if not found:
+        return text, {}
+    breaks = [m.start() for m in _LINE_BREAK.finditer(text)]
+    removed: dict[int, int] = {}
+    for pos in found:
+        line = bisect.bisect_left(breaks, pos) + 1
+        removed[line] = removed.get(line, 0) + 1
+    return _CONTROL.sub("", text), removed
 
 
 def _sniff_delimiter(lines: list[str]) -> str:
@@ -495,25 +552,99 @@ def _sniff_delimiter(lines: list[str]) -> str:
     return best
 
 
-def _csv_records(path: Path, data: bytes) -> tuple[list[list[str]], str, int]:
-    """Records of a CSV file, its encoding and the number of lines skipped before them."""
+@dataclass
+class _Records:
+    """What a file holds before validation: its records and where each one starts."""
+
+    records: list[list[str]]
+    lines: list[int]                 # per record: its first line (CSV) or row (XLSX) in the file
+    encoding: str
+    is_xlsx: bool
+    anomalies: dict[int, str]        # record index -> what is wrong with how it was written
+    controls: dict[int, int]         # line -> control characters removed
+
+
+def _csv_records(path: Path, data: bytes) -> _Records:
+    """The records of a CSV file; a quote that swallows whole lines is reported, not merged."""
     text, encoding = _decode(path, data)
     _check_text(path, text)
-    skipped = 0
-    head = text[:65536].splitlines()
-    m = re.match(r"sep=(.)\s*$", head[0]) if head else None  # Excel's delimiter hint line
+    text, controls = _strip_controls(text)
+    lines = io.StringIO(text, newline="").readlines()   # on \r\n, \n or \r only, line ends kept
+    first = 0
+    m = re.match(r"sep=(.)\s*$", lines[0]) if lines else None  # Excel's delimiter hint line
     if m:
-        delimiter = m.group(1)
-        text = text.split("\n", 1)[1] if "\n" in text else ""
-        skipped = 1
+        delimiter, first = m.group(1), 1
     else:
-        delimiter = _sniff_delimiter(head[:50])
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
-    try:
-        records = list(reader)
-    except csv.Error as e:  # e.g. an unclosed quote swallowing the rest of the file (field limit)
-        raise RegistryError(f"{path}: malformed CSV near line {reader.line_num + skipped}: {e}") from None
-    return records, encoding, skipped
+        delimiter = _sniff_delimiter(lines[:50])
+    records, starts, anomalies = _parse_lines(lines, first, delimiter)
+    return _Records(records, starts, encoding, False, anomalies, controls)
+
+
+class _LineSource:
+    """The lines of a file for csv.reader, with the position of the next one (rewindable)."""
+
+    def __init__(self, lines: list[str], pos: int):
+        self.lines, self.pos = lines, pos
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        if self.pos >= len(self.lines):
+            raise StopIteration
+        self.pos += 1
+        return self.lines[self.pos - 1]
+
+
+def _parse_lines(lines: list[str], first: int, delimiter: str) -> tuple[list[list[str]], list[int], dict[int, str]]:
+    """Records, the 1-based line each starts on, and anomalies by record index.
+
+    A record running over several lines is a value with line breaks, unless one of the
+    lines it swallowed looks like a record of its own (as many delimiters as the header):
+    then a quote was left open. That line is taken as a record on its own (flagged), and
+    reading starts again on the next line, so the lines after it are read as the records
+    they are.
+    """
+    src = _LineSource(lines, first)
+    reader = csv.reader(src, delimiter=delimiter, strict=False)
+    records: list[list[str]] = []
+    starts: list[int] = []
+    anomalies: dict[int, str] = {}
+    width = None
+    while True:
+        start = src.pos
+        try:
+            rec = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:  # e.g. a value over the CSV field limit
+            anomalies[len(records)] = f"line {start + 1} cannot be read as CSV ({e})"
+            records.append(next(csv.reader([lines[start][:2000]], delimiter=delimiter, strict=False), []))
+            starts.append(start + 1)
+            src.pos = start + 1
+            reader = csv.reader(src, delimiter=delimiter, strict=False)
+            continue
+        if width is None and "".join(rec).strip():
+            width = len(rec)
+        end = src.pos
+        if end - start > 1 and width and _swallowed(lines[start + 1:end], delimiter, width):
+            swallowed = f"line {end}" if end == start + 2 else f"lines {start + 2}-{end}"
+            anomalies[len(records)] = (f"unclosed quote on line {start + 1}: it would have swallowed {swallowed} into "
+                                       "one value; they are read on their own")
+            records.append(next(csv.reader([lines[start]], delimiter=delimiter, strict=False), []))
+            starts.append(start + 1)
+            src.pos = start + 1
+            reader = csv.reader(src, delimiter=delimiter, strict=False)
+            continue
+        records.append(rec)
+        starts.append(start + 1)
+    return records, starts, anomalies
+
+
+def _swallowed(continuation: list[str], delimiter: str, width: int) -> bool:
+    """True when a line inside one value has as many delimiters as a whole record."""
+    need = max(2, width - 1)
+    return any(line.count(delimiter) >= need for line in continuation)
 
 
 def _cell_str(v: Any) -> str:
@@ -537,13 +668,15 @@ def _cell_str(v: Any) -> str:
     return str(v)
 
 
-def _xlsx_records(path: Path, data: bytes) -> list[list[str]]:
+def _xlsx_records(path: Path, data: bytes, max_bytes: int | None) -> _Records:
     import openpyxl
 
+    _check_unpacked_size(path, data, max_bytes)
     try:
         wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as e:  # openpyxl fails in many ways on non-workbooks; all mean "cannot read"
         raise RegistryError(f"{path}: is not a readable XLSX workbook ({type(e).__name__}: {e})") from None
+    controls: dict[int, int] = {}
     try:
         if not wb.worksheets:
             raise RegistryError(f"{path}: workbook has no worksheet")
@@ -551,33 +684,49 @@ def _xlsx_records(path: Path, data: bytes) -> list[list[str]]:
         if hasattr(ws, "reset_dimensions"):
             ws.reset_dimensions()  # do not trust the stored sheet size
         records = []
-        for row in ws.iter_rows(values_only=True):
+        for n, row in enumerate(ws.iter_rows(values_only=True), start=1):
             cells = list(row)
             while cells and (cells[-1] is None or cells[-1] == ""):
                 cells.pop()
-            records.append([_cell_str(v) for v in cells])
+            values = [_cell_str(v) for v in cells]
+            removed = sum(len(_CONTROL.findall(v)) for v in values)
+            if removed:
+                controls[n] = removed
+                values = [_CONTROL.sub("", v) for v in values]
+            records.append(values)
     except RegistryError:
         raise
     except Exception as e:
         raise RegistryError(f"{path}: is not a readable XLSX workbook ({type(e).__name__}: {e})") from None
     finally:
         wb.close()
-    return records
+    return _Records(records, list(range(1, len(records) + 1)), "xlsx", True, {}, controls)
 
 
-def _load(path: Path) -> tuple[list[list[str]], str, int, bool]:
-    """(records, encoding, lines skipped before the records, is_xlsx)."""
-    data = _read_bytes(path)
+def _check_unpacked_size(path: Path, data: bytes, max_bytes: int | None) -> None:
+    """Refuse a workbook whose parts unpack to more than the limit (a small file can hold gigabytes)."""
+    import zipfile
+
+    try:
+        total = sum(i.file_size for i in zipfile.ZipFile(io.BytesIO(data)).infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise RegistryError(f"{path}: is not a readable XLSX workbook ({type(e).__name__}: {e})") from None
+    if max_bytes is not None and total > max_bytes:
+        raise RegistryError(f"{path}: unpacks to {_size(total)}; registry files are read up to {_size(max_bytes)} "
+                            "(COOPGIS_INGEST_MAX_BYTES)")
+
+
+def _load(path: Path, max_bytes: int | None) -> _Records:
+    data = _read_bytes(path, max_bytes)
     suffix = path.suffix.lower()
     if data.startswith(b"PK\x03\x04"):
-        return _xlsx_records(path, data), "xlsx", 0, True
+        return _xlsx_records(path, data, max_bytes)
     if suffix in (".xlsx", ".xlsm"):
         raise RegistryError(f"{path}: has a {suffix} name but is not an XLSX workbook (no ZIP signature)")
     for magic, what in _SIGNATURES:
         if data.startswith(magic):
             raise RegistryError(f"{path}: is {what}, not a CSV or XLSX file")
-    records, encoding, skipped = _csv_records(path, data)
-    return records, encoding, skipped, False
+    return _csv_records(path, data)
 
 
 # ---- validation helpers ------------------------------------------------------
@@ -673,27 +822,29 @@ _JSON = json.JSONEncoder(ensure_ascii=False)
 
 # ---- main entry point --------------------------------------------------------
 
-def read_registry(path: str | Path) -> RegistryRead:
+def read_registry(path: str | Path, max_bytes: int | None = None) -> RegistryRead:
     """Read a registry CSV/XLSX file, parse and validate every row.
 
     Raises :class:`RegistryError` when the file cannot be read at all; otherwise
     every non-blank data row ends up either in ``accepted`` or in ``quarantined``
-    (``len(accepted) + len(quarantined) == rows``). The cyclic garbage collector
-    is paused while the file is read (restored afterwards).
+    (``len(accepted) + len(quarantined) == rows``). A file larger than
+    ``max_bytes`` (an XLSX also unpacked) is refused before it is read. The cyclic
+    garbage collector is paused while the file is read (restored afterwards).
     """
     # The validation builds millions of short-lived containers; the cyclic garbage
     # collector would rescan them over and over (about 20% of the time) for nothing.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _read_registry(Path(path))
+        return _read_registry(Path(path), max_bytes)
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _read_registry(path: Path) -> RegistryRead:
-    records, encoding, skipped, is_xlsx = _load(path)
+def _read_registry(path: Path, max_bytes: int | None) -> RegistryRead:
+    loaded = _load(path, max_bytes)
+    records, is_xlsx = loaded.records, loaded.is_xlsx
 
     # Header: first non-blank record. Blank records after the last data row are ignored.
     h_idx = next((i for i, r in enumerate(records) if "".join(r).strip()), None)
@@ -702,7 +853,7 @@ def _read_registry(path: Path) -> RegistryRead:
         raise RegistryError(f"{path}: has no header row ({where})")
     header = [_clean_header(c) for c in records[h_idx]]
     body = records[h_idx + 1:]
-    header_row = skipped + h_idx + 1
+    header_row = loaded.lines[h_idx]
 
     width = len(header)
     if is_xlsx:  # values beyond the header in a sheet are unnamed columns, not misaligned rows
@@ -726,32 +877,39 @@ def _read_registry(path: Path) -> RegistryRead:
         raise RegistryError(f"{path}: missing required column(s): {wanted}. "
                             f"Headers found (row {header_row}): {found}")
 
-    # Data rows: skip blank ones (counted), pad short ones, flag over-long CSV lines.
+    # Data rows: skip blank ones (counted); flag CSV records with too many or too few fields, and
+    # the ones the reader found badly written (an unclosed quote); pad short XLSX rows.
     kept: list[list[str]] = []
     source_rows: list[int] = []
+    file_lines: list[int] = []
     overflow: dict[int, list[str]] = {}
+    short: dict[int, int] = {}     # CSV records with fewer fields than the header
+    anomaly: dict[int, str] = {}
     blanks_pending = blank_rows = 0
     padding = [""] * width
-    spanning: dict[int, int] = {}  # short CSV records with a multi-line value: unclosed quote?
     for n, rec in enumerate(body, start=1):
+        problem = loaded.anomalies.get(h_idx + n)
         if len(rec) != width:
             if len(rec) < width:
-                if not is_xlsx and any("\n" in c or "\r" in c for c in rec):
-                    spanning[len(kept)] = len(rec)
+                if not is_xlsx:
+                    short[len(kept)] = len(rec)
                 rec = rec + padding[len(rec):]
             elif "".join(rec[width:]).strip():
                 overflow[len(kept)] = rec[width:]
                 rec = rec[:width]
             else:
                 rec = rec[:width]
-        if not "".join(rec).strip() and len(kept) not in overflow:
-            spanning.pop(len(kept), None)
+        if not "".join(rec).strip() and len(kept) not in overflow and problem is None:
+            short.pop(len(kept), None)
             blanks_pending += 1
             continue
         blank_rows += blanks_pending
         blanks_pending = 0
+        if problem is not None:
+            anomaly[len(kept)] = problem
         kept.append(rec)
         source_rows.append(n)
+        file_lines.append(loaded.lines[h_idx + n])
     rows = len(kept)
     cols = list(zip(*kept)) if rows else [() for _ in range(width)]
     position = {c: j for j, c in enumerate(canon) if c is not None}
@@ -770,9 +928,11 @@ def _read_registry(path: Path) -> RegistryRead:
 
     flag((i, "malformed_row", f"{width + len(cells)} fields but the header has {width}: unexpected {cells!r}")
          for i, cells in overflow.items())
-    flag((i, "malformed_row", f"only {count} of {width} fields and a value runs over several lines: "
-                              "probably an unclosed quote that swallowed the lines after it")
-         for i, count in spanning.items())
+    flag((i, "malformed_row", f"only {count} of {width} fields" + (
+          " and a value runs over several lines: probably an unclosed quote that swallowed the lines after it"
+          if any("\n" in c or "\r" in c for c in kept[i]) else ""))
+         for i, count in short.items())
+    flag((i, "malformed_row", msg) for i, msg in anomaly.items())
 
     out: dict[str, list] = {}
     raw, hdr = column("registration_no")
@@ -863,6 +1023,7 @@ def _read_registry(path: Path) -> RegistryRead:
         reasons = sorted(found, key=_REASON_ORDER.__getitem__)
         quarantined.append({
             "source_row": source_rows[i],
+            ("row" if is_xlsx else "line"): file_lines[i],
             "reasons": reasons,
             "detail": {r: found[r] for r in reasons},
             "values": values,
@@ -901,10 +1062,11 @@ def _read_registry(path: Path) -> RegistryRead:
         rows=rows,
         accepted=accepted,
         quarantined=quarantined,
-        encoding=encoding,
+        encoding=loaded.encoding,
         header_map={names[j]: c for j, c in enumerate(canon) if c is not None},
         unknown_columns=unknown_columns,
         blank_rows=blank_rows,
         header_row=header_row,
         path=str(path),
+        control_characters=loaded.controls,
     )

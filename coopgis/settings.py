@@ -6,6 +6,8 @@ so tests build their own :class:`Settings`.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 
 from pydantic import Field, model_validator
@@ -28,6 +30,12 @@ class Settings(BaseSettings):
     sample_size: int = Field(default=100_000, ge=1, le=1_000_000,
                              description="size of the synthetic sample built when no dataset exists")
     sample_seed: int = 1404
+    ingest_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024,
+                                  description="largest registry file `coopgis ingest` reads (an XLSX also "
+                                              "unpacked); a bigger one is refused before reading")
+    ingest_max_shrink: float = Field(default=0.2, ge=0, le=1,
+                                     description="an ingest that would drop more than this share of the current "
+                                                 "dataset's cooperatives needs --allow-shrink")
 
 
 class ServiceSettings(Settings):
@@ -50,10 +58,47 @@ class ServiceSettings(Settings):
     basemap_url: str | None = Field(default=None, description="XYZ base map URL; unset: boundaries only")
     tokens_file: Path = Field(default=ROOT / "var" / "tokens.json",
                               description="bearer tokens (hashed); manage with `coopgis token`")
+    public_url: str | None = Field(default=None,
+                                   description="the service's address as its users reach it, for links "
+                                               "(e.g. https://coopgis.example.ir/gis); unset: the listening "
+                                               "address and root path. Never taken from the Host header")
+    trusted_proxies: list[str] = Field(default_factory=list,
+                                       description="reverse proxies (addresses or CIDR networks) whose "
+                                                   "X-Forwarded-For names the real client; nobody else's is read")
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="largest request body")
+    max_filter_values: int = Field(default=100, ge=1, description="most comma-separated values in one filter")
+    max_filter_length: int = Field(default=2000, ge=10, description="longest filter parameter, in characters")
+    max_html_limit: int = Field(default=1000, ge=1, description="most items on one HTML page")
+    free_page_size: int = Field(default=100, ge=0, description="unfiltered GeoJSON pages up to this size are "
+                                                               "charged to no rate limit")
     rate_geocode_per_minute: float = Field(default=120, gt=0, description="geocode/search/nearest per client")
-    rate_download_per_minute: float = Field(default=30, gt=0, description="downloads per client")
+    rate_download_per_minute: float = Field(default=30, gt=0,
+                                            description="downloads (CSV, GeoPackage, KML, pages over 1,000 "
+                                                        "items, HTML pages) per client")
+    rate_read_per_minute: float = Field(default=600, gt=0, description="items pages and /stats per client")
+    rate_tiles_per_minute: float = Field(default=1200, gt=0,
+                                         description="tiles that are not in the tile cache, per client")
     rate_burst: int = Field(default=30, ge=1, description="requests allowed at once before the rate applies")
+    rate_tiles_burst: int = Field(default=200, ge=1, description="uncached tiles allowed at once (a map's "
+                                                                 "first view asks for many)")
+    heavy_concurrency: int = Field(default=2, ge=1, le=64,
+                                   description="heavy requests (downloads, HTML pages, stats, uncached tiles) "
+                                               "worked on at once per worker; the rest wait")
+    heavy_wait_seconds: float = Field(default=10, gt=0, description="longest wait for a heavy request's turn "
+                                                                    "before a 503")
+    request_budget_seconds: float = Field(default=60, gt=0,
+                                          description="time budget of one heavy request's work; beyond it the "
+                                                      "work stops (503, or a cut-off download)")
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, description="largest request line and headers")
+    max_headers: int = Field(default=100, ge=10, description="most header fields in one request")
+    header_timeout_seconds: float = Field(default=10, gt=0,
+                                          description="time a client has to send a request's headers")
+    max_connections: int = Field(default=1000, ge=1, description="open connections and requests per worker "
+                                                                 "before new requests get a 503")
+    reports_per_hour: int = Field(default=60, ge=1, description="location reports one token may send per hour")
+    pending_reports_per_cooperative: int = Field(default=5, ge=1,
+                                                 description="pending (undecided) location reports one "
+                                                             "cooperative may have")
 
     @model_validator(mode="after")
     def _limits_consistent(self):
@@ -61,4 +106,8 @@ class ServiceSettings(Settings):
             raise ValueError("default_limit must not exceed max_limit")
         if self.min_zoom > self.max_zoom:
             raise ValueError("min_zoom must not exceed max_zoom")
+        if self.public_url is not None and not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", self.public_url):
+            raise ValueError("public_url must be an http(s) URL without query, e.g. https://coopgis.example.ir/gis")
+        for proxy in self.trusted_proxies:
+            ipaddress.ip_network(proxy, strict=False)  # ValueError names the bad entry
         return self

@@ -9,15 +9,13 @@ edges (``shapely.coverage_simplify``) so neighbours still meet.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import geopandas as gpd
 import jdatetime
 import numpy as np
 import orjson
 import shapely
 
-from coopgis.api.params import CooperativeFilter, cooperative_filter, select
+from coopgis.api.params import CooperativeFilter, parse_filter, select
 from coopgis.dataset import Dataset, plain_value
 from coopgis.maps import MapSettings, Preset, render_preset
 from coopgis.mapview import Page, page_facts
@@ -52,8 +50,7 @@ class SelectionTooLarge(RenderError):
 
 def parse_filters(dataset: Dataset, values: dict[str, str | None]) -> CooperativeFilter:
     """The API's filters from plain values (CLI options); ApiError for unknown values, as in the API."""
-    request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(dataset=dataset)))
-    return cooperative_filter(request, **{name: values.get(name) for name in FILTER_NAMES})
+    return parse_filter(dataset, {name: values.get(name) for name in FILTER_NAMES})
 
 
 def render_standalone(preset: Preset, dataset: Dataset, flt: CooperativeFilter, map_settings: MapSettings,

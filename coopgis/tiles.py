@@ -584,6 +584,10 @@ class TileEngine:
         return mask
 
     # -- the entry point
+    def cached(self, layer: str, z: int, x: int, y: int, fmt: str, flt=None) -> Tile | None:
+        """The tile if it is in the cache, else None (without working on it)."""
+        return self.cache.get((layer, z, x, y, fmt, filter_key(flt) if layer == POINT_LAYER else ()))
+
     def tile(self, layer: str, z: int, x: int, y: int, fmt: str, flt=None) -> Tile:
         """The encoded tile, from the cache when it was made before."""
         if layer not in LAYERS or layer not in self.dataset.collections:

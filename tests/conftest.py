@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+from coopgis.boundaries import load_boundaries
+from coopgis.geocode import Geocoder
 from coopgis.text import to_ascii_digits
 
 # The synthetic sample's phone numbers: 0900 and seven digits, sometimes spaced or dashed.
@@ -16,8 +18,10 @@ def has_sample_phone(text: str) -> bool:
     """True when ``text`` holds a phone number of the synthetic sample (in any digit script)."""
     return bool(_SAMPLE_PHONE.search(to_ascii_digits(text)))
 
-from coopgis.boundaries import load_boundaries
-from coopgis.geocode import Geocoder
+
+# Rates for fixtures that send many requests from one client: the limits are tested on apps of their own.
+UNLIMITED = {"rate_geocode_per_minute": 1e6, "rate_download_per_minute": 1e6, "rate_read_per_minute": 1e6,
+             "rate_tiles_per_minute": 1e6, "rate_burst": 10_000, "rate_tiles_burst": 10_000}
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +65,7 @@ def client(dataset, sample_store):
 
     # The suite sends many requests from one client: rate limits are tested on their own app.
     app = create_app(ServiceSettings(data=sample_store.folder, max_limit=500, max_download=100_000,
-                                     rate_geocode_per_minute=1e6, rate_download_per_minute=1e6), dataset)
+                                     **UNLIMITED), dataset)
     return TestClient(app)
 
 
@@ -77,8 +81,8 @@ def live_server(sample_store, tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, COOPGIS_MAX_LIMIT="500", COOPGIS_RATE_GEOCODE_PER_MINUTE="1e6",
-               COOPGIS_RATE_DOWNLOAD_PER_MINUTE="1e6")
+    env = dict(os.environ, COOPGIS_MAX_LIMIT="500", COOPGIS_HEADER_TIMEOUT_SECONDS="3",
+               **{f"COOPGIS_{k.upper()}": str(v) for k, v in UNLIMITED.items()})
     log = open(tmp_path_factory.mktemp("server") / "server.log", "wb")  # a pipe nobody reads would fill up
     proc = subprocess.Popen([sys.executable, "-m", "coopgis.cli", "serve", "--data", str(sample_store.folder),
                              "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -447,7 +447,8 @@ def test_report_log_threads_share_a_lock(tmp_path):
 
     def write(n):
         for i in range(50):
-            logs[n % 2].append({"id": f"{n}-{i}", "payload": "x" * 5000})
+            logs[n % 2].append({"id": f"{n}-{i}", "registration_no": str(n), "to": {"lon": 51.4, "lat": 35.7},
+                                "payload": "x" * 5000})
 
     threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
     for t in threads:

@@ -145,3 +145,134 @@ def test_cli_batch_without_address_column(tmp_path):
     src.write_text("id,addr\n1,x\n")
     out = _cli("geocode", "--batch", str(src), "--out", str(tmp_path / "o.csv"))
     assert out.returncode != 0 and "address" in out.stderr
+
+
+# ---- an ingest never silently replaces the data --------------------------------------------------------
+
+@pytest.fixture
+def live_store(tmp_path, sample_csv, boundaries, geocoder):
+    """A store holding the 1,500-row sample (its own copy), and that sample's lines."""
+    store = FileStore(tmp_path / "data")
+    ingest(sample_csv, store, boundaries, geocoder)
+    return store, sample_csv.read_text(encoding="utf-8").splitlines(keepends=True)
+
+
+def _write(path, lines):
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+def test_an_unclosed_quote_is_quarantined_by_line_and_swallows_nothing(live_store, tmp_path, boundaries, geocoder):
+    store, lines = live_store
+    before = len(store.read())
+    broken = list(lines)
+    broken[5] = broken[5].replace(",", ',"', 1)           # one stray quote on line 6 of 1,501
+    r = ingest(_write(tmp_path / "quote.csv", broken), store, boundaries, geocoder)
+    rep = r.report
+    assert rep["rows"] == 1500 and rep["accepted"] + rep["quarantined"] == 1500
+    bad = [q for q in rep["quarantine"] if "unclosed quote" in q["detail"].get("malformed_row", "")]
+    assert [q["line"] for q in bad] == [6]
+    assert r.replaced and len(store.read()) >= before - 1
+
+
+@pytest.mark.parametrize("name, make", [
+    ("duplicates", lambda lines: [lines[0]] + [lines[1]] * (len(lines) - 1)),
+    ("header only", lambda lines: [lines[0]]),
+    ("only commas", lambda lines: [lines[0]] + ["," * 30 + "\n"] * 50),
+    ("over-long rows", lambda lines: [lines[0]] + [ln.rstrip("\n") + ",x,y\n" for ln in lines[1:]]),
+])
+def test_a_file_that_would_empty_or_gut_the_dataset_does_not_replace_it(live_store, tmp_path, boundaries,
+                                                                        geocoder, name, make):
+    store, lines = live_store
+    before = store.path.read_bytes(), store.read_report()
+    r = ingest(_write(tmp_path / "bad.csv", make(lines)), store, boundaries, geocoder)
+    assert not r.replaced and r.report["refused"]
+    assert (store.path.read_bytes(), store.read_report()) == before   # the data served is unchanged
+    last = json.loads((store.folder / "last-ingest.json").read_text(encoding="utf-8"))
+    assert last["replaced"] is False and last["rows"] == r.report["rows"]
+    assert len(last["quarantine"]) == last["quarantined"] == last["rows"] - last["accepted"]
+    assert (store.folder / "last-ingest.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_big_drop_needs_allow_shrink(live_store, tmp_path, boundaries, geocoder):
+    store, lines = live_store
+    small = _write(tmp_path / "small.csv", lines[:301])
+    r = ingest(small, store, boundaries, geocoder, max_shrink=0.2)
+    assert not r.replaced and "--allow-shrink" in r.report["refused"][0] and "fewer" in r.report["refused"][0]
+    r = ingest(small, store, boundaries, geocoder, max_shrink=0.2, allow_shrink=True)
+    assert r.replaced and len(store.read()) == r.report["accepted"] <= 300
+
+
+def test_cli_exit_status_says_whether_the_dataset_was_replaced(live_store, tmp_path):
+    store, lines = live_store
+    dupes = _write(tmp_path / "dupes.csv", [lines[0]] + [lines[1]] * 200)
+    out = _cli("ingest", str(dupes), "--data", str(store.folder), "--report", str(tmp_path / "r.json"),
+               "--no-progress")
+    assert out.returncode == 3
+    assert "NOT replaced" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert report["replaced"] is False and report["accepted"] == 1
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_cli_refuses_a_huge_file_at_once_with_its_size(tmp_path):
+    import time
+
+    big = tmp_path / "huge.csv"
+    with open(big, "wb") as f:
+        f.truncate(2 * 1024 ** 3)   # sparse: 2 GB that take no disk
+    started = time.perf_counter()
+    out = _cli("ingest", str(big), "--data", str(tmp_path / "d"), "--no-progress")
+    assert out.returncode == 1 and "2.0 GB" in out.stderr and "COOPGIS_INGEST_MAX_BYTES" in out.stderr
+    assert time.perf_counter() - started < 10      # the CLI's own start-up included; no boundaries loaded
+    assert not (tmp_path / "d" / "cooperatives.parquet").exists()
+
+
+def test_dataset_and_report_switch_together_even_if_the_write_dies(live_store, tmp_path, boundaries, geocoder,
+                                                                   monkeypatch):
+    import coopgis.store as store_mod
+
+    store, lines = live_store
+    frame, report = store.read_with_report()
+    assert report["accepted"] == len(frame)
+    fewer = _write(tmp_path / "fewer.csv", lines[:1300])
+
+    def die(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store_mod, "write_private", die)   # the report of the new version cannot be written
+    with pytest.raises(OSError):
+        ingest(fewer, store, boundaries, geocoder)
+    frame, report = store.read_with_report()
+    assert report["accepted"] == len(frame) == 1500 - len(report["quarantine"])
+    assert [p.name for p in (store.folder / "versions").iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_leftovers_of_a_crashed_write_are_removed_by_the_next(live_store, tmp_path, boundaries, geocoder):
+    store, lines = live_store
+    junk = [store.folder / "versions" / "20990101T000000-dead.tmp", store.folder / ".cooperatives.parquet-x.tmp",
+            store.folder / "current.tmp-1234"]
+    junk[0].mkdir()
+    (junk[0] / "cooperatives.parquet").write_bytes(b"half")
+    junk[1].write_bytes(b"half")
+    junk[2].symlink_to("versions/nowhere")
+    assert ingest(_write(tmp_path / "same.csv", lines), store, boundaries, geocoder).replaced
+    assert not any(p.exists() or p.is_symlink() for p in junk)
+    assert len(list((store.folder / "versions").iterdir())) <= 3
+
+
+def test_stored_files_are_private(live_store):
+    store, _ = live_store
+    for path in (store.path, store.folder / "report.json", store.folder / "last-ingest.json"):
+        assert path.resolve().stat().st_mode & 0o777 == 0o600, path
+    assert store.version_folder().stat().st_mode & 0o777 == 0o700
+
+
+def test_serve_removes_what_a_crashed_ingest_left(live_store):
+    store, _ = live_store
+    junk = store.folder / "versions" / "20990101T000000-dead.tmp"
+    junk.mkdir()
+    (junk / "cooperatives.parquet").write_bytes(b"half")
+    assert store.tidy() == [junk] and not junk.exists()
+    assert len(store.read()) > 0

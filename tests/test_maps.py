@@ -25,6 +25,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import UNLIMITED
 from shapely.geometry import Point
 
 from coopgis.assets import ASSETS, missing_assets, read_asset
@@ -658,15 +659,15 @@ def _serving(folder: Path, log: Path, **env):
     """``coopgis serve`` on a free loopback port for the dataset in ``folder``, logging to ``log``.
 
     The browser tests send many requests from one address: the rate limits are raised here
-    (they are tested on their own in test_security.py).
+    (they are tested on their own in test_limits.py).
     """
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "coopgis.cli", "serve", "--data", str(folder), "--port",
-                                 str(port)], env=dict(os.environ, COOPGIS_RATE_GEOCODE_PER_MINUTE="1e6",
-                                                     COOPGIS_RATE_DOWNLOAD_PER_MINUTE="1e6", **env),
+                                 str(port)], env=dict(os.environ, **{f"COOPGIS_{k.upper()}": str(v)
+                                                                     for k, v in UNLIMITED.items()}, **env),
                                 stdout=out, stderr=subprocess.STDOUT)
     deadline = time.time() + 60
     try:

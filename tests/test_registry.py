@@ -356,7 +356,7 @@ def test_invariant_and_row_numbers_on_a_mixed_file(tmp_path):
         "2,ب,ناشناخته,تهران,5\n"
         ",,,,\n"
         "3,ج,مسکن,تهران,-2\n"
-        "4,د,مسکن,تهران\n"            # short row: missing trailing cells are empty
+        "4,د,مسکن,تهران\n"            # short row: a field is missing (quarantined, not guessed)
         "5,ه,مسکن,تهران,7,oops\n"      # long row: a stray delimiter
         "1,و,مسکن,تهران,3\n"
         "\n\n",                        # trailing blank lines are not rows
@@ -365,10 +365,13 @@ def test_invariant_and_row_numbers_on_a_mixed_file(tmp_path):
     r = read_registry(path)
     assert r.rows == 6 and r.blank_rows == 2
     assert len(r.accepted) + len(r.quarantined) == r.rows
-    assert r.accepted["source_row"].tolist() == [1, 6]
+    assert r.accepted["source_row"].tolist() == [1]
     assert {q["source_row"]: q["reasons"] for q in r.quarantined} == {
-        3: ["unknown_kind"], 5: ["bad_members"], 7: ["malformed_row"], 8: ["duplicate_registration_no"]}
+        3: ["unknown_kind"], 5: ["bad_members"], 6: ["malformed_row"], 7: ["malformed_row"],
+        8: ["duplicate_registration_no"]}
     assert only_row(r, 7)["values"]["column_6"] == "oops"
+    assert "only 4 of 5 fields" in only_row(r, 6)["detail"]["malformed_row"]
+    assert {q["source_row"]: q["line"] for q in r.quarantined} == {3: 4, 5: 6, 6: 7, 7: 8, 8: 9}
     # source_row n is file line n + 1 (blank lines keep their numbers): lines[n] in 0-based terms
     lines = path.read_text(encoding="utf-8").splitlines()
     for q in r.quarantined:
@@ -382,7 +385,63 @@ def test_unclosed_quote_is_reported_not_silently_accepted(tmp_path):
     r = read_registry(path)
     (q,) = r.quarantined
     assert "malformed_row" in q["reasons"] and "unclosed quote" in q["detail"]["malformed_row"]
-    assert len(r.accepted) == 0
+    assert q["line"] == 2
+    assert r.accepted["registration_no"].tolist() == ["2"]  # the line it swallowed is read on its own
+
+
+def test_an_unclosed_quote_swallows_no_rows(tmp_path):
+    """One stray quote on line 3 of 50: 1 row quarantined (named by its line), 48 read as they are."""
+    rows = [f'{i},تعاونی {i},مسکن,تهران' for i in range(1, 50)]
+    rows[1] = '2,"تعاونی ۲,مسکن,تهران'
+    path = tmp_path / "q.csv"
+    path.write_text("شماره ثبت,نام,نوع,استان\n" + "\n".join(rows) + '\n50,"پنجاه",مسکن,تهران\n', encoding="utf-8")
+    r = read_registry(path)
+    assert r.rows == 50 and len(r.accepted) == 49
+    (q,) = r.quarantined
+    assert q["line"] == 3 and q["source_row"] == 2 and "unclosed quote" in q["detail"]["malformed_row"]
+    assert "lines 4-51" in q["detail"]["malformed_row"]
+    assert r.accepted["name"].tolist()[-1] == "پنجاه"
+
+
+def test_control_characters_are_removed_and_reported(tmp_path):
+    head = "شماره ثبت,نام,نوع,استان\n"
+    body = "".join(f"{i},تعاونی {i},مسکن,تهران\n" for i in range(1, 3000))   # past the first 64 KB
+    path = tmp_path / "nul.csv"
+    path.write_bytes((head + body + "3000,تعاونی\x00 نول\x07,مسکن,تهران\n").encode("utf-8"))
+    r = read_registry(path)
+    assert r.rows == 3000 and r.quarantined == []
+    assert r.accepted["name"].iloc[-1] == "تعاونی نول"
+    assert r.control_characters == {3001: 2}
+
+
+def test_a_file_of_mixed_encodings_is_refused_naming_the_lines(tmp_path):
+    utf8 = "".join(f"{i},تعاونی {i},مسکن,تهران\n" for i in range(1, 101)).encode("utf-8")
+    cp = "".join(f"{i},تعاونی {i},مسکن,تهران\n" for i in range(101, 111)).replace("ی", "ي").encode("cp1256")
+    path = tmp_path / "mixed.csv"
+    path.write_bytes("شماره ثبت,نام,نوع,استان\n".encode("utf-8") + utf8 + cp)
+    with pytest.raises(RegistryError, match=r"mixes text encodings.*lines 1, 2, 3, 4, 5 and 96 more are UTF-8.*"
+                                            r"lines 102, 103, 104, 105, 106 and 5 more are not"):
+        read_registry(path)
+    only_cp = tmp_path / "cp.csv"
+    only_cp.write_bytes("شماره ثبت,نام,نوع,استان\n".replace("ی", "ي").encode("cp1256") + cp)
+    r = read_registry(only_cp)
+    assert r.encoding == "cp1256" and r.accepted["name"].iloc[0] == "تعاونی 101"
+
+
+def test_a_file_over_the_size_limit_is_refused_before_reading(tmp_path):
+    import time
+
+    big = tmp_path / "big.csv"
+    with open(big, "wb") as f:
+        f.write("شماره ثبت,نام,نوع\n".encode())
+        f.truncate(2 * 1024 ** 3)  # 2 GB, sparse: no disk used
+    started = time.perf_counter()
+    with pytest.raises(RegistryError, match=r"is 2\.0 GB; registry files are read up to 512\.0 MB"):
+        read_registry(big, max_bytes=512 * 1024 ** 2)
+    assert time.perf_counter() - started < 1
+    xlsx = write_xlsx(tmp_path / "r.xlsx", [["شماره ثبت", "نام", "نوع"], *[["1", "ن" * 1000, "مسکن"]] * 200])
+    with pytest.raises(RegistryError, match="unpacks to"):
+        read_registry(xlsx, max_bytes=100_000)
 
 
 def test_multiline_value_in_a_complete_row_is_fine(tmp_path):

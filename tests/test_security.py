@@ -328,3 +328,173 @@ def test_token_cli_add_list_revoke(tmp_path):
     assert run("revoke", "مریم").returncode == 0
     assert TokenStore(file).verify(token) is None
     assert run("add", "x").returncode == 2                               # a role is required
+
+
+# ---- personal data through side doors ------------------------------------------------------------------
+
+PERSONAL_HEADERS = ["آدرس (منزل مدیرعامل)", "نشانی (منزل)", "آدرس منزل", "نشانی منزل مدیرعامل", "آدرس محل سکونت",
+                    "تلفن مدیرعامل", "موبایل (مدیرعامل)", "تلفن (منزل)", "کد ملی", "کد ملی مدیرعامل", "شماره ملی",
+                    "نام مدیرعامل", "نام (مدیرعامل)", "نام و نام خانوادگی مدیرعامل", "نام پدر", "تاریخ تولد",
+                    "Home address", "address (home)", "address [CEO]", "name (CEO)", "CEO name", "national id",
+                    "آدرس-منزل", "نشانی_منزل", "شهر (محل تولد)", "استان (محل تولد)", "تاریخ ثبت (تولد)",
+                    "شماره ثبت (شناسنامه)", "عرض (منزل)", "طول (منزل)", "وضعیت (تاهل)"]
+
+
+def test_no_personal_header_lands_in_a_public_column():
+    from coopgis.dataset import PUBLIC_COLUMNS
+    from coopgis.registry import map_headers
+
+    mapping, unknown = map_headers(PERSONAL_HEADERS)
+    public = {c for c in mapping.values() if c in PUBLIC_COLUMNS or c in ("lon", "lat", "registered_on", "place")}
+    assert public == set(), {h: c for h, c in mapping.items()}
+    assert set(unknown) | set(mapping) == set(PERSONAL_HEADERS)
+    assert set(mapping.values()) <= {"phone"}
+    # the exact names still work, with their usual variants
+    ok, _ = map_headers(["نشانی دفتر", "تعداد اعضا (نفر)", "Phone"])
+    assert ok == {"نشانی دفتر": "address", "تعداد اعضا (نفر)": "members", "Phone": "phone"}
+
+
+def test_a_home_address_column_is_never_published(tmp_path, boundaries, geocoder):
+    from coopgis.ingest import ingest
+    from coopgis.store import FileStore
+
+    home = "تهران خیابان منزل مدیرعامل کوچه محرمانه"
+    csv = tmp_path / "r.csv"
+    csv.write_text("شماره ثبت,نام تعاونی,نوع تعاونی,استان,نشانی دفتر,آدرس (منزل مدیرعامل),کد ملی مدیرعامل\n"
+                   f"1,تعاونی نمونه,مسکن,تهران,تهران خیابان آزادی,{home},0012345678\n", encoding="utf-8")
+    result = ingest(csv, FileStore(tmp_path / "data"), boundaries, geocoder)
+    row = result.dataset.iloc[0]
+    assert row["address"] == "تهران خیابان آزادی" and home in row["extra"] and "0012345678" in row["extra"]
+    client = TestClient(create_app(ServiceSettings(data=tmp_path / "data", tokens_file=tmp_path / "t.json")))
+    for path in ("/collections/cooperatives/items", "/collections/cooperatives/items?f=csv", "/cooperatives/1",
+                 "/collections/cooperatives/items?f=html", "/search?q=تعاونی نمونه"):
+        text = client.get(path).text
+        assert "منزل" not in text and "0012345678" not in text, path
+
+
+PHONE = "۰۹۱۲۳۴۵۶۷۸۹"
+NATIONAL_ID = "0012345678"
+
+
+def test_phone_numbers_in_free_text_are_masked_in_every_public_output(dataset, sample_store, tmp_path):
+    import pyogrio
+
+    from coopgis.dataset import Dataset
+
+    frame = dataset.cooperatives.head(40).copy()
+    frame["name"] = [f"تعاونی {i} تلفن 0912-345-67{i:02d}" for i in range(40)]
+    frame["address"] = [f"تهران، پلاک ۱۲، همراه {PHONE}، کد ملی {NATIONAL_ID}، تاریخ 1402-05-12"] * 40
+    masked = Dataset(frame.drop(columns=["kind_fa", "sector_fa", "status_fa"]), dataset.boundaries,
+                     geocoder=dataset.geocoder)
+    client = TestClient(create_app(ServiceSettings(data=sample_store.folder, tokens_file=tmp_path / "t.json"),
+                                   masked))
+    reg = frame["registration_no"].iat[0]
+    lon, lat = frame.geometry.iat[0].x, frame.geometry.iat[0].y
+    outputs = {
+        "geojson": client.get("/collections/cooperatives/items?limit=100").text,
+        "csv": client.get("/collections/cooperatives/items?f=csv").content.decode("utf-8-sig"),
+        "kml": client.get("/collections/cooperatives/items?f=kml").text,
+        "html": client.get("/collections/cooperatives/items?f=html").text,
+        "item": client.get(f"/collections/cooperatives/items/{reg}").text,
+        "record": client.get(f"/cooperatives/{reg}").text,
+        "search": client.get("/search", params={"q": "تعاونی 1"}).text,
+        "nearest": client.get("/nearest", params={"lon": lon, "lat": lat}).text,
+        "tile": "".join(client.get(f"/tiles/cooperatives/16/{x}/{y}.geojson").text
+                        for x, y in [_tile_of(lon, lat, 16)]),
+    }
+    gpkg = tmp_path / "out.gpkg"
+    gpkg.write_bytes(client.get("/collections/cooperatives/items?f=gpkg").content)
+    outputs["gpkg"] = pyogrio.read_dataframe(gpkg).to_json()
+    for name, text in outputs.items():
+        for secret in (PHONE, NATIONAL_ID, "09123456789", "345-67"):
+            assert secret not in text, (name, secret)
+    assert "پلاک ۱۲" in outputs["geojson"] and "1402-05-12" in outputs["geojson"]   # the rest is kept
+    assert "[شماره پنهان]" in outputs["csv"]
+
+
+def _tile_of(lon, lat, z):
+    import math
+
+    n = 2 ** z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return x, y
+
+
+def test_files_with_personal_data_are_private(secured, tmp_path):
+    f = _some_cooperative(secured)
+    assert _report(secured, f["id"], *f["geometry"]["coordinates"]).status_code == 201
+    data = secured.app.state.settings.data
+    assert (data / "location-reports.jsonl").stat().st_mode & 0o777 == 0o600
+    assert secured.app.state.settings.tokens_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_batch_geocoding_output_is_private(tmp_path):
+    import subprocess
+    import sys
+
+    src = tmp_path / "in.csv"
+    src.write_text("address,phone\nتهران,09121234567\n", encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "coopgis.cli", "geocode", "--batch", str(src), "--out",
+                          str(tmp_path / "out.csv")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "out.csv").stat().st_mode & 0o777 == 0o600
+
+
+# ---- small doors -------------------------------------------------------------------------------------------
+
+def test_any_oversized_body_is_413_chunked_or_not(secured):
+    url = "/location-reports/" + "0" * 32 + "/decision"
+    headers = {**secured.as_role("admin"), "If-Match": '"x"', "content-type": "application/json"}
+    chunked = (b'{"decision": "accepted", "comment": "' + b"x" * 8192 for _ in range(10))   # 80 KB, no length
+    r = secured.post(url, content=chunked, headers=headers)
+    assert r.status_code == 413 and r.headers["content-type"] == "application/problem+json"
+    r = secured.post(url, content=b"x" * 70_000, headers=headers)
+    assert r.status_code == 413
+
+
+def test_registration_numbers_with_a_slash_are_reachable(tmp_path, boundaries, geocoder):
+    from coopgis.ingest import ingest
+    from coopgis.store import FileStore
+
+    csv = tmp_path / "r.csv"
+    csv.write_text("شماره ثبت,نام تعاونی,نوع تعاونی,استان,شهرستان\n1234/56,تعاونی اسلش,مسکن,تهران,تهران\n"
+                   "78,تعاونی دیگر,مسکن,فارس,شیراز\n", encoding="utf-8")
+    ingest(csv, FileStore(tmp_path / "data"), boundaries, geocoder)
+    tokens = TokenStore(tmp_path / "t.json")
+    officer = tokens.add("o", "field_officer")
+    c = TestClient(create_app(ServiceSettings(data=tmp_path / "data", tokens_file=tmp_path / "t.json")))
+    record = c.get("/cooperatives/1234%2F56")
+    assert record.status_code == 200 and record.json()["id"] == "1234/56"
+    assert record.json()["links"][0]["href"].endswith("/cooperatives/1234%2F56")
+    assert c.get("/collections/cooperatives/items/1234%2F56").json()["id"] == "1234/56"
+    r = c.post("/cooperatives/1234%2F56/location-reports", headers={"Authorization": f"Bearer {officer}"},
+               json={"lon": 51.39, "lat": 35.69, "accuracy_m": 10, "reason": "x"})
+    assert r.status_code == 201 and r.json()["registration_no"] == "1234/56"
+    listed = c.get("/cooperatives/1234%2F56/location-reports", headers={"Authorization": f"Bearer {officer}"})
+    assert listed.json()["numberMatched"] == 1
+
+
+def test_links_never_come_from_the_host_header(sample_store, dataset, tmp_path):
+    evil = {"Host": "evil.example"}
+    plain = TestClient(create_app(ServiceSettings(data=sample_store.folder, tokens_file=tmp_path / "t.json"), dataset))
+    public = TestClient(create_app(ServiceSettings(data=sample_store.folder, tokens_file=tmp_path / "t.json",
+                                                   public_url="https://gis.example.ir/coop"), dataset))
+    for c, want in ((plain, "http://testserver"), (public, "https://gis.example.ir/coop")):
+        bodies = [c.get(p, headers=evil).text for p in ("/", "/collections", "/collections/cooperatives/items?limit=2",
+                                                        "/tiles/cooperatives/tilejson.json", "/maps?f=json",
+                                                        "/collections?f=html", "/search?q=تعاونی")]
+        for text in bodies:
+            assert "evil.example" not in text
+        assert want + "/collections" in bodies[0]
+
+
+@pytest.mark.parametrize("method, path, allow", [
+    ("DELETE", "/maps", "GET"), ("POST", "/tiles/cooperatives/1/1/1.mvt", "GET"), ("PUT", "/", "GET"),
+    ("GET", "/location-reports/abc/decision", "POST"), ("PATCH", "/cooperatives/1", "GET"),
+    ("POST", "/static/coopgis.css", "GET, HEAD"), ("PUT", "/cooperatives/1/location-reports", "GET, POST"),
+])
+def test_every_405_names_the_allowed_methods(secured, method, path, allow):
+    r = secured.request(method, path)
+    assert r.status_code == 405 and r.headers["allow"] == allow
+    assert r.headers["content-type"] == "application/problem+json" and allow in r.json()["detail"]

@@ -13,11 +13,13 @@ import orjson
 import pandas as pd
 import pytest
 import shapely
+from conftest import UNLIMITED
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from coopgis import tiles
 from coopgis.api.errors import register_error_handlers
+from coopgis.api.limits import Limits
 from coopgis.app import set_dataset
 from coopgis.api.tiles import build_router
 from coopgis.dataset import ATTRIBUTION, Dataset
@@ -76,7 +78,7 @@ def dataset(boundaries):
 
 @pytest.fixture(scope="module")
 def settings():
-    return ServiceSettings(min_zoom=0, max_zoom=16, cluster_max_zoom=11, tile_cache_size=512)
+    return ServiceSettings(min_zoom=0, max_zoom=16, cluster_max_zoom=11, tile_cache_size=512, **UNLIMITED)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +86,7 @@ def client(dataset, settings):
     app = FastAPI()
     register_error_handlers(app)
     app.state.settings = settings
+    app.state.limits = Limits(settings)
     set_dataset(app, dataset)
     app.include_router(build_router(settings))
     with TestClient(app) as c:

@@ -14,18 +14,19 @@
 from __future__ import annotations
 
 import threading
+from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from coopgis.api.errors import ApiError, NotFound
+from coopgis.api.errors import ApiError, NotFound, storage_error
 from coopgis.api.features import base_url, link
 from coopgis.api.field import current_location, registration_key
 from coopgis.api.security import principal, require
 from coopgis.auth import Principal
-from coopgis.corrections import location_etag
+from coopgis.corrections import VERIFIED, location_etag
 from coopgis.dataset import PERSONAL_COLUMNS, Collection, Dataset
 from coopgis.reports import ReportLog, new_decision
 from coopgis.text import norm, to_ascii_digits
@@ -39,10 +40,9 @@ class DecisionIn(BaseModel):
 
 def build_router(settings) -> APIRouter:
     router = APIRouter(tags=["Cooperative records and review"])
-    log = ReportLog(settings.data)
     decide_lock = threading.Lock()
 
-    @router.get("/cooperatives/{registration_no}", summary="One cooperative, with the fields your role may see")
+    @router.get("/cooperatives/{registration_no:path}", summary="One cooperative, with the fields your role may see")
     def record(request: Request, registration_no: str, who: Principal = Depends(principal)):
         coll, row = _find(request, registration_no)
         level = "staff" if who.can("gis_staff") else "public"
@@ -51,54 +51,59 @@ def build_router(settings) -> APIRouter:
             for col in PERSONAL_COLUMNS:
                 value = coll.frame[col].iat[row] if col in coll.frame.columns else None
                 feature["properties"][col] = value if isinstance(value, str) else None
-        reg = feature["id"]
+        reg = quote(str(feature["id"]), safe="")
         feature["links"] = [
             link(f"{base_url(request)}/cooperatives/{reg}", "self", "application/geo+json"),
             link(f"{base_url(request)}/cooperatives/{reg}/location-reports", "related", "application/json",
                  "location reports"),
         ]
         return Response(orjson.dumps(feature), media_type="application/geo+json",
-                        headers={"ETag": _etag(coll, row, log), "Cache-Control": "no-store"})
+                        headers={"ETag": _etag(coll, row, _log(request)), "Cache-Control": "no-store"})
 
     @router.post("/location-reports/{report_id}/decision", summary="Accept or reject a location report "
                  "(administrator; send If-Match with the cooperative's ETag)")
     def decide(request: Request, report_id: str, body: DecisionIn, who: Principal = Depends(require("admin"))):
         rid = to_ascii_digits(norm(report_id)).lower()
-        if_match = request.headers.get("if-match")
+        if_match = (request.headers.get("if-match") or "").strip()
         if not if_match:
             raise ApiError("send If-Match with the ETag of GET /cooperatives/{registration_no}, so a change "
                            "made meanwhile is not overwritten", status=428, title="Precondition required")
+        if if_match == "*" or if_match.startswith("W/"):
+            raise ApiError("If-Match must be the cooperative's ETag from GET /cooperatives/{registration_no}, not "
+                           f"{if_match!r}: a decision is made on the location you saw, so '*' is not accepted",
+                           status=428, title="Precondition required")
+        log = _log(request)
         with decide_lock, log.exclusive():
-            reports = {r["id"]: r for r in log.read().reports}
-            report = reports.get(rid)
+            report = log.report(rid)
             if report is None:
                 raise NotFound(f"no location report {report_id!r}")
             if report.get("status") != "pending":
                 raise ApiError(f"report {rid} was already {report.get('status')} "
                                f"by {report.get('decision', {}).get('by')}", status=409, title="Already decided")
             coll, row = _find(request, report["registration_no"])
-            current = _etag(coll, row, log)
-            if if_match.strip() not in (current, "*"):
+            reg = str(coll.frame[coll.id_column].iat[row])
+            now = committed_location(coll, row, log)   # from the log: right even if this worker lags behind
+            current = location_etag(reg, now["lon"], now["lat"], now["precision"], log.last_decision_id(reg) or "-")
+            if if_match != current:
                 raise ApiError("the cooperative changed since you read it (ETag mismatch); read it again "
                                "and decide on what it is now", status=412, title="Precondition failed",
                                headers={"ETag": current})
-            event = new_decision(report, body.decision, who.name, current_location(coll, row), body.comment)
-            log.append(event)
+            event = new_decision(report, body.decision, who.name, now, body.comment)
+            try:
+                log.append(event)
+            except OSError as exc:
+                raise storage_error(exc, "the decision was not saved") from exc
         if body.decision == "accepted":
-            request.app.state.reload_dataset()
+            request.app.state.apply_decisions()   # this worker serves it now; the others within a second
         coll, row = _find(request, report["registration_no"])
         return JSONResponse(event, headers={"ETag": _etag(coll, row, log)})
 
     @router.get("/audit", summary="The audit log: every location report and decision (administrator)")
-    def audit(registration_no: str | None = Query(None), limit: int = Query(1000, ge=1, le=100_000),
-              who: Principal = Depends(require("admin"))):
-        result = log.read()
-        events = result.events or []
-        if registration_no:
-            reg = to_ascii_digits(norm(registration_no))
-            events = [e for e in events if str(e.get("registration_no")) == reg]
-        return JSONResponse({"numberMatched": len(events), "skipped_lines": result.skipped_lines,
-                             "events": events[-limit:]})
+    def audit(request: Request, registration_no: str | None = Query(None, max_length=100),
+              limit: int = Query(1000, ge=1, le=100_000), who: Principal = Depends(require("admin"))):
+        reg = registration_key(registration_no) if registration_no and registration_no.strip() else None
+        events, matched, skipped = _log(request).events(reg, limit)
+        return JSONResponse({"numberMatched": matched, "skipped_lines": skipped, "events": events})
 
     @router.post("/admin/reload", summary="Serve the store again, e.g. after `coopgis ingest` (administrator)")
     def reload(request: Request, who: Principal = Depends(require("admin"))):
@@ -116,6 +121,19 @@ def _find(request: Request, registration_no: str) -> tuple[Collection, int]:
     if row is None:
         raise NotFound(f"no cooperative with registration number {registration_no!r}")
     return coll, row
+
+
+def _log(request: Request) -> ReportLog:
+    return request.app.state.report_log
+
+
+def committed_location(coll: Collection, row: int, log: ReportLog) -> dict:
+    """The cooperative's location as the log has it: its latest accepted report, else the served one."""
+    reg = str(coll.frame[coll.id_column].iat[row])
+    accepted = log.accepted_for(reg)
+    if accepted is None:
+        return current_location(coll, row)
+    return {"lon": float(accepted["to"]["lon"]), "lat": float(accepted["to"]["lat"]), "precision": VERIFIED}
 
 
 def _etag(coll: Collection, row: int, log: ReportLog) -> str:

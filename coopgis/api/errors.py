@@ -7,12 +7,15 @@ echoed back.
 
 from __future__ import annotations
 
+import errno
 import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from coopgis.budget import BudgetExceeded
 
 log = logging.getLogger("coopgis")
 
@@ -47,6 +50,17 @@ class NotAcceptable(ApiError):
     title = "Not acceptable"
 
 
+def storage_error(exc: OSError, what: str) -> ApiError:
+    """The error a client gets when the server cannot write: 507 for a full disk, else 503, naming the cause."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ApiError(f"the server's disk is full: {what}. Try again later, and tell the administrator",
+                        status=507, title="Insufficient storage", cause="disk_full")
+    cause = {errno.EROFS: "the disk is read-only", errno.EIO: "the disk failed to write"}.get(
+        exc.errno, "the server cannot write to its disk")
+    return ApiError(f"{cause}: {what}. Try again later, and tell the administrator", status=503,
+                    title="Storage unavailable", headers={"Retry-After": "60"}, cause="storage")
+
+
 def problem(status: int, title: str, detail: str, instance: str | None = None,
             headers: dict[str, str] | None = None, **extra) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
@@ -71,7 +85,8 @@ def register_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
+        title = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}.get(exc.status_code,
+                                                                                                  "Error")
         detail = exc.detail if isinstance(exc.detail, str) else title
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:
@@ -83,6 +98,20 @@ def register_error_handlers(app: FastAPI) -> None:
             detail = f"no resource at {request.url.path}"
         return problem(exc.status_code, title, detail, request.url.path, headers or None)
 
+    @app.exception_handler(BudgetExceeded)
+    async def _budget(request: Request, exc: BudgetExceeded):
+        return problem(503, "Took too long", f"this request needed more than its time budget of {exc.seconds:g} s; "
+                       "narrow it (bbox, filters, a smaller limit) or try again later", request.url.path,
+                       {"Retry-After": "60"})
+
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError):
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO):  # a disk problem, said as such
+            log.error("cannot write on %s: %s", request.url.path, exc)
+            err = storage_error(exc, "nothing was saved")
+            return problem(err.status, err.title, err.detail, request.url.path, err.headers, **err.extra)
+        return await _unexpected(request, exc)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
         log.exception("unexpected error on %s", request.url.path)
@@ -91,11 +120,28 @@ def register_error_handlers(app: FastAPI) -> None:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    from starlette.routing import Match
+    """The methods of every route whose path matches the request's (included routers looked into)."""
+    from starlette.routing import Match, Mount
 
     methods: set[str] = set()
-    for route in request.app.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        if match != Match.NONE and getattr(route, "methods", None):
+    # Inside a mounted app (static files) the scope's root_path is the mount's; match from the app's root.
+    scope = {**request.scope, "method": "GET",
+             "root_path": request.scope.get("app_root_path", request.scope.get("root_path", ""))}
+    for route in _flat(request.app.routes):
+        match, _ = route.matches(scope)
+        if match == Match.NONE:
+            continue
+        if isinstance(route, Mount):  # static files: read only
+            methods |= {"GET", "HEAD"}
+        elif getattr(route, "methods", None):
             methods |= set(route.methods)
     return sorted(methods)
+
+
+def _flat(routes):
+    for route in routes:
+        inner = getattr(route, "original_router", None)   # FastAPI keeps included routers as one route
+        if inner is not None:
+            yield from _flat(inner.routes)
+        else:
+            yield route

@@ -8,19 +8,21 @@ GeoPackage and KML. Formats are chosen by ``f=`` or the Accept header.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import numpy as np
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
-from coopgis import formats
+from coopgis import budget, formats
 from coopgis.api.errors import ApiError, NotFound
 from coopgis.api.html import render
+from coopgis.api.limits import admit
 from coopgis.api.security import principal
 from coopgis.auth import Principal
-from coopgis.api.params import (CRS84, SUPPORTED_CRS, CooperativeFilter, cooperative_filter, parse_bbox,
+from coopgis.api.params import (CRS84, SUPPORTED_CRS, CooperativeFilter, filter_dependency, parse_bbox,
                                 parse_crs, select)
 from coopgis.dataset import ATTRIBUTION, COLLECTIONS, Collection, Dataset
 
@@ -41,6 +43,7 @@ F_DESCRIPTION = "output format: json, geojson, html; items also csv, gpkg, kml"
 
 def build_router(settings) -> APIRouter:
     router = APIRouter(tags=["OGC API - Features"])
+    filters = filter_dependency(settings.max_filter_values, settings.max_filter_length)
     default_limit, max_limit = settings.default_limit, settings.max_limit
 
     @router.get("/", summary="Landing page")
@@ -99,49 +102,33 @@ def build_router(settings) -> APIRouter:
 
     @router.get("/collections/{collection_id}/items", summary="Features of a collection, filtered and paged",
                 response_class=Response)
-    def items(request: Request,
-              collection_id: str = Path(description="cooperatives, provinces, counties or deprivation"),
-              bbox: str | None = Query(None, description="minx,miny,maxx,maxy in bbox-crs (default CRS84)"),
-              bbox_crs: str | None = Query(None, alias="bbox-crs", description="CRS of bbox"),
-              crs: str | None = Query(None, description="output CRS: " + ", ".join(SUPPORTED_CRS)),
-              limit: int | None = Query(None, ge=1, description=f"page size (default {default_limit}, maximum "
-                                                                 f"{max_limit}; larger values are treated as "
-                                                                 "the maximum)",
-                                        json_schema_extra={"maximum": max_limit, "default": default_limit}),
-              offset: int = Query(0, ge=0, le=10_000_000, description="features to skip"),
-              f: str | None = Query(None, description=F_DESCRIPTION),
-              flt: CooperativeFilter = Depends(cooperative_filter),
-              who: Principal = Depends(principal)):
+    async def items(request: Request,
+                    collection_id: str = Path(description="cooperatives, provinces, counties or deprivation"),
+                    bbox: str | None = Query(None, max_length=200,
+                                             description="minx,miny,maxx,maxy in bbox-crs (default CRS84)"),
+                    bbox_crs: str | None = Query(None, alias="bbox-crs", max_length=200, description="CRS of bbox"),
+                    crs: str | None = Query(None, max_length=200,
+                                            description="output CRS: " + ", ".join(SUPPORTED_CRS)),
+                    limit: int | None = Query(None, ge=1, description=f"page size (default {default_limit}, "
+                                                                       f"maximum {max_limit}, {settings.max_html_limit}"
+                                                                       " as HTML; larger values are treated as "
+                                                                       "the maximum)",
+                                              json_schema_extra={"maximum": max_limit, "default": default_limit}),
+                    offset: int = Query(0, ge=0, le=10_000_000, description="features to skip"),
+                    f: str | None = Query(None, description=F_DESCRIPTION),
+                    flt: CooperativeFilter = Depends(filters),
+                    who: Principal = Depends(principal)):
         coll = get_collection(request, collection_id)
-        level = "staff" if who.can("gis_staff") else "public"
         fmt = negotiate(request, f, ("geojson", "json", "html", "csv", "gpkg", "kml"))
-        out_crs = parse_crs(crs)
-        box = parse_bbox(bbox, bbox_crs)
-        rows = select(coll, flt, box)
-        settings = request.app.state.settings
-        matched = len(rows)
-        if fmt in ("csv", "gpkg", "kml"):
-            most = settings.max_download if level == "staff" else min(settings.max_download,
-                                                                      settings.public_max_download)
-            return download(request, coll, rows, out_crs, fmt, most, paged=limit is not None,
-                            limit=limit, offset=offset, level=level)
-        size = min(limit or settings.default_limit, settings.max_limit)
-        page = rows[offset:offset + size]
-        if fmt == "html":
-            return render(request, "items.html", coll=coll, rows=page, matched=matched, offset=offset,
-                          limit=size, links=page_links(request, matched, offset, size, "html"),
-                          title=COLLECTIONS[coll.name]["title_fa"])
-        head = {
-            "numberMatched": matched, "numberReturned": int(len(page)),
-            "timeStamp": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "links": page_links(request, matched, offset, size, "geojson"),
-        }
-        body = formats.geojson_stream(coll, page, out_crs, head, level)
-        if len(page) <= 1000:  # a small page in one piece: streaming costs a thread hop per chunk
-            return Response(b"".join(body), media_type=formats.MEDIA["geojson"], headers=crs_headers(out_crs))
-        return StreamingResponse(body, media_type=formats.MEDIA["geojson"], headers=crs_headers(out_crs))
+        size = page_size(settings, fmt, limit)
+        group, heavy = items_cost(fmt, size, not flt.is_empty(), settings.free_page_size)
+        if group is not None:  # after the format, size and filters are known, before any work
+            await admit(request, group, heavy)
+        level = "staff" if who.can("gis_staff") else "public"
+        return await run_in_threadpool(_items, request, coll, fmt, size, limit, offset, bbox, bbox_crs, crs, flt,
+                                       level)
 
-    @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature",
+    @router.get("/collections/{collection_id}/items/{feature_id:path}", summary="One feature",
                 response_class=Response)
     def item(request: Request, collection_id: str, feature_id: str,
              crs: str | None = Query(None, description="output CRS"),
@@ -155,7 +142,7 @@ def build_router(settings) -> APIRouter:
         if row is None:
             raise NotFound(f"no feature {feature_id!r} in collection {collection_id!r}")
         base = base_url(request)
-        here = f"{base}/collections/{coll.name}/items/{feature_id}"
+        here = f"{base}/collections/{coll.name}/items/{quote(str(feature_id), safe='')}"
         if fmt == "html":
             return render(request, "item.html", coll=coll, row=row, here=here)
         rows = np.array([row])
@@ -170,6 +157,62 @@ def build_router(settings) -> APIRouter:
     return router
 
 
+ITEM_DOWNLOADS = ("csv", "gpkg", "kml")
+BIG_PAGE = 1000          # a GeoJSON page larger than this is a download
+
+
+def page_size(settings, fmt: str, limit: int | None) -> int:
+    """Items on a page of ``fmt``: the limit asked for (or the default), at most the maximum."""
+    most = min(settings.max_html_limit, settings.max_limit) if fmt == "html" else settings.max_limit
+    return min(limit or settings.default_limit, most)
+
+
+def items_cost(fmt: str, size: int, filtered: bool, free: int = 100) -> tuple[str | None, bool]:
+    """(rate-limit group or None, heavy?) of an items request.
+
+    A GeoJSON page of at most ``free`` features (``COOPGIS_FREE_PAGE_SIZE``) without property
+    filters costs about as much as one feature and is free; filtered pages (a mask over every
+    row), bigger pages, HTML pages and downloads are charged and take their turn at the heavy gate.
+    """
+    if fmt in ITEM_DOWNLOADS or (fmt != "html" and size > BIG_PAGE):
+        return "download", True
+    if fmt == "html":
+        return ("download" if size > free else "read"), True
+    if size > free or filtered:
+        return "read", True
+    return None, False
+
+
+def _items(request: Request, coll: Collection, fmt: str, size: int, limit: int | None, offset: int,
+           bbox: str | None, bbox_crs: str | None, crs: str | None, flt: CooperativeFilter, level: str) -> Response:
+    """An items answer (a page, an HTML page or a download), worked out in a worker thread."""
+    out_crs = parse_crs(crs)
+    box = parse_bbox(bbox, bbox_crs)
+    rows = select(coll, flt, box)
+    budget.check()
+    settings = request.app.state.settings
+    matched = len(rows)
+    if fmt in ITEM_DOWNLOADS:
+        most = settings.max_download if level == "staff" else min(settings.max_download,
+                                                                  settings.public_max_download)
+        return download(request, coll, rows, out_crs, fmt, most, paged=limit is not None,
+                        limit=limit, offset=offset, level=level)
+    page = rows[offset:offset + size]
+    if fmt == "html":
+        return render(request, "items.html", coll=coll, rows=page, matched=matched, offset=offset,
+                      limit=size, links=page_links(request, matched, offset, size, "html"),
+                      title=COLLECTIONS[coll.name]["title_fa"])
+    head = {
+        "numberMatched": matched, "numberReturned": int(len(page)),
+        "timeStamp": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "links": page_links(request, matched, offset, size, "geojson"),
+    }
+    body = formats.geojson_stream(coll, page, out_crs, head, level)
+    if len(page) <= BIG_PAGE:  # a small page in one piece: streaming costs a thread hop per chunk
+        return Response(b"".join(body), media_type=formats.MEDIA["geojson"], headers=crs_headers(out_crs))
+    return StreamingResponse(body, media_type=formats.MEDIA["geojson"], headers=crs_headers(out_crs))
+
+
 # ---- helpers used by other routers too ---------------------------------------------------------
 
 def ds(request: Request) -> Dataset:
@@ -177,7 +220,28 @@ def ds(request: Request) -> Dataset:
 
 
 def base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    """The service's address for links: ``COOPGIS_PUBLIC_URL``, else the address the request reached
+    (the listening socket, with the root path). Never the Host header, which any client can set."""
+    public = request.app.state.settings.public_url
+    if public:
+        return public.rstrip("/")
+    scope = request.scope
+    scheme = scope.get("scheme", "http")
+    host, port = scope.get("server") or ("localhost", None)
+    host = f"[{host}]" if ":" in str(host) else host
+    netloc = host if port in (None, {"http": 80, "https": 443}.get(scheme)) else f"{host}:{port}"
+    return f"{scheme}://{netloc}{scope.get('app_root_path', scope.get('root_path', ''))}".rstrip("/")
+
+
+def self_url(request: Request, query: bool = True) -> str:
+    """This request's URL under :func:`base_url` (path and, when asked, query as received)."""
+    path = request.scope.get("path", "/")
+    root = request.scope.get("app_root_path", request.scope.get("root_path", ""))
+    if root and path.startswith(root):
+        path = path[len(root):]
+    url = base_url(request) + quote(path)
+    qs = request.scope.get("query_string", b"").decode("latin-1")
+    return url + ("?" + qs if query and qs else "")
 
 
 def link(href: str, rel: str, type_: str, title: str | None = None) -> dict:
@@ -257,7 +321,7 @@ def collection_doc(request: Request, name: str) -> dict:
 def page_links(request: Request, matched: int, offset: int, size: int, fmt: str) -> list[dict]:
     """self/alternate/next/prev links that keep every other query parameter."""
     params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("offset", "f", "limit")]
-    url = str(request.url).split("?", 1)[0]
+    url = self_url(request, query=False)
     media = "text/html" if fmt == "html" else "application/geo+json"
 
     def href(off: int, f: str) -> str:

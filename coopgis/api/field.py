@@ -18,6 +18,7 @@ import logging
 import math
 import re
 import threading
+import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,9 +32,9 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from rapidfuzz import fuzz, process
 
-from coopgis.api.errors import ApiError, NotFound
-from coopgis.api.features import base_url, link
-from coopgis.api.params import CooperativeFilter, cooperative_filter
+from coopgis.api.errors import ApiError, NotFound, storage_error
+from coopgis.api.features import base_url, link, self_url
+from coopgis.api.params import CooperativeFilter, filter_dependency
 from coopgis.api.security import require
 from coopgis.auth import Principal
 from coopgis.dataset import Collection, Dataset
@@ -80,7 +81,7 @@ async def _warm_up(app):
 
 def build_router(settings: ServiceSettings) -> APIRouter:
     router = APIRouter(tags=["Field work"], lifespan=_warm_up)
-    log = ReportLog(settings.data)
+    filters = filter_dependency(settings.max_filter_values, settings.max_filter_length)
 
     @router.get("/nearest", summary="The nearest cooperatives to a point, with distance and direction",
                 response_class=Response,
@@ -92,7 +93,7 @@ def build_router(settings: ServiceSettings) -> APIRouter:
                                                             "larger values are treated as the maximum)"),
                 radius_km: str | None = Query(None, description="search radius in km (default 50, at most "
                                                                 f"{NEAREST_MAX_RADIUS_KM:g})"),
-                flt: CooperativeFilter = Depends(cooperative_filter)):
+                flt: CooperativeFilter = Depends(filters)):
         ds = _ds(request)
         x, y = parse_number(lon, "lon"), parse_number(lat, "lat")
         check_point(ds, x, y)
@@ -110,7 +111,7 @@ def build_router(settings: ServiceSettings) -> APIRouter:
                 "timeStamp": _now(),
                 "query": {"lon": x, "lat": y, "radius_km": radius, "limit": size},
                 "nearest_place": ds.geocoder.nearest_place(x, y),
-                "links": [link(str(request.url), "self", GEOJSON)]}
+                "links": [link(self_url(request), "self", GEOJSON)]}
         return _collection(head, features)
 
     @router.get("/search", summary="Find cooperatives by registration number, name, village, city or county",
@@ -120,7 +121,7 @@ def build_router(settings: ServiceSettings) -> APIRouter:
                q: str | None = Query(None, description="registration number, part of a name, or a village, city "
                                                        f"or county name; 1..{SEARCH_MAX_QUERY} characters"),
                limit: str | None = Query(None, description=f"how many (default 20, at most {SEARCH_MAX_LIMIT})"),
-               flt: CooperativeFilter = Depends(cooperative_filter)):
+               flt: CooperativeFilter = Depends(filters)):
         if q is not None and len(q) > 4 * SEARCH_MAX_QUERY:  # do not even normalise a huge value
             raise ApiError(f"q is {len(q)} characters long; the limit is {SEARCH_MAX_QUERY}", title="Query too long")
         text = norm(q)
@@ -138,11 +139,11 @@ def build_router(settings: ServiceSettings) -> APIRouter:
         features = [_feature(coll, r, {"match": m, "score": s}) for r, m, s in hits]
         head = {"type": "FeatureCollection", "numberReturned": len(features), "timeStamp": _now(),
                 "query": {"q": text, "limit": size},
-                "links": [link(str(request.url), "self", GEOJSON)]}
+                "links": [link(self_url(request), "self", GEOJSON)]}
         return _collection(head, features)
 
     # ---- location reports -------------------------------------------------------------------
-    @router.post("/cooperatives/{registration_no}/location-reports", status_code=201,
+    @router.post("/cooperatives/{registration_no:path}/location-reports", status_code=201,
                  summary="Report a verified location of a cooperative, for review",
                  openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                      "schema": LocationReportIn.model_json_schema()}}}})
@@ -157,9 +158,16 @@ def build_router(settings: ServiceSettings) -> APIRouter:
         if row is None:
             raise NotFound(f"no cooperative with registration number {registration_no!r}")
         check_point(ds, body.lon, body.lat)
-        record = new_report(str(coll.frame[coll.id_column].iat[row]), reporter, current_location(coll, row),
-                            body.lon, body.lat, body.accuracy_m, body.reason, body.note)
-        log.append(record)
+        reg = str(coll.frame[coll.id_column].iat[row])
+        log = _log(request)
+        record = new_report(reg, reporter, current_location(coll, row), body.lon, body.lat, body.accuracy_m,
+                            body.reason, body.note)
+        with log.exclusive():  # the limits hold across threads and worker processes
+            check_report_limits(log, reporter, reg, request.app.state.settings)
+            try:
+                log.append(record)
+            except OSError as exc:
+                raise storage_error(exc, "the report was not saved") from exc
         return JSONResponse(record, status_code=201,
                             headers={"Location": f"{base_url(request)}/location-reports/{record['id']}"})
 
@@ -170,9 +178,9 @@ def build_router(settings: ServiceSettings) -> APIRouter:
                      limit: str | None = Query(None, description=f"how many (default 100, at most "
                                                                  f"{REPORTS_MAX_LIMIT})")):
         reg = registration_key(registration_no) if registration_no and registration_no.strip() else None
-        return _report_list(request, log, status, reg, limit)
+        return _report_list(request, _log(request), status, reg, limit)
 
-    @router.get("/cooperatives/{registration_no}/location-reports",
+    @router.get("/cooperatives/{registration_no:path}/location-reports",
                 summary="Location reports of one cooperative, newest first")
     def cooperative_reports(request: Request, registration_no: str,
                             who: Principal = Depends(require("field_officer")),
@@ -183,15 +191,15 @@ def build_router(settings: ServiceSettings) -> APIRouter:
         reg = registration_key(registration_no)
         if coll.row_of(reg) is None:
             raise NotFound(f"no cooperative with registration number {registration_no!r}")
-        return _report_list(request, log, status, reg, limit)
+        return _report_list(request, _log(request), status, reg, limit)
 
     @router.get("/location-reports/{report_id}", summary="One location report")
-    def one_report(report_id: str, who: Principal = Depends(require("field_officer"))):
+    def one_report(request: Request, report_id: str, who: Principal = Depends(require("field_officer"))):
         rid = to_ascii_digits(norm(report_id)).lower()
-        found, _ = log.query(report_id=rid) if re.fullmatch(r"[0-9a-f]{32}", rid) else ([], 0)
+        found = _log(request).report(rid) if re.fullmatch(r"[0-9a-f]{32}", rid) else None
         if not found:
             raise NotFound(f"no location report {report_id!r}")
-        return JSONResponse(found[0])
+        return JSONResponse(found)
 
     return router
 
@@ -677,13 +685,45 @@ def _report_list(request: Request, log: ReportLog, status: str | None, registrat
     reports, skipped = log.query(status=st, registration_no=registration_no)
     page = reports[:size]
     return JSONResponse({"numberMatched": len(reports), "numberReturned": len(page), "skipped_lines": skipped,
-                         "reports": page, "links": [link(str(request.url), "self", "application/json")]})
+                         "reports": page, "links": [link(self_url(request), "self", "application/json")]})
+
+
+def check_report_limits(log: ReportLog, reporter: str, registration_no: str, settings: ServiceSettings) -> None:
+    """429 when the reporter sent ``reports_per_hour`` reports in the last hour, or the cooperative already
+    has ``pending_reports_per_cooperative`` reports waiting; counted from the log, so every worker agrees."""
+    now = time.time()
+    recent = log.submitted_since(reporter, now - 3600)
+    if len(recent) >= settings.reports_per_hour:
+        wait = max(1, math.ceil(recent[-settings.reports_per_hour] + 3600 - now))
+        raise ApiError(f"{reporter} sent {len(recent)} location reports in the last hour; at most "
+                       f"{settings.reports_per_hour} are accepted per hour. Retry in {wait} s", status=429,
+                       title="Too many reports", headers={"Retry-After": str(wait)})
+    waiting = log.pending(registration_no)
+    if waiting >= settings.pending_reports_per_cooperative:
+        raise ApiError(f"cooperative {registration_no} already has {waiting} location reports waiting for review "
+                       f"(at most {settings.pending_reports_per_cooperative}); send more once an administrator has "
+                       "decided on them", status=429, title="Too many pending reports")
+
+
+def carry_over_indexes(old: Collection, new: Collection) -> None:
+    """Let a collection whose cooperatives only moved keep the search index of the one it replaces.
+
+    Names, places and addresses do not move, so the index stays right for them; a moved
+    cooperative is still found under its former county's name until the next reload.
+    """
+    found = getattr(old, "_field_search", None)
+    if found is not None and len(old) == len(new):
+        new._field_search = found
 
 
 # ---- helpers ---------------------------------------------------------------------------------
 
 def _ds(request: Request) -> Dataset:
     return request.app.state.dataset
+
+
+def _log(request: Request) -> ReportLog:
+    return request.app.state.report_log
 
 
 def _feature(coll: Collection, row: int, extra: dict) -> bytes:

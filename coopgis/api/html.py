@@ -26,6 +26,8 @@ _env.globals.update(ATTRIBUTION=ATTRIBUTION, COLLECTIONS=COLLECTIONS)
 
 
 def render(request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
-    base = str(request.base_url).rstrip("/")
+    from coopgis.api.features import base_url
+
+    base = base_url(request)
     html = _env.get_template(template).render(base=base, request=request, **context)
     return HTMLResponse(html, status_code=status)

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from coopgis.api.errors import ApiError, NotFound
-from coopgis.api.features import negotiate
+from coopgis.api.features import base_url, negotiate
 from coopgis.api.html import render
 from coopgis.assets import ASSETS, NPM_HINT, gzipped, missing_assets, read_asset
 from coopgis.maps import MapSettings, Preset, load_presets, render_preset
@@ -61,7 +61,7 @@ def build_router(settings, map_settings: MapSettings) -> APIRouter:
     def maps_list(request: Request, f: str | None = Query(None, description="html or json")):
         fmt = negotiate(request, f, ("html", "json"))
         found, broken = presets()
-        base = str(request.base_url).rstrip("/")
+        base = base_url(request)
         if fmt == "json":
             return JSONResponse({"maps": [p.summary(base) for p in found.values()],
                                  "dashboard": f"{base}/dashboard",

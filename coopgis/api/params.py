@@ -7,8 +7,10 @@ and letter forms work wherever a number or a name is expected.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from weakref import WeakKeyDictionary
 
 import numpy as np
 from fastapi import Query, Request
@@ -121,10 +123,8 @@ class CooperativeFilter:
                             ("province", self.province), ("precision", self.precision)):
             if values is not None:
                 m &= f[col].isin(values).to_numpy()
-        if self.county is not None:
-            by_code = f["county_code"].isin(self.county).to_numpy()
-            by_osm = f["county_osm"].astype("string").isin(self.county).to_numpy()
-            m &= by_code | by_osm
+        if self.county is not None:  # OSM relation ids: one set look-up per row
+            m &= f["county_osm"].isin([int(c) for c in self.county]).to_numpy(dtype=bool, na_value=False)
         for col, value in (("deprived", self.deprived), ("border", self.border), ("women_led", self.women_led)):
             if value is not None:
                 m &= (f[col].astype("boolean") == value).fillna(False).to_numpy()
@@ -138,35 +138,67 @@ class CooperativeFilter:
         return m
 
 
-def cooperative_filter(
-    request: Request,
-    kind: str | None = Query(None, description="cooperative kind(s), comma-separated; code or Persian name "
-                                                 "(production, تولیدی, ...)"),
-    sector: str | None = Query(None, description="sector(s), comma-separated (beekeeping, زنبورداری, ...)"),
-    status: str | None = Query(None, description="active, troubled, dissolved (or فعال، مشکل‌دار، منحل)"),
-    province: str | None = Query(None, description="province(s): ISO 3166-2 (IR-07), Persian or English name"),
-    county: str | None = Query(None, description="county: official code, OSM relation id, or Persian name"),
-    deprived: str | None = Query(None, description="true: in a county on a published deprivation list"),
-    border: str | None = Query(None, description="true: in a border county"),
-    women_led: str | None = Query(None, description="true: women-led cooperatives"),
-    registered_year: str | None = Query(None, description="Jalali registration year, or a range 1395..1400"),
-    precision: str | None = Query(None, description="geocoding precision(s): exact, village, city, county, ..."),
-) -> CooperativeFilter:
-    """FastAPI dependency: the filters as given, checked against the vocabularies."""
-    ds: Dataset = request.app.state.dataset
+def filter_dependency(max_values: int = 100, max_length: int = 2000):
+    """The FastAPI dependency of the cooperative filters, with their limits in the OpenAPI document.
+
+    A parameter longer than ``max_length`` characters is refused (400) before any of it is
+    read, and one naming more than ``max_values`` values too, so a filter costs at most
+    ``max_values`` look-ups of distinct values, whatever the request repeats.
+    """
+    many = f"; comma-separated, at most {max_values} values and {max_length} characters"
+
+    def one(description: str):
+        return Query(None, max_length=max_length, description=description + many)
+
+    def cooperative_filter(
+        request: Request,
+        kind: str | None = one("cooperative kind(s): code or Persian name (production, تولیدی, ...)"),
+        sector: str | None = one("sector(s) (beekeeping, زنبورداری, ...)"),
+        status: str | None = one("active, troubled, dissolved (or فعال، مشکل‌دار، منحل)"),
+        province: str | None = one("province(s): ISO 3166-2 (IR-07), Persian or English name"),
+        county: str | None = one("county: official code, OSM relation id, or Persian name"),
+        deprived: str | None = Query(None, max_length=20,
+                                     description="true: in a county on a published deprivation list"),
+        border: str | None = Query(None, max_length=20, description="true: in a border county"),
+        women_led: str | None = Query(None, max_length=20, description="true: women-led cooperatives"),
+        registered_year: str | None = Query(None, max_length=40,
+                                            description="Jalali registration year, or a range 1395..1400"),
+        precision: str | None = one("geocoding precision(s): exact, village, city, county, ..."),
+    ) -> CooperativeFilter:
+        """FastAPI dependency: the filters as given, checked against the vocabularies."""
+        values = {"kind": kind, "sector": sector, "status": status, "province": province, "county": county,
+                  "deprived": deprived, "border": border, "women_led": women_led,
+                  "registered_year": registered_year, "precision": precision}
+        return parse_filter(request.app.state.dataset, values, max_values, max_length)
+
+    return cooperative_filter
+
+
+def parse_filter(ds: Dataset, values: dict[str, str | None], max_values: int = 100,
+                 max_length: int = 2000) -> CooperativeFilter:
+    """The filters of plain parameter values; ApiError (400) for unknown values or values over the limits."""
+    for name, value in values.items():
+        if value is not None and len(value) > max_length:
+            raise ApiError(f"{name} is {len(value)} characters long; a filter may be at most {max_length}",
+                           title="Filter too long")
+    names = _names(ds)
     flt = CooperativeFilter()
-    flt.kind = _terms(kind, parse_kind, "kind")
-    flt.sector = _terms(sector, parse_sector, "sector")
-    flt.status = _terms(status, parse_status, "status")
-    flt.province = _terms(province, lambda v: resolve_province(ds, v), "province")
-    flt.county = _terms(county, lambda v: resolve_county(ds, v), "county", multi_values=True)
-    flt.deprived = parse_bool(deprived, "deprived")
-    flt.border = parse_bool(border, "border")
-    flt.women_led = parse_bool(women_led, "women_led")
-    if registered_year:
-        flt.year_from, flt.year_to = _year_range(registered_year)
-    flt.precision = _terms(precision, lambda v: v if v in PRECISIONS else None, "precision")
+    flt.kind = _terms(values.get("kind"), parse_kind, "kind", max_values)
+    flt.sector = _terms(values.get("sector"), parse_sector, "sector", max_values)
+    flt.status = _terms(values.get("status"), parse_status, "status", max_values)
+    flt.province = _terms(values.get("province"), names.province, "province", max_values)
+    flt.county = _terms(values.get("county"), names.county, "county", max_values, multi_values=True)
+    flt.deprived = parse_bool(values.get("deprived"), "deprived")
+    flt.border = parse_bool(values.get("border"), "border")
+    flt.women_led = parse_bool(values.get("women_led"), "women_led")
+    if values.get("registered_year"):
+        flt.year_from, flt.year_to = _year_range(values["registered_year"])
+    flt.precision = _terms(values.get("precision"), lambda v: v if v in PRECISIONS else None, "precision",
+                           max_values)
     return flt
+
+
+cooperative_filter = filter_dependency()
 
 
 def parse_bool(value: str | None, name: str) -> bool | None:
@@ -181,49 +213,103 @@ def parse_bool(value: str | None, name: str) -> bool | None:
 
 
 def resolve_province(ds: Dataset, value: str) -> str | None:
-    v = to_ascii_digits(norm(value)).upper()
-    provinces = ds.boundaries.provinces
-    if v in set(provinces["iso_3166_2"]):
-        return v
-    if v.isdigit() and f"IR-{int(v):02d}" in set(provinces["iso_3166_2"]):
-        return f"IR-{int(v):02d}"
-    k = key(value)
-    for iso, fa, en in zip(provinces["iso_3166_2"], provinces["name_fa"], provinces["name_en"]):
-        if k == key(fa) or latin_key(value) == latin_key(en):
-            return iso
-    r = ds.geocoder.geocode(province=value)
-    return r.province if r.precision == "province" else None
+    """The ISO 3166-2 code of a province named by code, number, Persian or English name."""
+    return _names(ds).province(value)
 
 
 def resolve_county(ds: Dataset, value: str) -> list[str] | None:
-    """County identifiers (official code and OSM id) matching a code, an OSM id or a name."""
-    v = to_ascii_digits(norm(value))
-    c = ds.boundaries.counties
-    if v.isdigit():
-        hit = c[(c["official_county_code"] == v) | (c["osm_relation_id"].astype(str) == v)]
-    else:
-        k = key(value)
-        hit = c[c["display_name_fa"].map(key) == k]
-        if hit.empty:
-            hit = c[c["name_en"].map(latin_key) == latin_key(value)]
-    if hit.empty:
-        return None
-    return [str(x) for x in hit["osm_relation_id"]]
+    """County identifiers (OSM relation ids) matching a code, an OSM id or a name."""
+    return _names(ds).county(value)
 
 
-def _terms(value: str | None, parse, name: str, multi_values: bool = False) -> list[str] | None:
+class _NameIndex:
+    """Province and county names of one dataset's boundaries as dictionaries, built once.
+
+    A look-up is one dictionary access, not a scan of the 478 counties; values that need
+    the geocoder (a misspelt province) are remembered, in a bounded table.
+    """
+
+    def __init__(self, ds: Dataset):
+        self.ds = ds
+        provinces = ds.boundaries.provinces
+        self.iso = set(provinces["iso_3166_2"])
+        self.province_keys: dict[str, str] = {}
+        self.province_latin: dict[str, str] = {}
+        for iso, fa, en in zip(provinces["iso_3166_2"], provinces["name_fa"], provinces["name_en"]):
+            self.province_keys.setdefault(key(fa), iso)
+            self.province_latin.setdefault(latin_key(en), iso)
+        c = ds.boundaries.counties
+        self.county_codes: dict[str, list[str]] = {}
+        self.county_keys: dict[str, list[str]] = {}
+        self.county_latin: dict[str, list[str]] = {}
+        for osm, code, fa, en in zip(c["osm_relation_id"], c["official_county_code"], c["display_name_fa"],
+                                     c["name_en"]):
+            ids = str(osm)
+            self.county_codes.setdefault(ids, []).append(ids)
+            if isinstance(code, str) and code and code != ids:
+                self.county_codes.setdefault(code, []).append(ids)
+            self.county_keys.setdefault(key(fa), []).append(ids)
+            self.county_latin.setdefault(latin_key(en), []).append(ids)
+        self._guessed: dict[str, str | None] = {}
+        self._lock = threading.Lock()
+
+    def province(self, value: str) -> str | None:
+        v = to_ascii_digits(norm(value)).upper()
+        if v in self.iso:
+            return v
+        if v.isdigit() and len(v) <= 3 and f"IR-{int(v):02d}" in self.iso:
+            return f"IR-{int(v):02d}"
+        found = self.province_keys.get(key(value)) or self.province_latin.get(latin_key(value))
+        if found:
+            return found
+        with self._lock:
+            if v in self._guessed:
+                return self._guessed[v]
+        r = self.ds.geocoder.geocode(province=value)
+        found = r.province if r.precision == "province" else None
+        with self._lock:
+            if len(self._guessed) >= 4096:
+                self._guessed.clear()
+            self._guessed[v] = found
+        return found
+
+    def county(self, value: str) -> list[str] | None:
+        v = to_ascii_digits(norm(value))
+        if v.isdigit():
+            return self.county_codes.get(v)
+        return self.county_keys.get(key(value)) or self.county_latin.get(latin_key(value))
+
+
+_NAME_INDEXES: WeakKeyDictionary = WeakKeyDictionary()
+_NAME_LOCK = threading.Lock()
+
+
+def _names(ds: Dataset) -> _NameIndex:
+    """The name index of a dataset (made on first use, dropped with the dataset)."""
+    with _NAME_LOCK:
+        index = _NAME_INDEXES.get(ds)
+        if index is None:
+            index = _NAME_INDEXES[ds] = _NameIndex(ds)
+        return index
+
+
+def _terms(value: str | None, parse, name: str, max_values: int = 100,
+           multi_values: bool = False) -> list[str] | None:
+    """The distinct values of a comma-separated filter, each parsed once; 400 for unknown ones."""
     if value is None or not value.strip():
         return None
+    parts = [p.strip() for p in norm(value).replace("،", ",").split(",")]
+    distinct = list(dict.fromkeys(p for p in parts if p))
+    if len(distinct) > max_values:
+        raise ApiError(f"{name} names {len(distinct)} values; a filter may name at most {max_values}",
+                       title="Too many filter values")
     out: list[str] = []
-    for part in norm(value).replace("،", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
+    for part in distinct:
         parsed = parse(part)
         if not parsed:
             raise ApiError(f"{name}={part!r} is not a known {name}", title="Unknown filter value")
         out.extend(parsed if multi_values else [parsed])
-    return out or None
+    return list(dict.fromkeys(out)) or None
 
 
 def _year_range(value: str) -> tuple[int | None, int | None]:

@@ -12,29 +12,28 @@
 
 from __future__ import annotations
 
-import math
+import logging
 import re
 import secrets
-import threading
-import time
 from collections.abc import Callable
+from urllib.parse import unquote_plus
 
 import orjson
 from fastapi import Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coopgis.api.errors import ApiError
+from coopgis.api.limits import CLIENT, SLOT, Limits, Turn, client_key
 from coopgis.auth import PUBLIC, Principal, TokenError
 
-CREDENTIAL_PARAMS = ("access_token", "token", "api_key", "apikey", "key", "auth")
+CREDENTIAL_PARAMS = ("access_token", "token", "api_key", "apikey", "key", "auth", "bearer", "password",
+                     "authorization", "id_token", "refresh_token", "secret")
+GEOCODE_PATHS = frozenset({"/geocode", "/reverse", "/search", "/nearest"})
 _SCRIPT_TAG = re.compile(rb"<script(?=[\s>])", re.IGNORECASE)
 
 
 def principal(request: Request) -> Principal:
     """The caller: PUBLIC without credentials, else the token's owner; 401 for a bad token."""
-    for name in CREDENTIAL_PARAMS:
-        if name in request.query_params:
-            raise ApiError(f"credentials are not accepted in the query string ({name}=); send "
-                           "'Authorization: Bearer <token>'", title="Credentials in URL")
     header = request.headers.get("authorization")
     if header is None:
         return PUBLIC
@@ -70,78 +69,44 @@ def require(role: str) -> Callable[[Request], Principal]:
     return dependency
 
 
-class RateLimiter:
-    """Token buckets per (client, group): ``rate`` requests per minute, bursts up to ``burst``."""
-
-    def __init__(self, rate_per_minute: float, burst: int):
-        self.rate = rate_per_minute / 60.0
-        self.burst = burst
-        self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, client: str, group: str) -> float:
-        """0 when allowed, else the seconds to wait."""
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._buckets.get((client, group), (float(self.burst), now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens >= 1:
-                self._buckets[(client, group)] = (tokens - 1, now)
-                if len(self._buckets) > 100_000:  # bounded memory under a flood of clients
-                    self._buckets.clear()
-                return 0.0
-            self._buckets[(client, group)] = (tokens, now)
-            return (1 - tokens) / self.rate
-
-
-def expensive_group(path: str, query: bytes) -> str | None:
-    """Which rate-limited group a request falls in, if any."""
-    if path in ("/geocode", "/reverse", "/search", "/nearest"):
-        return "geocode"
-    if path.startswith("/collections/") and path.endswith("/items"):
-        q = query.decode("latin-1").lower()
-        if any(f"f={f}" in q for f in ("csv", "gpkg", "kml")) or "limit=" in q and _big_limit(q):
-            return "download"
-    return None
-
-
-def _big_limit(query: str) -> bool:
-    m = re.search(r"(?:^|&)limit=(\d+)", query)
-    return bool(m) and int(m.group(1)) > 1000
-
-
 class SecurityMiddleware:
-    """Security headers, CSP nonces on HTML, body-size limit and rate limits (pure ASGI)."""
+    """Security headers, CSP nonces on HTML, credentials in URLs, body size, rate limits (pure ASGI).
 
-    def __init__(self, app, settings):
+    It also names the client each request is charged to (:func:`~coopgis.api.limits.client_key`)
+    and gives back the request's turn at the heavy gate once the response is complete.
+    """
+
+    def __init__(self, app, settings, limits: Limits | None = None):
         self.app = app
         self.max_body = settings.max_body_bytes
-        self.limits = {"geocode": RateLimiter(settings.rate_geocode_per_minute, settings.rate_burst),
-                       "download": RateLimiter(settings.rate_download_per_minute, settings.rate_burst)}
+        self.limits = limits or Limits(settings)
         self.basemap_origin = _origin(settings.basemap_url)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length")
-        if length is not None:
-            try:
-                too_big = int(length) > self.max_body
-            except ValueError:
-                return await _problem(send, 400, "Bad request", "Content-Length is not a number")
-            if too_big:
-                return await _problem(send, 413, "Request body too large",
-                                      f"request bodies are limited to {self.max_body} bytes")
-        group = expensive_group(scope["path"], scope.get("query_string", b""))
-        if group is not None:
-            client = (scope.get("client") or ("?", 0))[0]
-            wait = self.limits[group].allow(client, group)
-            if wait > 0:
-                return await _problem(send, 429, "Too many requests",
-                                      f"too many {group} requests from this client; retry in "
-                                      f"{math.ceil(wait)} s", [(b"retry-after", str(math.ceil(wait)).encode())])
+        refused = _refuse(scope, self.max_body)
+        if refused is not None:
+            return await _problem(send, *refused)
+        client = client_key(scope, self.limits.trusted)
+        if client != (scope.get("client") or ("?", 0))[0]:
+            scope["client"] = (client, 0)  # the real client, in the access log too
+        state = scope.setdefault("state", {})
+        state[CLIENT] = client
+        turn = state[SLOT] = Turn()
+        try:
+            if scope["path"] in GEOCODE_PATHS:  # geocoding and search: charged and heavy, whatever is asked
+                try:
+                    self.limits.charge(client, "geocode")
+                    await self.limits.enter(state)
+                except ApiError as exc:
+                    return await _problem(send, exc.status, exc.title, exc.detail,
+                                          [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()])
+            await self._respond(scope, receive, send)
+        finally:
+            turn.give_back()
 
+    async def _respond(self, scope, receive, send):
         received = 0
 
         async def limited_receive():
@@ -150,14 +115,15 @@ class SecurityMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
-                    raise _BodyTooLarge()
+                    raise BodyTooLarge(self.max_body)
             return message
 
         nonce = secrets.token_urlsafe(16)
-        state = {"html": False, "start": None, "chunks": []}
+        state = {"html": False, "start": None, "chunks": [], "started": False}
 
         async def wrapped_send(message):
             if message["type"] == "http.response.start":
+                state["started"] = True
                 hdrs = [(k, v) for k, v in message.get("headers", [])]
                 ctype = next((v for k, v in hdrs if k.lower() == b"content-type"), b"")
                 hdrs += _static_headers()
@@ -181,8 +147,10 @@ class SecurityMiddleware:
 
         try:
             await self.app(scope, limited_receive, wrapped_send)
-        except _BodyTooLarge:
-            await _problem(send, 413, "Request body too large", f"request bodies are limited to {self.max_body} bytes")
+        except BodyTooLarge:
+            if not state["started"]:
+                await _problem(send, 413, "Request body too large",
+                               f"request bodies are limited to {self.max_body} bytes")
 
     def _csp(self, nonce: str) -> bytes:
         img = "'self' data: blob:" + (f" {self.basemap_origin}" if self.basemap_origin else "")
@@ -191,8 +159,30 @@ class SecurityMiddleware:
                 f"base-uri 'self'; form-action 'self'; frame-ancestors 'none'").encode()
 
 
-class _BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(StarletteHTTPException):
+    """A request body over the limit, however it was sent (Content-Length or chunked): 413."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"request bodies are limited to {limit} bytes")
+
+
+def _refuse(scope, max_body: int) -> tuple[int, str, str] | None:
+    """(status, title, detail) of a request refused before the app sees it, else None."""
+    names = {unquote_plus(pair.split(b"=", 1)[0].decode("latin-1")).strip().lower()
+             for pair in scope.get("query_string", b"").split(b"&") if pair}
+    for name in CREDENTIAL_PARAMS:
+        if name in names:
+            return (400, "Credentials in URL", f"credentials are not accepted in the query string ({name}=); "
+                                               "send 'Authorization: Bearer <token>'")
+    for k, v in scope.get("headers") or ():
+        if k == b"content-length":
+            try:
+                too_big = int(v) > max_body
+            except ValueError:
+                return 400, "Bad request", "Content-Length is not a number"
+            if too_big:
+                return 413, "Request body too large", f"request bodies are limited to {max_body} bytes"
+    return None
 
 
 def _static_headers() -> list[tuple[bytes, bytes]]:
@@ -207,6 +197,42 @@ async def _problem(send, status: int, title: str, detail: str, extra: list | Non
     await send({"type": "http.response.start", "status": status,
                 "headers": headers + _static_headers() + (extra or [])})
     await send({"type": "http.response.body", "body": body})
+
+
+class RedactCredentials(logging.Filter):
+    """Keeps credentials out of log lines: the values of credential-like query parameters (however
+    their names are percent-encoded) and anything shaped like a bearer token are replaced."""
+
+    _TOKEN = re.compile(r"[A-Za-z0-9_\-]{40,}")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.msg, str) and not record.args:
+            record.msg = redact(record.msg)
+        return True
+
+
+def redact(text: str) -> str:
+    """``text`` (a path with its query, or a log message) without credential values."""
+    path, sep, query = text.partition("?")
+    if sep:
+        pairs = []
+        for pair in query.split("&"):
+            name, eq, _ = pair.partition("=")
+            if eq and unquote_plus(name).strip().lower() in CREDENTIAL_PARAMS:
+                pair = name + "=[redacted]"
+            pairs.append(pair)
+        text = path + "?" + "&".join(pairs)
+    return RedactCredentials._TOKEN.sub("[redacted]", text)
+
+
+def install_log_redaction() -> None:
+    """Add the redaction filter to uvicorn's access and error logs (once per process)."""
+    for name in ("uvicorn.access", "uvicorn.error", "coopgis"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactCredentials) for f in logger.filters):
+            logger.addFilter(RedactCredentials())
 
 
 def _origin(url: str | None) -> str | None:

@@ -15,11 +15,13 @@ from urllib.parse import urlencode
 import numpy as np
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from coopgis import tiles as engine_mod
 from coopgis.api.errors import ApiError, NotFound
 from coopgis.api.features import base_url
-from coopgis.api.params import CooperativeFilter, cooperative_filter
+from coopgis.api.limits import admit
+from coopgis.api.params import CooperativeFilter, filter_dependency
 from coopgis.dataset import ATTRIBUTION, COLLECTIONS
 from coopgis.settings import ServiceSettings
 from coopgis.text import to_ascii_digits
@@ -52,6 +54,7 @@ COOPERATIVE_FIELDS = {
 
 def build_router(settings: ServiceSettings) -> APIRouter:
     router = APIRouter(tags=["Vector tiles"])
+    filters = filter_dependency(settings.max_filter_values, settings.max_filter_length)
     min_zoom, max_zoom = settings.min_zoom, settings.max_zoom
 
     def engine(request: Request) -> engine_mod.TileEngine:
@@ -78,7 +81,7 @@ def build_router(settings: ServiceSettings) -> APIRouter:
                  layer: str = Path(description="cooperatives, provinces, counties or deprivation"),
                  format: str | None = Query(None, description="tile format in the URL template: mvt "
                                                               "(default) or geojson"),
-                 flt: CooperativeFilter = Depends(cooperative_filter)):
+                 flt: CooperativeFilter = Depends(filters)):
         check_layer(request, layer)
         fmt = FORMATS.get((format or "mvt").strip().lower())
         if fmt is None:
@@ -118,12 +121,12 @@ def build_router(settings: ServiceSettings) -> APIRouter:
                 responses={200: {"content": {"application/vnd.mapbox-vector-tile": {},
                                              "application/geo+json": {}}},
                            304: {"description": "Not modified (If-None-Match matched the ETag)"}})
-    def tile(request: Request,
+    async def tile(request: Request,
              layer: str = Path(description="cooperatives, provinces, counties or deprivation"),
              z: str = Path(description="zoom level"),
              x: str = Path(description="column, 0 .. 2^z - 1"),
              y: str = Path(description="row with the format: {y}.mvt or {y}.geojson"),
-             flt: CooperativeFilter = Depends(cooperative_filter)):
+             flt: CooperativeFilter = Depends(filters)):
         check_layer(request, layer)
         row, dot, ext = y.rpartition(".")
         if not dot:
@@ -141,7 +144,12 @@ def build_router(settings: ServiceSettings) -> APIRouter:
             if not 0 <= value < n:
                 raise NotFound(f"{name}={value} is outside the grid: at zoom {zi} {name} runs 0..{n - 1}",
                                title="Tile out of range")
-        t = engine(request).tile(layer, zi, xi, yi, fmt, flt if layer == engine_mod.POINT_LAYER else None)
+        eng = engine(request)
+        args = (layer, zi, xi, yi, fmt, flt if layer == engine_mod.POINT_LAYER else None)
+        t = eng.cached(*args)
+        if t is None:  # the cold path: charged to the client, and one of the heavy requests at a time
+            await admit(request, "tiles", heavy=True)
+            t = await run_in_threadpool(eng.tile, *args)
         headers = {"ETag": t.etag, "Cache-Control": CACHE_CONTROL}
         if etag_matches(request.headers.get("if-none-match"), t.etag):
             return Response(status_code=304, headers=headers)
