@@ -11,6 +11,8 @@ Raw files are copied unchanged (their licences travel with them). Derived files:
   class and its source; ``no_data`` where nothing was published.
 - ``place_coordinates.csv``: coordinates for official cities, each matched by
   name within its own county to GeoNames or Iran Post GNAF.
+- ``census1395.csv`` and ``census1395_provinces.csv``: census 1395 population and
+  county indicators on today's counties, through census units (``coopgis.census``).
 - ``village_points.csv``: official villages placed at populated places of the
   Who's On First / GeoNames places file (``coopgis.village_points`` has the rules),
   with checks that stop the build when the result is not what it should be.
@@ -31,6 +33,7 @@ import pandas as pd
 import shapely
 
 from coopgis.boundaries import NOT_SETTLEMENT
+from coopgis.census import census_tables
 from coopgis.joins import locate_points
 from coopgis.text import key, norm
 from coopgis.village_points import STRONG_METHODS, match_villages, name_key
@@ -98,13 +101,18 @@ def build(source: Path, out: Path) -> dict:
     counties = _counties(counties, provinces, official_counties)
     deprivation = _deprivation(source, counties)
     places = _place_coordinates(source, counties)
-    villages, village_summary = village_points(source, counties, used_geonames=set(places["source_id"]))
+    city_geonames = set(places.loc[places["source"] == "geonames", "source_id"])
+    villages, village_summary = village_points(source, counties, used_geonames=city_geonames)
+    census_counties, census_provinces, census_summary = census_tables(source, counties,
+                                                                      village_summary["new_county_parents"])
 
     _write_geojson(provinces, out / "provinces.geojson")
     _write_geojson(counties, out / "counties.geojson")
     deprivation.to_csv(out / "deprivation.csv", index=False)
     places.to_csv(out / "place_coordinates.csv", index=False)
     villages.to_csv(out / "village_points.csv", index=False)
+    census_counties.to_csv(out / "census1395.csv", index=False)
+    census_provinces.to_csv(out / "census1395_provinces.csv", index=False)
 
     summary = {
         "provinces": len(provinces),
@@ -114,6 +122,7 @@ def build(source: Path, out: Path) -> dict:
         "place_coordinates": places.groupby(["level", "source"]).size().rename("n").reset_index()
         .to_dict("records"),
         "village_points": village_summary,
+        "census1395": census_summary,
     }
     (out / "build_summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1) + "\n")
     return summary

@@ -179,13 +179,13 @@ class _Matcher:
         for i, (c, whole, parts) in enumerate(zip(self.v_county, self.v_whole, self.v_parts)):
             if whole:
                 self.v_bucket[(c, whole)][i] = "whole"
-            for k in parts:
+            for k in sorted(parts):  # sorted: the build must not depend on the hash seed
                 self.v_bucket[(c, k)].setdefault(i, "part")
         self.p_bucket: dict[tuple[str, str], dict[int, str]] = defaultdict(dict)
         for j, (c, primary, variants) in enumerate(zip(self.p_county, self.p_primary, self.p_variants)):
             if c and primary:
                 self.p_bucket[(c, primary)][j] = "primary"
-            for k in variants if c else ():
+            for k in sorted(variants) if c else ():
                 self.p_bucket[(c, k)].setdefault(j, "variant")
         self.group = self._duplicate_groups()
         self.members: dict[int, list[int]] = defaultdict(list)

@@ -183,3 +183,16 @@ def test_shipped_strong_points_lie_in_their_villages_county(shipped, boundaries)
     osm = c["osm_relation_id"].astype(str).to_numpy()[np.maximum(where, 0)]
     got = np.where(got == "", [parents.get(o, "") for o in osm], got)
     assert np.mean(got == sample["county_id"].astype(str).to_numpy()) >= 0.94
+
+
+def test_shipped_points_are_what_the_build_makes_from_the_shipped_raw_files(shipped, boundaries):
+    """`coopgis build-boundaries` would write the same village_points.csv (the raw copies are in boundaries/)."""
+    from coopgis.build_boundaries import village_points
+
+    coords = pd.read_csv(boundaries.source_dir / "place_coordinates.csv", dtype=str)
+    rebuilt, _ = village_points(boundaries.source_dir, boundaries.counties,
+                                used_geonames=set(coords.loc[coords["source"] == "geonames", "source_id"]))
+    assert len(rebuilt) == len(shipped)
+    assert (rebuilt["village_code"].astype(str).to_numpy() == shipped["village_code"].to_numpy()).all()
+    assert (rebuilt["source_id"].to_numpy() == shipped["source_id"].to_numpy()).all()
+    assert (rebuilt["method"].to_numpy() == shipped["method"].to_numpy()).all()

@@ -1,0 +1,128 @@
+"""Census 1395 (2016) population and county indicators, on the counties of today.
+
+Counties have changed since the census: 19 official counties were created between
+1395 and 1398 and about 30 more since (OpenStreetMap has them, the official list does
+not). A per-capita figure must divide cooperatives and population of the same area,
+so each census county of 1395 is a **census unit**: the OSM counties of today that lie
+in it (the official crosswalk 1398 -> 1395 for the official counties; for a county
+newer than the official list, the official county it was carved from, found by the
+village-points build). Every OSM county of a unit shows the unit's figures; a county
+whose parent is not known has **no census unit** (never a 1395 population over a
+smaller polygon of today).
+
+Census indicators (unemployment, illiteracy of the population aged 15+) are what the
+census printed; they are not a deprivation class and are never called one.
+
+Not here: the cooperatives' counts (``stats.py``), drawing (``mapview.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+
+from coopgis.text import norm
+
+CENSUS_YEAR_JALALI = 1395
+CENSUS_YEAR = 2016
+CENSUS_SOURCE = ("Statistical Centre of Iran, National Population and Housing Census 1395 (2016), county tables")
+PER = 10_000    # per-capita figures are per 10,000 inhabitants
+
+# One row per OSM county (the file boundaries/census1395.csv).
+COUNTY_COLUMNS = ("osm_relation_id", "province_iso", "census_unit", "census_unit_name", "unit_link",
+                  "unit_osm_ids", "population", "urban", "rural", "pop_15plus", "unemployment_rate_pct",
+                  "illiteracy_pct_15plus")
+# How an OSM county reaches its census unit.
+LINKS = {
+    "same": "the county as it was at the census",
+    "carved_1398": "created 1395-1398: its census county through the official crosswalk",
+    "carved_new": "created after the official list: the official county it was carved from, then the crosswalk",
+    "none": "no census unit: the county it was carved from is not known",
+}
+
+
+class CensusError(Exception):
+    """The census files do not add up; the message says what."""
+
+
+def census_tables(source: Path, counties: gpd.GeoDataFrame, parents: dict[str, str]) -> tuple[
+        pd.DataFrame, pd.DataFrame, dict]:
+    """(per OSM county, per province, summary) from ``source/population`` and the county indicators.
+
+    ``parents``: OSM relation id of a county newer than the official list -> official county id
+    of the county it was carved from (``build_summary.json``'s ``new_county_parents``).
+    """
+    pop = pd.read_csv(source / "population/population_county_2016.csv", dtype=str, keep_default_na=False)
+    prov = pd.read_csv(source / "population/population_province_2016.csv", dtype=str, keep_default_na=False)
+    walk = pd.read_csv(source / "population/crosswalk_official1398_to_census1395.csv", dtype=str,
+                       keep_default_na=False)
+    ind = pd.read_csv(source / "deprivation/census1395_county_indicators.csv", dtype=str, keep_default_na=False)
+
+    unit_of_code = dict(zip(walk["official_county_code"], walk["census1395_sci_code"]))
+    unit_of_id = dict(zip(walk["official_county_id"], walk["census1395_sci_code"]))
+    carved = set(walk.loc[walk["same_unit"] != "yes", "official_county_code"])
+    rows = []
+    for osm, iso, code in zip(counties["osm_relation_id"].astype(str), counties["province_iso"],
+                              counties["official_county_code"].fillna("").astype(str)):
+        if code and code in unit_of_code:
+            unit, link = unit_of_code[code], ("carved_1398" if code in carved else "same")
+        elif osm in parents and parents[osm] in unit_of_id:
+            unit, link = unit_of_id[parents[osm]], "carved_new"
+        else:
+            unit, link = "", "none"
+        rows.append({"osm_relation_id": int(osm), "province_iso": iso, "census_unit": unit, "unit_link": link})
+    table = pd.DataFrame(rows)
+
+    units = pop.set_index("sci_county_code")
+    names = units["official_county_name"].where(units["official_county_name"] != "", units["county"]).map(norm)
+    ind = ind.set_index("sci_county_code")
+    members = table[table["census_unit"] != ""].groupby("census_unit")["osm_relation_id"].apply(
+        lambda s: "|".join(str(x) for x in sorted(s)))
+    got = table["census_unit"]
+    table["census_unit_name"] = got.map(names).fillna("")
+    table["unit_osm_ids"] = got.map(members).fillna("")
+    for col in ("population", "urban", "rural"):
+        table[col] = pd.array(got.map(pd.to_numeric(units[col])), dtype="Int64")
+    table["pop_15plus"] = pd.array(got.map(pd.to_numeric(ind["pop_15plus"])), dtype="Int64")
+    table["unemployment_rate_pct"] = got.map(pd.to_numeric(ind["unemployment_rate_pct_computed"]))
+    table["illiteracy_pct_15plus"] = got.map(pd.to_numeric(ind["illiteracy_pct_15plus_computed"]))
+    table = table[list(COUNTY_COLUMNS)]
+
+    provinces = pd.DataFrame({
+        "iso_3166_2": prov["province_iso"],
+        **{c: pd.to_numeric(prov[c]).astype("int64") for c in ("population", "urban", "rural")},
+    }).sort_values("iso_3166_2").reset_index(drop=True)
+
+    summary = _check(table, units, provinces, pop)
+    return table, provinces, summary
+
+
+def _check(table: pd.DataFrame, units: pd.DataFrame, provinces: pd.DataFrame, pop: pd.DataFrame) -> dict:
+    """Stop unless every census unit reaches today's map and the totals add up."""
+    reached = set(table["census_unit"]) - {""}
+    missing = sorted(set(units.index) - reached)
+    national = int(pd.to_numeric(pop["population"]).sum())
+    if missing:
+        raise CensusError(f"census units with no county of today: {', '.join(missing)}")
+    if int(provinces["population"].sum()) != national:
+        raise CensusError(f"provinces add up to {int(provinces['population'].sum()):,}, counties to {national:,}")
+    unit_provinces = table[table["census_unit"] != ""].groupby("census_unit")["province_iso"].nunique()
+    return {
+        "census_units": len(units),
+        "population": national,
+        "osm_counties_by_link": table["unit_link"].value_counts().to_dict(),
+        "no_census_unit": table.loc[table["unit_link"] == "none", "osm_relation_id"].astype(str).tolist(),
+        "units_over_several_counties_of_today": int((table[table["census_unit"] != ""]
+                                                      .groupby("census_unit").size() > 1).sum()),
+        "units_across_provinces": unit_provinces[unit_provinces > 1].index.tolist(),
+    }
+
+
+def per_capita(count, population):
+    """``count`` per 10,000 inhabitants (None where the population is unknown or zero)."""
+    c = pd.to_numeric(pd.Series(count), errors="coerce")
+    p = pd.to_numeric(pd.Series(population), errors="coerce")
+    out = (c * PER / p).where(p > 0)
+    return out.round(2)
