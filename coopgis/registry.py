@@ -34,37 +34,27 @@ value spans several lines, the Excel row number for XLSX.
 
 from __future__ import annotations
 
-import bisect
-import csv
 import gc
-import io
 import json
-import math
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
-from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Callable
 
-import jdatetime
 import numpy as np
 import pandas as pd
 
+from coopgis.registry_file import RegistryError, check_file, load_records
 from coopgis.text import key, norm, to_ascii_digits
+from coopgis.values import NULL_MARKERS, parse_bool, parse_coordinate, parse_count, parse_date, plain
 from coopgis.vocab import parse_kind, parse_sector, parse_status
 
 __all__ = [
     "COLUMNS", "REASONS", "REQUIRED", "HEADER_ALIASES",
     "RegistryError", "RegistryRead",
     "read_registry", "check_file", "map_headers",
-    "parse_date", "parse_bool", "parse_count", "parse_coordinate",
 ]
 
-
-class RegistryError(Exception):
-    """The registry file cannot be read at all (missing, empty, not CSV/XLSX,
-    undecodable, no header, required columns missing, ambiguous columns)."""
 
 
 # ---- columns -----------------------------------------------------------------
@@ -192,201 +182,6 @@ def _clean_header(h: object) -> str:
     return "" if h is None else str(h).replace("\ufeff", "").strip()
 
 
-# ---- value parsers -----------------------------------------------------------
-
-# Cell contents that mean "no value" in every column.
-_NULLS = frozenset({"", "-", "--", "---", "—", "–", "_", "null", "none", "nan", "n/a", "#n/a", "na"})
-
-
-def _blank(value: object) -> bool:
-    """True for None, NaN/NaT and the null markers in _NULLS."""
-    if value is None:
-        return True
-    if isinstance(value, str):
-        s = value.strip()
-        return not s or s.lower() in _NULLS
-    if isinstance(value, float):
-        return math.isnan(value)
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
-_INT = re.compile(r"[0-9]+")
-_INT_THOUSANDS = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+")
-_INT_POINT_ZERO = re.compile(r"([0-9]+)\.0*")
-_DECIMAL = re.compile(r"-?[0-9]*[.,]?[0-9]+(?:[eE][+-]?[0-9]+)?")
-_INT64_MAX = 2**63 - 1
-
-
-def _plain(value: object) -> str:
-    """norm() for numbers and codes. ASCII text needs only its whitespace collapsed
-    (norm changes nothing else in ASCII), which skips norm's cost on the common case."""
-    s = str(value)
-    return " ".join(s.split()) if s.isascii() else norm(s)
-
-
-def parse_count(value: object) -> int | None:
-    """A non-negative whole number ("۱۲", "1,200", "12.0"), None when empty.
-
-    Raises ValueError for negative, fractional, too large or non-numeric values.
-    """
-    if _blank(value):
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is a yes/no value, not a count")
-    if isinstance(value, float):
-        if not math.isfinite(value) or not value.is_integer():
-            raise ValueError(f"{value!r} is not a whole number")
-        value = int(value)
-    if isinstance(value, int):
-        n = value
-    else:
-        s = _plain(value).replace(" ", "").replace("−", "-")
-        if _INT.fullmatch(s):
-            n = int(s)
-        elif _INT_THOUSANDS.fullmatch(s):
-            n = int(s.replace(",", ""))
-        elif m := _INT_POINT_ZERO.fullmatch(s):
-            n = int(m.group(1))
-        elif s.startswith("-") and _DECIMAL.fullmatch(s):
-            raise ValueError(f"{value!r} is negative")
-        elif _DECIMAL.fullmatch(s):
-            raise ValueError(f"{value!r} is not a whole number")
-        else:
-            raise ValueError(f"{value!r} is not a number")
-    if n < 0:
-        raise ValueError(f"{value!r} is negative")
-    if n > _INT64_MAX:
-        raise ValueError(f"{value!r} is too large")
-    return n
-
-
-_COORD = re.compile(r"[+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)(?:[eE][+-]?[0-9]+)?")
-
-
-def parse_coordinate(value: object) -> float | None:
-    """A decimal-degree number, None when empty.
-
-    Persian/Arabic digits, the Persian decimal separator ٫ and a decimal comma
-    ("51,389") are accepted, and a trailing degree sign. No range check: that is
-    the geocoder's job. Raises ValueError when the value is not a number.
-    """
-    if _blank(value):
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a coordinate")
-    if isinstance(value, (int, float)):
-        try:
-            x = float(value)
-        except OverflowError:
-            raise ValueError(f"{value!r} is not a finite number") from None
-    else:
-        s = _plain(value).replace(" ", "").replace("−", "-").rstrip("°")
-        if not _COORD.fullmatch(s):
-            raise ValueError(f"{value!r} is not a decimal number")
-        x = float(s.replace(",", "."))
-    if not math.isfinite(x):
-        raise ValueError(f"{value!r} is not a finite number")
-    return x
-
-
-_TRUE = ("بله", "آری", "بلی", "دارد", "هست", "زن", "yes", "true", "y", "1", "1.0", "✓", "✔", "☑")
-_FALSE = ("خیر", "نه", "ندارد", "نیست", "مرد", "no", "false", "n", "0", "0.0", "✗", "✘")
-_BOOLS = {key(w, prefixes=False): True for w in _TRUE} | {key(w, prefixes=False): False for w in _FALSE}
-
-
-def parse_bool(value: object) -> bool | None:
-    """Yes/no in Persian or English (بله/خیر, دارد/ندارد, yes/no, 1/0, ✓ ...), None when empty.
-
-    Raises ValueError for anything else.
-    """
-    if _blank(value):
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return bool(value)
-    k = key(value, prefixes=False)
-    if k in _BOOLS:
-        return _BOOLS[k]
-    raise ValueError(f"{value!r} is not a yes/no value")
-
-
-_DATE_YMD = re.compile(r"([0-9]{4})[/\-.]([0-9]{1,2})[/\-.]([0-9]{1,2})")
-_DATE_COMPACT = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})")
-_DATE_DMY = re.compile(r"[0-9]{1,2}[/\-.][0-9]{1,2}[/\-.][0-9]{4}")
-_TIME_SUFFIX = re.compile(r"[T ][0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?$")
-# Plausible registration years (Iran's first cooperative was registered in 1314/1935).
-_JALALI_YEARS = (1300, 1499)
-_GREGORIAN_YEARS = (1921, 2120)
-
-
-def _from_gregorian(g: date) -> tuple[str, str]:
-    if not _GREGORIAN_YEARS[0] <= g.year <= _GREGORIAN_YEARS[1]:
-        raise ValueError(f"year {g.year} is out of range {_GREGORIAN_YEARS[0]}-{_GREGORIAN_YEARS[1]}")
-    return _gregorian_ymd(g.year, g.month, g.day)
-
-
-# Explicit locale: jdatetime otherwise asks the OS locale on every date it builds.
-@lru_cache(maxsize=65536)
-def _gregorian_ymd(y: int, m: int, d: int) -> tuple[str, str]:
-    j = jdatetime.date.fromgregorian(year=y, month=m, day=d, locale=jdatetime.FA_LOCALE)
-    return date(y, m, d).isoformat(), f"{j.year:04d}/{j.month:02d}/{j.day:02d}"
-
-
-@lru_cache(maxsize=65536)
-def _jalali_ymd(y: int, m: int, d: int) -> tuple[str, str]:
-    j = jdatetime.date(y, m, d, locale=jdatetime.FA_LOCALE)  # ValueError when impossible
-    return j.togregorian().isoformat(), f"{y:04d}/{m:02d}/{d:02d}"
-
-
-def parse_date(value: object) -> tuple[str | None, str | None]:
-    """A registration date as ``(ISO Gregorian 'YYYY-MM-DD', Jalali 'YYYY/MM/DD')``.
-
-    Year-first dates only: Jalali when the year is below 1700 (۱۴۰۲/۰۵/۱۲,
-    1402-5-12, 14020512), Gregorian otherwise (2023-08-03, 2023/08/03, 20230803).
-    Excel date cells (datetime/date) and jdatetime dates are accepted; a time of
-    day is ignored. ``(None, None)`` when empty. Raises ValueError for impossible
-    dates (1402/13/40), day-first or month-first dates (03/08/2023 is ambiguous),
-    implausible years and anything else.
-    """
-    if _blank(value):
-        return None, None
-    if isinstance(value, jdatetime.datetime):
-        value = value.date()
-    if isinstance(value, jdatetime.date):
-        return _from_gregorian(value.togregorian())
-    if isinstance(value, datetime):
-        return _from_gregorian(value.date())
-    if isinstance(value, date):
-        return _from_gregorian(value)
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a date")
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    s = _TIME_SUFFIX.sub("", _plain(value))
-    m = _DATE_YMD.fullmatch(s) or _DATE_COMPACT.fullmatch(s)
-    if m is None:
-        if _DATE_DMY.fullmatch(s):
-            raise ValueError(f"{value!r} is ambiguous (day and month order unknown): write the year first")
-        raise ValueError(f"{value!r} is not a date (expected YYYY/MM/DD, Jalali or Gregorian)")
-    y, mo, d = (int(g) for g in m.groups())
-    if y < 1700:
-        if not _JALALI_YEARS[0] <= y <= _JALALI_YEARS[1]:
-            raise ValueError(f"{value!r}: Jalali year {y} is out of range {_JALALI_YEARS[0]}-{_JALALI_YEARS[1]}")
-        try:
-            return _jalali_ymd(y, mo, d)
-        except ValueError as e:
-            raise ValueError(f"{value!r} is not a valid Jalali date: {e}") from None
-    try:
-        g = date(y, mo, d)
-    except ValueError as e:
-        raise ValueError(f"{value!r} is not a valid Gregorian date: {e}") from None
-    return _from_gregorian(g)
-
-
 # ---- result ------------------------------------------------------------------
 
 @dataclass
@@ -411,322 +206,6 @@ class RegistryRead:
             for r in q["reasons"]:
                 counts[r] = counts.get(r, 0) + 1
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], _REASON_ORDER.get(kv[0], 99))))
-
-
-# ---- reading files -----------------------------------------------------------
-
-_SIGNATURES = (
-    (b"\xd0\xcf\x11\xe0", "a legacy Excel 97-2003 (.xls) or other OLE document; save it as .xlsx or CSV"),
-    (b"%PDF", "a PDF document"),
-    (b"\x89PNG", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"GIF8", "a GIF image"),
-    (b"\x1f\x8b", "a gzip archive"),
-    (b"Rar!", "a RAR archive"),
-    (b"7z\xbc\xaf", "a 7-Zip archive"),
-)
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_LINE_BREAK = re.compile(r"\r\n|\n|\r")
-_MARKUP = re.compile(r"\s*<(?:!doctype|html|\?xml|table|head|body)", re.IGNORECASE)
-_DELIMITERS = (",", ";", "\t", "|")
-
-
-def check_file(path: str | Path, max_bytes: int | None = None) -> None:
-    """RegistryError unless ``path`` is a file of at most ``max_bytes`` (checked without reading it)."""
-    path = Path(path)
-    if not path.exists():
-        raise RegistryError(f"{path}: file not found")
-    if path.is_dir():
-        raise RegistryError(f"{path}: is a directory, not a registry file")
-    try:
-        size = path.stat().st_size
-    except OSError as e:
-        raise RegistryError(f"{path}: cannot be read ({e.strerror or e})") from None
-    if max_bytes is not None and size > max_bytes:
-        raise RegistryError(f"{path}: is {_size(size)}; registry files are read up to {_size(max_bytes)} "
-                            "(COOPGIS_INGEST_MAX_BYTES). Split it, or raise the limit if the machine has "
-                            "the memory")
-
-
-def _read_bytes(path: Path, max_bytes: int | None) -> bytes:
-    check_file(path, max_bytes)  # refused before a byte is read
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise RegistryError(f"{path}: cannot be read ({e.strerror or e})") from None
-    if not data:
-        raise RegistryError(f"{path}: file is empty (0 bytes)")
-    return data
-
-
-def _size(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:,} bytes" if unit == "bytes" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n:,.1f} GB"
-
-
-def _decode(path: Path, data: bytes) -> tuple[str, str]:
-    """The text of a CSV file and its encoding: from its BOM, else UTF-8, else Windows-1256 (checked)."""
-    for bom, enc in ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
-                     (b"\xfe\xff", "utf-16"), (b"\xef\xbb\xbf", "utf-8-sig")):
-        if data.startswith(bom):
-            try:
-                return data.decode(enc).lstrip("\ufeff"), enc
-            except UnicodeDecodeError as e:
-                raise RegistryError(f"{path}: starts with a {enc.upper()} byte order mark but is not {enc.upper()} "
-                                    f"text (first bad byte at {e.start})") from None
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    # Not UTF-8 as a whole: decide per line. UTF-8 lines beside others is a file of mixed encodings,
-    # which no single decoding reads right; Windows-1256 for the whole file would turn the UTF-8
-    # lines into mojibake.
-    lines = data.split(b"\n")
-    utf8, other = [], []
-    for n, line in enumerate(lines, start=1):
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError:
-            other.append(n)
-            continue
-        if not line.isascii():
-            utf8.append(n)
-    if utf8:
-        raise RegistryError(f"{path}: mixes text encodings: {_lines(utf8)} UTF-8, {_lines(other)} not (Windows-1256 "
-                            "or damaged). Save the whole file in one encoding (UTF-8) and ingest it again")
-    text = data.decode("cp1256", errors="replace")
-    letters = [c for c in text if not c.isascii() and c.isalpha()]
-    persian = sum("\u0600" <= c <= "\u06ff" for c in letters)
-    if "\ufffd" in text or (letters and persian < 0.8 * len(letters)):
-        raise RegistryError(f"{path}: is neither UTF-8 nor Windows-1256 Persian text (tried both); save it as "
-                            "UTF-8 and ingest it again")
-    return text, "cp1256"
-
-
-def _lines(numbers: list[int], shown: int = 5) -> str:
-    """'line 7' / 'lines 2, 3, 4, 5, 6 and 95 more'."""
-    if len(numbers) == 1:
-        return f"line {numbers[0]} is"
-    head = ", ".join(str(n) for n in numbers[:shown])
-    more = f" and {len(numbers) - shown} more" if len(numbers) > shown else ""
-    return f"lines {head}{more} are"
-
-
-def _check_text(path: Path, text: str) -> None:
-    sample = text[:65536]
-    if len(_CONTROL.findall(sample)) > max(2, len(sample) // 100):
-        raise RegistryError(f"{path}: is not a CSV or XLSX file (binary content)")
-    if _MARKUP.match(sample):
-        raise RegistryError(f"{path}: is an HTML/XML document, not a CSV or XLSX file; "
-                            "open it in Excel and save it as .xlsx or CSV")
-
-
-def _strip_controls(text: str) -> tuple[str, dict[int, int]]:
-    """The text without control characters (NUL ...; tab and line breaks stay), and {line: removed}."""
-    found = [m.start() for m in _CONTROL.finditer(text)]
-    if not found:
-        return text, {}
-    breaks = [m.start() for m in _LINE_BREAK.finditer(text)]
-    removed: dict[int, int] = {}
-    for pos in found:
-        line = bisect.bisect_left(breaks, pos) + 1
-        removed[line] = removed.get(line, 0) + 1
-    return _CONTROL.sub("", text), removed
-
-
-def _sniff_delimiter(lines: list[str]) -> str:
-    """The delimiter that makes the header line yield the most known columns."""
-    first = next((ln for ln in lines if ln.strip()), "")
-    best, best_score = ",", (-1, -1)
-    for d in _DELIMITERS:
-        try:
-            fields = next(csv.reader([first], delimiter=d), [])
-        except csv.Error:
-            continue
-        score = (sum(_canonical(_clean_header(f)) is not None for f in fields), len(fields))
-        if score > best_score:
-            best, best_score = d, score
-    return best
-
-
-@dataclass
-class _Records:
-    """What a file holds before validation: its records and where each one starts."""
-
-    records: list[list[str]]
-    lines: list[int]                 # per record: its first line (CSV) or row (XLSX) in the file
-    encoding: str
-    is_xlsx: bool
-    anomalies: dict[int, str]        # record index -> what is wrong with how it was written
-    controls: dict[int, int]         # line -> control characters removed
-
-
-def _csv_records(path: Path, data: bytes) -> _Records:
-    """The records of a CSV file; a quote that swallows whole lines is reported, not merged."""
-    text, encoding = _decode(path, data)
-    _check_text(path, text)
-    text, controls = _strip_controls(text)
-    lines = io.StringIO(text, newline="").readlines()   # on \r\n, \n or \r only, line ends kept
-    first = 0
-    m = re.match(r"sep=(.)\s*$", lines[0]) if lines else None  # Excel's delimiter hint line
-    if m:
-        delimiter, first = m.group(1), 1
-    else:
-        delimiter = _sniff_delimiter(lines[:50])
-    records, starts, anomalies = _parse_lines(lines, first, delimiter)
-    return _Records(records, starts, encoding, False, anomalies, controls)
-
-
-class _LineSource:
-    """The lines of a file for csv.reader, with the position of the next one (rewindable)."""
-
-    def __init__(self, lines: list[str], pos: int):
-        self.lines, self.pos = lines, pos
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> str:
-        if self.pos >= len(self.lines):
-            raise StopIteration
-        self.pos += 1
-        return self.lines[self.pos - 1]
-
-
-def _parse_lines(lines: list[str], first: int, delimiter: str) -> tuple[list[list[str]], list[int], dict[int, str]]:
-    """Records, the 1-based line each starts on, and anomalies by record index.
-
-    A record running over several lines is a value with line breaks, unless one of the
-    lines it swallowed looks like a record of its own (as many delimiters as the header):
-    then a quote was left open. That line is taken as a record on its own (flagged), and
-    reading starts again on the next line, so the lines after it are read as the records
-    they are.
-    """
-    src = _LineSource(lines, first)
-    reader = csv.reader(src, delimiter=delimiter, strict=False)
-    records: list[list[str]] = []
-    starts: list[int] = []
-    anomalies: dict[int, str] = {}
-    width = None
-    while True:
-        start = src.pos
-        try:
-            rec = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:  # e.g. a value over the CSV field limit
-            anomalies[len(records)] = f"line {start + 1} cannot be read as CSV ({e})"
-            records.append(next(csv.reader([lines[start][:2000]], delimiter=delimiter, strict=False), []))
-            starts.append(start + 1)
-            src.pos = start + 1
-            reader = csv.reader(src, delimiter=delimiter, strict=False)
-            continue
-        if width is None and "".join(rec).strip():
-            width = len(rec)
-        end = src.pos
-        if end - start > 1 and width and _swallowed(lines[start + 1:end], delimiter, width):
-            swallowed = f"line {end}" if end == start + 2 else f"lines {start + 2}-{end}"
-            anomalies[len(records)] = (f"unclosed quote on line {start + 1}: it would have swallowed {swallowed} into "
-                                       "one value; they are read on their own")
-            records.append(next(csv.reader([lines[start]], delimiter=delimiter, strict=False), []))
-            starts.append(start + 1)
-            src.pos = start + 1
-            reader = csv.reader(src, delimiter=delimiter, strict=False)
-            continue
-        records.append(rec)
-        starts.append(start + 1)
-    return records, starts, anomalies
-
-
-def _swallowed(continuation: list[str], delimiter: str, width: int) -> bool:
-    """True when a line inside one value has as many delimiters as a whole record."""
-    need = max(2, width - 1)
-    return any(line.count(delimiter) >= need for line in continuation)
-
-
-def _cell_str(v: Any) -> str:
-    """An Excel cell value as the text a person would have typed."""
-    if v is None:
-        return ""
-    if isinstance(v, str):
-        return v
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if math.isfinite(v) and v.is_integer() and abs(v) < 1e15:
-            return str(int(v))
-        return repr(v)
-    if isinstance(v, datetime):
-        return v.date().isoformat() if v.time() == time(0) else v.isoformat(sep=" ")
-    if isinstance(v, date):
-        return v.isoformat()
-    return str(v)
-
-
-def _xlsx_records(path: Path, data: bytes, max_bytes: int | None) -> _Records:
-    import openpyxl
-
-    _check_unpacked_size(path, data, max_bytes)
-    try:
-        wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as e:  # openpyxl fails in many ways on non-workbooks; all mean "cannot read"
-        raise RegistryError(f"{path}: is not a readable XLSX workbook ({type(e).__name__}: {e})") from None
-    controls: dict[int, int] = {}
-    try:
-        if not wb.worksheets:
-            raise RegistryError(f"{path}: workbook has no worksheet")
-        ws = wb.worksheets[0]
-        if hasattr(ws, "reset_dimensions"):
-            ws.reset_dimensions()  # do not trust the stored sheet size
-        records = []
-        for n, row in enumerate(ws.iter_rows(values_only=True), start=1):
-            cells = list(row)
-            while cells and (cells[-1] is None or cells[-1] == ""):
-                cells.pop()
-            values = [_cell_str(v) for v in cells]
-            removed = sum(len(_CONTROL.findall(v)) for v in values)
-            if removed:
-                controls[n] = removed
-                values = [_CONTROL.sub("", v) for v in values]
-            records.append(values)
-    except RegistryError:
-        raise
-    except Exception as e:
-        raise RegistryError(f"{path}: is not a readable XLSX workbook ({type(e).__name__}: {e})") from None
-    finally:
-        wb.close()
-    return _Records(records, list(range(1, len(records) + 1)), "xlsx", True, {}, controls)
-
-
-def _check_unpacked_size(path: Path, data: bytes, max_bytes: int | None) -> None:
-    """Refuse a workbook whose parts unpack to more than the limit (a small file can hold gigabytes)."""
-    import zipfile
-
-    try:
-        total = sum(i.file_size for i in zipfile.ZipFile(io.BytesIO(data)).infolist())
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise RegistryError(f"{path}: is not a readable XLSX workbook ({type(e).__name__}: {e})") from None
-    if max_bytes is not None and total > max_bytes:
-        raise RegistryError(f"{path}: unpacks to {_size(total)}; registry files are read up to {_size(max_bytes)} "
-                            "(COOPGIS_INGEST_MAX_BYTES)")
-
-
-def _load(path: Path, max_bytes: int | None) -> _Records:
-    data = _read_bytes(path, max_bytes)
-    suffix = path.suffix.lower()
-    if data.startswith(b"PK\x03\x04"):
-        return _xlsx_records(path, data, max_bytes)
-    if suffix in (".xlsx", ".xlsm"):
-        raise RegistryError(f"{path}: has a {suffix} name but is not an XLSX workbook (no ZIP signature)")
-    for magic, what in _SIGNATURES:
-        if data.startswith(magic):
-            raise RegistryError(f"{path}: is {what}, not a CSV or XLSX file")
-    return _csv_records(path, data)
 
 
 # ---- validation helpers ------------------------------------------------------
@@ -763,7 +242,7 @@ def _apply(values, header: str = "", *, fn: Callable[[str], Any], reason: str = 
 
 def _null(v: str) -> bool:
     s = v.strip()
-    return not s or (len(s) <= 4 and s.lower() in _NULLS)
+    return not s or (len(s) <= 4 and s.lower() in NULL_MARKERS)
 
 
 def _text(v: str) -> str | None:
@@ -771,7 +250,7 @@ def _text(v: str) -> str | None:
 
 
 def _registration_no(v: str) -> str | None:
-    return None if _null(v) else (_plain(v).replace(" ", "") or None)
+    return None if _null(v) else (plain(v).replace(" ", "") or None)
 
 
 _PHONE_SPLIT = re.compile(r"[,;،؛|\n]+|\s+و\s+")
@@ -801,6 +280,11 @@ def _vocab(parse: Callable[[object], str | None], header: str, unknown: str, mis
             raise _Invalid(unknown, f"{header!r}: {v.strip()!r} is not a known value")
         return code
     return fn
+
+
+def _women_led(v: str) -> bool | None:
+    """Yes/no, and زن/مرد (woman/man) for who leads the cooperative."""
+    return parse_bool(v, yes=("زن",), no=("مرد",))
 
 
 def _column_names(header: list[str]) -> list[str]:
@@ -843,7 +327,7 @@ def read_registry(path: str | Path, max_bytes: int | None = None) -> RegistryRea
 
 
 def _read_registry(path: Path, max_bytes: int | None) -> RegistryRead:
-    loaded = _load(path, max_bytes)
+    loaded = load_records(path, max_bytes, lambda h: _canonical(_clean_header(h)) is not None)
     records, is_xlsx = loaded.records, loaded.is_xlsx
 
     # Header: first non-blank record. Blank records after the last data row are ignored.
@@ -983,7 +467,7 @@ def _read_registry(path: Path, max_bytes: int | None) -> RegistryRead:
         flag(found)
 
     raw, hdr = column("women_led")
-    out["women_led"], found = _apply(raw, hdr, fn=parse_bool, reason="bad_women_led")
+    out["women_led"], found = _apply(raw, hdr, fn=_women_led, reason="bad_women_led")
     flag(found)
 
     raw, hdr = column("registered_on")

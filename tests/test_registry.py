@@ -16,13 +16,10 @@ from coopgis.registry import (
     REASONS,
     RegistryError,
     map_headers,
-    parse_bool,
-    parse_coordinate,
-    parse_count,
-    parse_date,
     read_registry,
 )
 from coopgis.text import norm
+from coopgis.values import parse_bool, parse_coordinate, parse_count, parse_date
 
 FA_HEADER = ["شماره ثبت", "نام تعاونی", "نوع تعاونی", "رسته", "وضعیت", "استان", "شهرستان",
              "شهر یا روستا", "طول جغرافیایی", "عرض جغرافیایی", "تعداد اعضا", "تاریخ ثبت"]
@@ -571,5 +568,5 @@ def test_parse_coordinate_and_bool_only_raise_value_error(text):
 def test_ascii_fast_path_matches_norm(text):
     # registry skips norm() for ASCII numbers/codes; that is only valid while norm
     # changes nothing in ASCII text but whitespace.
-    from coopgis.registry import _plain
+    from coopgis.values import plain as _plain
     assert _plain(text) == norm(text)
