@@ -20,18 +20,10 @@ import pyogrio
 import shapely
 
 from coopgis import budget
-from coopgis.api.params import OutputCrs, transformer
 from coopgis.dataset import Collection
+from coopgis.filters import OutputCrs, transformer
 
 CHUNK = 2000
-MEDIA = {
-    "geojson": "application/geo+json",
-    "json": "application/json",
-    "csv": "text/csv; charset=utf-8",
-    "gpkg": "application/geopackage+sqlite3",
-    "kml": "application/vnd.google-earth.kml+xml",
-    "html": "text/html; charset=utf-8",
-}
 EXTENSION = {"geojson": "geojson", "json": "json", "csv": "csv", "gpkg": "gpkg", "kml": "kml"}
 # Spreadsheet programs run cells that start with these as formulas.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")

@@ -33,8 +33,6 @@ from coopgis.boundaries import Boundaries
 from coopgis.distance import haversine_km
 from coopgis.text import fold, is_latin, key, latin_key, norm
 
-PRECISIONS = ("exact", "village", "city", "rural_district", "district", "county", "province", "none")
-
 # Words that open an administrative name, and the level they announce.
 MARKERS = {
     "استان": "province", "شهرستان": "county", "بخش": "district", "دهستان": "rural_district",

@@ -25,7 +25,7 @@ from folium.template import Template
 from coopgis.assets import BUNDLES, ICON, inline_script, inline_style, read_asset, vendor_url
 from coopgis.dataset import ATTRIBUTION_SHORT, Dataset
 from coopgis.maps import DEPRIVATION_CLASSES, Preset
-from coopgis.vocab import GALAXY_SECTORS, KINDS, SECTORS, STATUSES
+from coopgis.vocab import GALAXY_SECTORS, KINDS, PRECISION_FA, SECTORS, STATUSES
 
 IRAN_BOUNDS = [[24.0, 43.5], [40.5, 64.0]]     # [[south, west], [north, east]]
 FIELD_ZOOM = 15                                 # where "locate me" flies to: streets and buildings
@@ -40,11 +40,6 @@ SECTOR_COLORS = {"clothing": "#e41a1c", "handicrafts": "#984ea3", "carpet": "#a6
 CLASS_COLORS = {"less_developed_2019": "#b2182b", "deprived_2009": "#ef8a62", "not_listed": "#f4f1e8",
                 "no_data": "#9e9e9e"}
 RAMP = ["#c7e9c0", "#a1d99b", "#74c476", "#31a354", "#006d2c"]
-PRECISION_FA = {
-    "exact": "دقیق (مختصات ثبت‌شده)", "verified": "تأییدشده در بازدید", "village": "روستا", "city": "شهر",
-    "rural_district": "دهستان (نقطه نماینده)", "district": "بخش (نقطه نماینده)",
-    "county": "شهرستان (نقطه نماینده)", "province": "استان (نقطه نماینده)", "none": "نامعلوم",
-}
 CLASS_FA = {
     "less_developed_2019": "شهرستان کمتر توسعه‌یافته (فهرست وزارت کشور، ۱۳۹۷)",
     "deprived_2009": "منطقه محروم (مصوبه هیئت وزیران، ۱۳۸۸)",
@@ -344,3 +339,8 @@ def _nice(x: float) -> float:
     if x <= 1:
         return 1
     return round(x, 1 - int(np.floor(np.log10(x))))
+
+
+def render_preset(preset: Preset, page: Page) -> str:
+    """The HTML page of a preset; ``page`` says where assets and data come from."""
+    return build_map(preset, page).get_root().render()

@@ -46,7 +46,7 @@ import pandas as pd
 
 from coopgis.registry_file import RegistryError, check_file, load_records
 from coopgis.text import key, norm, to_ascii_digits
-from coopgis.values import NULL_MARKERS, parse_bool, parse_coordinate, parse_count, parse_date, plain
+from coopgis.values import NULL_MARKERS, parse_bool, parse_coordinate, parse_count, parse_date, registration_no_key
 from coopgis.vocab import parse_kind, parse_sector, parse_status
 
 __all__ = [
@@ -250,7 +250,7 @@ def _text(v: str) -> str | None:
 
 
 def _registration_no(v: str) -> str | None:
-    return None if _null(v) else (plain(v).replace(" ", "") or None)
+    return None if _null(v) else (registration_no_key(v) or None)
 
 
 _PHONE_SPLIT = re.compile(r"[,;،؛|\n]+|\s+و\s+")

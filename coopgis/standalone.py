@@ -15,14 +15,12 @@ import numpy as np
 import orjson
 import shapely
 
-from coopgis.api.params import CooperativeFilter, parse_filter, select
 from coopgis.dataset import Dataset, plain_value
-from coopgis.maps import MapSettings, Preset, render_preset
-from coopgis.mapview import Page, page_facts
+from coopgis.filters import FILTER_NAMES, CooperativeFilter, parse_filter, select
+from coopgis.maps import MapSettings, Preset
+from coopgis.mapview import Page, page_facts, render_preset
 from coopgis.text import to_persian_digits
 
-FILTER_NAMES = ("kind", "sector", "status", "province", "county", "deprived", "border", "women_led",
-                "registered_year", "precision")
 POINT_FIELDS = ("registration_no", "name", "kind", "sector", "status", "members", "jobs", "precision", "county",
                 "province", "deprived", "border", "women_led")
 PROVINCE_FIELDS = ("iso_3166_2", "name_fa", "cooperatives", "members", "jobs", "in_deprived_areas")
@@ -49,7 +47,7 @@ class SelectionTooLarge(RenderError):
 
 
 def parse_filters(dataset: Dataset, values: dict[str, str | None]) -> CooperativeFilter:
-    """The API's filters from plain values (CLI options); ApiError for unknown values, as in the API."""
+    """The API's filters from plain values (CLI options); InputError for unknown values, as in the API."""
     return parse_filter(dataset, {name: values.get(name) for name in FILTER_NAMES})
 
 

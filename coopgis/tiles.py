@@ -60,6 +60,7 @@ import shapely
 from mapbox_vector_tile.Mapbox import vector_tile_pb2
 
 from coopgis.dataset import Collection, Dataset, plain_value, right_sized
+from coopgis.media import GEOJSON, MVT
 from coopgis.vocab import KINDS
 
 EXTENT = 4096                 # MVT tile extent
@@ -73,7 +74,7 @@ EARTH_RADIUS = 6378137.0
 WORLD_M = 2 * math.pi * EARTH_RADIUS          # width of the Web Mercator world, metres
 MAX_LAT = 85.0511287798066                   # latitude at v = 0 (the edge of WebMercatorQuad)
 
-MEDIA = {"mvt": "application/vnd.mapbox-vector-tile", "geojson": "application/geo+json"}
+TILE_MEDIA = {"mvt": MVT, "geojson": GEOJSON}
 POINT_LAYER = "cooperatives"
 POLYGON_LAYERS = ("provinces", "counties", "deprivation")
 LAYERS = (POINT_LAYER, *POLYGON_LAYERS)
@@ -160,7 +161,7 @@ class Tile:
 
 def make_tile(body: bytes, features: int, fmt: str) -> Tile:
     digest = hashlib.blake2b(body, digest_size=12).hexdigest()
-    return Tile(body, f'"{fmt[0]}{digest}"', features, MEDIA[fmt])
+    return Tile(body, f'"{fmt[0]}{digest}"', features, TILE_MEDIA[fmt])
 
 
 class LRU:

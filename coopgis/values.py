@@ -53,6 +53,11 @@ def plain(value: object) -> str:
     return " ".join(s.split()) if s.isascii() else norm(s)
 
 
+def registration_no_key(value: object) -> str:
+    """A registration number as stored and looked up: normalised, ASCII digits, no spaces."""
+    return plain(value).replace(" ", "")
+
+
 def parse_count(value: object) -> int | None:
     """A non-negative whole number ("۱۲", "1,200", "12.0"), None when empty.
 

@@ -188,7 +188,7 @@ def test_csv_download_has_bom_persian_and_neutralised_formulas(client, dataset):
 
 def test_csv_neutralises_a_hostile_name(dataset):
     from coopgis import formats
-    from coopgis.api.params import parse_crs
+    from coopgis.filters import parse_crs
     from coopgis.dataset import Dataset
 
     evil = dataset.cooperatives.head(3).copy()

@@ -13,8 +13,9 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from coopgis.api.field import DIRECTIONS, EARTH_RADIUS_KM, direction, search_index
-from coopgis.reports import REPORTS_FILE, ReportLog
+from coopgis.distance import EARTH_RADIUS_KM
+from coopgis.nearest import DIRECTIONS
+from coopgis.location_reports import REPORTS_FILE, LocationReportLog
 from coopgis.text import key, to_persian_digits, tokens
 
 PROBLEM = "application/problem+json"
@@ -110,14 +111,6 @@ def test_nearest_directions(client, located):
     r = client.get("/nearest", params={"lon": lon + 0.01, "lat": lat + 0.008, "limit": 1})
     p = r.json()["features"][0]["properties"]
     assert (p["direction_en"], p["direction_fa"]) == ("SW", "جنوب غربی")
-
-
-def test_direction_words():
-    assert [direction(b) for b in (0, 45, 90, 135, 180, 225, 270, 315)] == list(DIRECTIONS)
-    assert direction(359.9) == ("N", "شمال") and direction(22.4) == ("N", "شمال")
-    assert direction(22.5) == ("NE", "شمال شرقی") and direction(337.4) == ("NW", "شمال غربی")
-    assert [fa for _, fa in DIRECTIONS] == ["شمال", "شمال شرقی", "شرق", "جنوب شرقی", "جنوب", "جنوب غربی",
-                                              "غرب", "شمال غربی"]
 
 
 def test_nearest_radius_respected(client, located):
@@ -281,11 +274,6 @@ def test_search_bad_query(client, q):
     assert_problem(r, 400)
 
 
-def test_search_index_built_once(dataset):
-    coll = dataset.collections["cooperatives"]
-    assert search_index(coll, dataset) is search_index(coll, dataset)
-
-
 # ---- location reports --------------------------------------------------------------------------
 
 @pytest.fixture
@@ -443,7 +431,7 @@ def test_reports_concurrent_posts(reports_app, coops):
 
 
 def test_report_log_threads_share_a_lock(tmp_path):
-    logs = [ReportLog(tmp_path), ReportLog(str(tmp_path) + "/")]   # two objects, one file
+    logs = [LocationReportLog(tmp_path), LocationReportLog(str(tmp_path) + "/")]   # two objects, one file
 
     def write(n):
         for i in range(50):

@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from coopgis.geocode import PRECISIONS
+from coopgis.vocab import PRECISIONS
 
 
 def test_village_with_a_known_coordinate(geocoder):

@@ -20,11 +20,13 @@ from coopgis import budget, formats
 from coopgis.api.errors import ApiError, NotFound
 from coopgis.api.html import render
 from coopgis.api.limits import admit
+from coopgis.api.links import base_url, link, negotiate, self_url
+from coopgis.api.params import filter_dependency
 from coopgis.api.security import principal
 from coopgis.auth import Principal
-from coopgis.api.params import (CRS84, SUPPORTED_CRS, CooperativeFilter, filter_dependency, parse_bbox,
-                                parse_crs, select)
 from coopgis.dataset import ATTRIBUTION, COLLECTIONS, Collection, Dataset
+from coopgis.filters import CRS84, SUPPORTED_CRS, CooperativeFilter, parse_bbox, parse_crs, select
+from coopgis.media import MEDIA
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -33,11 +35,6 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
 ]
-ACCEPT = {
-    "application/geo+json": "geojson", "application/json": "json", "text/html": "html",
-    "text/csv": "csv", "application/geopackage+sqlite3": "gpkg",
-    "application/vnd.google-earth.kml+xml": "kml", "application/vnd.oai.openapi+json": "json",
-}
 F_DESCRIPTION = "output format: json, geojson, html; items also csv, gpkg, kml"
 
 
@@ -152,7 +149,7 @@ def build_router(settings) -> APIRouter:
                  link(here + "?f=html", "alternate", "text/html"),
                  link(f"{base}/collections/{coll.name}", "collection", "application/json")]
         body = feature[:-1] + b',"links":' + _json(links) + b"}"
-        return Response(body, media_type=formats.MEDIA["geojson"], headers=crs_headers(out_crs))
+        return Response(body, media_type=MEDIA["geojson"], headers=crs_headers(out_crs))
 
     return router
 
@@ -209,8 +206,8 @@ def _items(request: Request, coll: Collection, fmt: str, size: int, limit: int |
     }
     body = formats.geojson_stream(coll, page, out_crs, head, level)
     if len(page) <= BIG_PAGE:  # a small page in one piece: streaming costs a thread hop per chunk
-        return Response(b"".join(body), media_type=formats.MEDIA["geojson"], headers=crs_headers(out_crs))
-    return StreamingResponse(body, media_type=formats.MEDIA["geojson"], headers=crs_headers(out_crs))
+        return Response(b"".join(body), media_type=MEDIA["geojson"], headers=crs_headers(out_crs))
+    return StreamingResponse(body, media_type=MEDIA["geojson"], headers=crs_headers(out_crs))
 
 
 # ---- helpers used by other routers too ---------------------------------------------------------
@@ -219,76 +216,11 @@ def ds(request: Request) -> Dataset:
     return request.app.state.dataset
 
 
-def base_url(request: Request) -> str:
-    """The service's address for links: ``COOPGIS_PUBLIC_URL``, else the address the request reached
-    (the listening socket, with the root path). Never the Host header, which any client can set."""
-    public = request.app.state.settings.public_url
-    if public:
-        return public.rstrip("/")
-    scope = request.scope
-    scheme = scope.get("scheme", "http")
-    host, port = scope.get("server") or ("localhost", None)
-    host = f"[{host}]" if ":" in str(host) else host
-    netloc = host if port in (None, {"http": 80, "https": 443}.get(scheme)) else f"{host}:{port}"
-    return f"{scheme}://{netloc}{scope.get('app_root_path', scope.get('root_path', ''))}".rstrip("/")
-
-
-def self_url(request: Request, query: bool = True) -> str:
-    """This request's URL under :func:`base_url` (path and, when asked, query as received)."""
-    path = request.scope.get("path", "/")
-    root = request.scope.get("app_root_path", request.scope.get("root_path", ""))
-    if root and path.startswith(root):
-        path = path[len(root):]
-    url = base_url(request) + quote(path)
-    qs = request.scope.get("query_string", b"").decode("latin-1")
-    return url + ("?" + qs if query and qs else "")
-
-
-def link(href: str, rel: str, type_: str, title: str | None = None) -> dict:
-    out = {"href": href, "rel": rel, "type": type_}
-    if title:
-        out["title"] = title
-    return out
-
-
 def get_collection(request: Request, collection_id: str) -> Collection:
     coll = ds(request).collections.get(collection_id)
     if coll is None:
         raise NotFound(f"no collection {collection_id!r}; collections are: {', '.join(COLLECTIONS)}")
     return coll
-
-
-def negotiate(request: Request, f: str | None, allowed: tuple[str, ...]) -> str:
-    """The output format from ``f=`` or else the Accept header; JSON by default."""
-    if f:
-        fmt = f.strip().lower()
-        if fmt in ("application/geo+json",):
-            fmt = "geojson"
-        if fmt not in allowed:
-            raise ApiError(f"f={f!r} is not offered here; use one of: {', '.join(allowed)}",
-                           title="Unsupported format")
-        return fmt
-    accept = request.headers.get("accept", "")
-    best, best_q = None, -1.0
-    for part in accept.split(","):
-        media, _, params = part.strip().partition(";")
-        media = media.strip().lower()
-        q = 1.0
-        for p in params.split(";"):
-            name, _, value = p.strip().partition("=")
-            if name == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        fmt = ACCEPT.get(media)
-        if fmt in ("json", "geojson") and fmt not in allowed:
-            fmt = "json" if "json" in allowed else "geojson"
-        if fmt in allowed and q > best_q:
-            best, best_q = fmt, q
-    if best:
-        return best
-    return "geojson" if "geojson" in allowed else "json"
 
 
 def collection_doc(request: Request, name: str) -> dict:
@@ -354,12 +286,12 @@ def download(request: Request, coll: Collection, rows: np.ndarray, crs, fmt: str
     name = f"{coll.name}.{formats.EXTENSION[fmt]}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"', **crs_headers(crs)}
     if fmt == "csv":
-        return StreamingResponse(formats.csv_stream(coll, rows, crs, level), media_type=formats.MEDIA["csv"],
+        return StreamingResponse(formats.csv_stream(coll, rows, crs, level), media_type=MEDIA["csv"],
                                  headers=headers)
     if fmt == "kml" and crs.epsg not in (None, 4326):
         raise ApiError("KML is always in WGS 84 longitude/latitude; leave crs out for f=kml")
     body = formats.ogr_file(coll, rows, crs, "GPKG" if fmt == "gpkg" else "KML", level)
-    return Response(body, media_type=formats.MEDIA[fmt], headers=headers)
+    return Response(body, media_type=MEDIA[fmt], headers=headers)
 
 
 def _json(value) -> bytes:

@@ -11,7 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 from coopgis.api.errors import ApiError
 from coopgis.api.limits import admit
-from coopgis.api.params import CooperativeFilter, filter_dependency, parse_bbox, select
+from coopgis.api.params import filter_dependency
+from coopgis.filters import CooperativeFilter, parse_bbox, select
 from coopgis.stats import FIELDS, GROUPS, group_stats
 
 

@@ -19,10 +19,12 @@ from starlette.concurrency import run_in_threadpool
 
 from coopgis import tiles as engine_mod
 from coopgis.api.errors import ApiError, NotFound
-from coopgis.api.features import base_url
 from coopgis.api.limits import admit
-from coopgis.api.params import CooperativeFilter, filter_dependency
+from coopgis.api.links import base_url
+from coopgis.api.params import filter_dependency
 from coopgis.dataset import ATTRIBUTION, COLLECTIONS
+from coopgis.filters import CooperativeFilter
+from coopgis.media import etag_matches
 from coopgis.settings import ServiceSettings
 from coopgis.text import to_ascii_digits
 from coopgis.vocab import KINDS
@@ -166,17 +168,6 @@ def parse_int(value: str, name: str) -> int:
     if len(v) > 12:
         raise NotFound(f"{name}={value} is outside the tile grid", title="Tile out of range")
     return int(v)
-
-
-def etag_matches(header: str | None, etag: str) -> bool:
-    if not header:
-        return False
-    bare = etag.removeprefix("W/")
-    for part in header.split(","):
-        part = part.strip()
-        if part == "*" or part.removeprefix("W/") == bare:
-            return True
-    return False
 
 
 def vector_fields(request: Request, layer: str, fmt: str) -> dict[str, str]:

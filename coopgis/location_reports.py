@@ -27,7 +27,7 @@ import orjson
 
 from coopgis.files import flocked, fsync_dir, locked, open_private, thread_lock
 
-REPORTS_FILE = "location-reports.jsonl"
+REPORTS_FILE = "location-reports.jsonl"   # the log on disk
 STATUSES = ("pending", "accepted", "rejected")
 
 def utc_now() -> str:
@@ -146,7 +146,7 @@ def _epoch(stamp) -> float:
         return 0.0
 
 
-class ReportLog:
+class LocationReportLog:
     """The append-only JSON Lines file of location reports in a dataset folder.
 
     Reading is incremental: the first question reads the whole file into an index (by
