@@ -43,11 +43,6 @@ class NotFound(ApiError):
     title = "Not found"
 
 
-class NotAcceptable(ApiError):
-    status = 406
-    title = "Not acceptable"
-
-
 def storage_error(exc: OSError, what: str) -> ApiError:
     """The error a client gets when the server cannot write: 507 for a full disk, else 503, naming the cause."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):

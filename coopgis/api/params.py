@@ -32,9 +32,11 @@ def count_query(default: int, maximum: int, what: str = "how many") -> Any:
     The maximum is published in the schema; values above it are capped, not refused, so a
     client asking for more gets the most there is.
     """
-    return Query(None, ge=1, description=f"{what} (default {default}, at most {maximum}; larger values are "
+    # The bounds are published here and checked by filters.count (pydantic does not apply ``ge`` through
+    # the BeforeValidator's Annotated type, and values above the maximum are capped, not refused).
+    return Query(None, description=f"{what} (default {default}, at most {maximum}; larger values are "
                                          "treated as the maximum; Persian digits allowed)",
-                 json_schema_extra={"maximum": maximum, "default": default})
+                 json_schema_extra={"minimum": 1, "maximum": maximum, "default": default})
 
 
 def filter_dependency(max_values: int = 100, max_length: int = 2000):

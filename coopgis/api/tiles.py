@@ -125,9 +125,12 @@ def build_router(settings: ServiceSettings) -> APIRouter:
                            304: {"description": "Not modified (If-None-Match matched the ETag)"}})
     async def tile(request: Request,
              layer: str = Path(description="cooperatives, provinces, counties or deprivation"),
-             z: str = Path(description="zoom level"),
-             x: str = Path(description="column, 0 .. 2^z - 1"),
-             y: str = Path(description="row with the format: {y}.mvt or {y}.geojson"),
+             z: str = Path(description=f"zoom level, {min_zoom}..{max_zoom} (Persian digits allowed)",
+                           json_schema_extra={"type": "integer", "minimum": min_zoom, "maximum": max_zoom}),
+             x: str = Path(description="column, 0 .. 2^z - 1 (Persian digits allowed)",
+                           json_schema_extra={"type": "integer", "minimum": 0, "maximum": 2 ** max_zoom - 1}),
+             y: str = Path(max_length=20, description="row, 0 .. 2^z - 1, with the format: {y}.mvt or {y}.geojson",
+                           json_schema_extra={"pattern": r"^[0-9۰-۹]+\.(mvt|geojson)$"}),
              flt: CooperativeFilter = Depends(filters)):
         check_layer(request, layer)
         row, dot, ext = y.rpartition(".")
