@@ -44,7 +44,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from coopgis.registry_file import RegistryError, check_file, load_records
+from coopgis.registry_file import Records, RegistryError, check_file, load_records
 from coopgis.text import key, norm, to_ascii_digits
 from coopgis.values import NULL_MARKERS, parse_bool, parse_coordinate, parse_count, parse_date, registration_no_key
 from coopgis.vocab import parse_kind, parse_sector, parse_status
@@ -326,28 +326,79 @@ def read_registry(path: str | Path, max_bytes: int | None = None) -> RegistryRea
             gc.enable()
 
 
+@dataclass
+class _Header:
+    """The header row of a file: its cells, their canonical columns and where it is."""
+
+    index: int                      # record index of the header
+    row: int                        # its line (CSV) or row (XLSX) in the file
+    cells: list[str]
+    names: list[str]                # unique display names
+    canon: list[str | None]         # canonical column of each cell, None for unknown ones
+
+    @property
+    def width(self) -> int:
+        return len(self.cells)
+
+
+@dataclass
+class _Rows:
+    """The data records of a file, padded or cut to the header's width, with what was wrong with their shape."""
+
+    kept: list[list[str]] = field(default_factory=list)
+    source_rows: list[int] = field(default_factory=list)
+    file_lines: list[int] = field(default_factory=list)
+    overflow: dict[int, list[str]] = field(default_factory=dict)   # cells beyond the header
+    short: dict[int, int] = field(default_factory=dict)            # CSV records with fewer fields
+    anomaly: dict[int, str] = field(default_factory=dict)          # badly written (an unclosed quote)
+    blank_rows: int = 0
+
+
 def _read_registry(path: Path, max_bytes: int | None) -> RegistryRead:
     loaded = load_records(path, max_bytes, lambda h: _canonical(_clean_header(h)) is not None)
-    records, is_xlsx = loaded.records, loaded.is_xlsx
+    head = _header(path, loaded)
+    rows = _data_rows(loaded, head)
+    cols = list(zip(*rows.kept, strict=True)) if rows.kept else [() for _ in range(head.width)]
+    problems: dict[int, dict[str, str]] = {}
+    out = _parse_columns(head, rows, cols, problems)
+    extra_pos = [j for j, c in enumerate(head.canon)
+                 if c is None and (head.cells[j] or any(v.strip() for v in cols[j]))]
+    unknown_columns = [head.names[j] for j in extra_pos]
+    out["extra"] = _extra(cols, extra_pos, unknown_columns, len(rows.kept))
+    out["source_row"] = rows.source_rows
+    quarantined = _quarantined(head, rows, problems, extra_pos, loaded.is_xlsx)
+    accepted = _accepted(out, problems, len(rows.kept))
+    if len(accepted) + len(quarantined) != len(rows.kept):
+        raise AssertionError(f"registry invariant broken: {len(accepted)} + {len(quarantined)} != {len(rows.kept)}")
+    return RegistryRead(
+        rows=len(rows.kept),
+        accepted=accepted,
+        quarantined=quarantined,
+        encoding=loaded.encoding,
+        header_map={head.names[j]: c for j, c in enumerate(head.canon) if c is not None},
+        unknown_columns=unknown_columns,
+        blank_rows=rows.blank_rows,
+        header_row=head.row,
+        path=str(path),
+        control_characters=loaded.controls,
+    )
 
-    # Header: first non-blank record. Blank records after the last data row are ignored.
+
+def _header(path: Path, loaded: Records) -> _Header:
+    """The first non-blank record as the header; RegistryError for clashing or missing required columns."""
+    records, is_xlsx = loaded.records, loaded.is_xlsx
     h_idx = next((i for i, r in enumerate(records) if "".join(r).strip()), None)
     if h_idx is None:
         where = "the first sheet is empty" if is_xlsx else "the file contains only blank lines"
         raise RegistryError(f"{path}: has no header row ({where})")
     header = [_clean_header(c) for c in records[h_idx]]
-    body = records[h_idx + 1:]
     header_row = loaded.lines[h_idx]
-
-    width = len(header)
     if is_xlsx:  # values beyond the header in a sheet are unnamed columns, not misaligned rows
-        width = max([width, *(len(r) for r in body)])
+        width = max([len(header), *(len(r) for r in records[h_idx + 1:])])
         header += [""] * (width - len(header))
-    names = _column_names(header)
     canon = [_canonical(h) for h in header]
-
     by_canon: dict[str, list[str]] = {}
-    for h, c in zip(header, canon):
+    for h, c in zip(header, canon, strict=True):
         if c is not None:
             by_canon.setdefault(c, []).append(h)
     clashes = {c: hs for c, hs in by_canon.items() if len(hs) > 1}
@@ -360,81 +411,70 @@ def _read_registry(path: Path, max_bytes: int | None) -> RegistryRead:
         found = ", ".join(repr(h) for h in header if h) or "none"
         raise RegistryError(f"{path}: missing required column(s): {wanted}. "
                             f"Headers found (row {header_row}): {found}")
+    return _Header(h_idx, header_row, header, _column_names(header), canon)
 
-    # Data rows: skip blank ones (counted); flag CSV records with too many or too few fields, and
-    # the ones the reader found badly written (an unclosed quote); pad short XLSX rows.
-    kept: list[list[str]] = []
-    source_rows: list[int] = []
-    file_lines: list[int] = []
-    overflow: dict[int, list[str]] = {}
-    short: dict[int, int] = {}     # CSV records with fewer fields than the header
-    anomaly: dict[int, str] = {}
-    blanks_pending = blank_rows = 0
+
+def _data_rows(loaded: Records, head: _Header) -> _Rows:
+    """Data records after the header: blank ones skipped (counted); CSV records with too many or too few
+    fields, and the ones the reader found badly written, flagged; short XLSX rows padded."""
+    out = _Rows()
+    width, is_xlsx = head.width, loaded.is_xlsx
+    blanks_pending = 0
     padding = [""] * width
-    for n, rec in enumerate(body, start=1):
-        problem = loaded.anomalies.get(h_idx + n)
-        if len(rec) != width:
-            if len(rec) < width:
-                if not is_xlsx:
-                    short[len(kept)] = len(rec)
-                rec = rec + padding[len(rec):]
-            elif "".join(rec[width:]).strip():
-                overflow[len(kept)] = rec[width:]
-                rec = rec[:width]
-            else:
-                rec = rec[:width]
-        if not "".join(rec).strip() and len(kept) not in overflow and problem is None:
-            short.pop(len(kept), None)
+    for n, rec in enumerate(loaded.records[head.index + 1:], start=1):
+        problem = loaded.anomalies.get(head.index + n)
+        at = len(out.kept)
+        if len(rec) < width:
+            if not is_xlsx:
+                out.short[at] = len(rec)
+            rec = rec + padding[len(rec):]
+        elif len(rec) > width:
+            if "".join(rec[width:]).strip():
+                out.overflow[at] = rec[width:]
+            rec = rec[:width]
+        if not "".join(rec).strip() and at not in out.overflow and problem is None:
+            out.short.pop(at, None)
             blanks_pending += 1
             continue
-        blank_rows += blanks_pending
+        out.blank_rows += blanks_pending
         blanks_pending = 0
         if problem is not None:
-            anomaly[len(kept)] = problem
-        kept.append(rec)
-        source_rows.append(n)
-        file_lines.append(loaded.lines[h_idx + n])
-    rows = len(kept)
-    cols = list(zip(*kept)) if rows else [() for _ in range(width)]
-    position = {c: j for j, c in enumerate(canon) if c is not None}
+            out.anomaly[at] = problem
+        out.kept.append(rec)
+        out.source_rows.append(n)
+        out.file_lines.append(loaded.lines[head.index + n])
+    return out
 
-    problems: dict[int, dict[str, str]] = {}
+
+def _parse_columns(head: _Header, rows: _Rows, cols: list, problems: dict[int, dict[str, str]]) -> dict[str, list]:
+    """Every known column parsed, value by value; what is wrong goes into ``problems`` (row -> reason -> text)."""
+    width, kept = head.width, rows.kept
+    position = {c: j for j, c in enumerate(head.canon) if c is not None}
+    empty_col = ("",) * len(kept)
 
     def flag(found) -> None:
         for i, reason, msg in found:
             problems.setdefault(i, {})[reason] = msg
 
-    empty_col = ("",) * rows
-
     def column(c: str) -> tuple[tuple, str]:
         j = position.get(c)
-        return (cols[j], header[j]) if j is not None else (empty_col, c)
+        return (cols[j], head.cells[j]) if j is not None else (empty_col, c)
 
     flag((i, "malformed_row", f"{width + len(cells)} fields but the header has {width}: unexpected {cells!r}")
-         for i, cells in overflow.items())
+         for i, cells in rows.overflow.items())
     flag((i, "malformed_row", f"only {count} of {width} fields" + (
           " and a value runs over several lines: probably an unclosed quote that swallowed the lines after it"
           if any("\n" in c or "\r" in c for c in kept[i]) else ""))
-         for i, count in short.items())
-    flag((i, "malformed_row", msg) for i, msg in anomaly.items())
+         for i, count in rows.short.items())
+    flag((i, "malformed_row", msg) for i, msg in rows.anomaly.items())
 
     out: dict[str, list] = {}
     raw, hdr = column("registration_no")
     out["registration_no"], _ = _apply(raw, hdr, fn=_registration_no)
-    first_seen: dict[str, int] = {}
-    for i, reg in enumerate(out["registration_no"]):
-        if reg is None:
-            flag([(i, "missing_registration_no", f"{hdr!r} is empty")])
-        elif reg in first_seen:
-            flag([(i, "duplicate_registration_no",
-                   f"registration number {reg!r} already appears at source_row {first_seen[reg]}")])
-        else:
-            first_seen[reg] = source_rows[i]
-
+    flag(_registration_problems(out["registration_no"], hdr, rows.source_rows))
     raw, hdr = column("name")
     out["name"], _ = _apply(raw, hdr, fn=_text)
     flag((i, "missing_name", f"{hdr!r} is empty") for i, v in enumerate(out["name"]) if v is None)
-
     for c, parse, unknown, missing_reason in (
         ("kind", parse_kind, "unknown_kind", "missing_kind"),
         ("sector", parse_sector, "unknown_sector", None),
@@ -443,76 +483,91 @@ def _read_registry(path: Path, max_bytes: int | None) -> RegistryRead:
         raw, hdr = column(c)
         out[c], found = _apply(raw, hdr, fn=_vocab(parse, hdr, unknown, missing_reason))
         flag(found)
-
     for c in ("province", "county", "district", "rural_district", "place", "address"):
         out[c], _ = _apply(*column(c), fn=_text)
-
-    lon, lon_bad = _apply(*column("lon"), fn=parse_coordinate, reason="bad_coordinate")
-    lat, lat_bad = _apply(*column("lat"), fn=parse_coordinate, reason="bad_coordinate")
-    bad_coord: dict[int, list[str]] = {}
-    for i, _, msg in (*lon_bad, *lat_bad):
-        bad_coord.setdefault(i, []).append(msg)
-    for i, (x, y) in enumerate(zip(lon, lat)):
-        if (x is None) != (y is None) and i not in bad_coord:
-            given, absent = ("longitude", "latitude") if y is None else ("latitude", "longitude")
-            bad_coord[i] = [f"{given} is given but {absent} is empty"]
+    out["lon"], out["lat"], bad_coord = _coordinates(column("lon"), column("lat"))
     flag((i, "bad_coordinate", "; ".join(msgs)) for i, msgs in bad_coord.items())
-    for i in bad_coord:
-        lon[i] = lat[i] = None
-    out["lon"], out["lat"] = lon, lat
-
-    for c, reason in (("members", "bad_members"), ("jobs", "bad_jobs")):
+    for c, fn, reason in (("members", parse_count, "bad_members"), ("jobs", parse_count, "bad_jobs"),
+                          ("women_led", _women_led, "bad_women_led")):
         raw, hdr = column(c)
-        out[c], found = _apply(raw, hdr, fn=parse_count, reason=reason)
+        out[c], found = _apply(raw, hdr, fn=fn, reason=reason)
         flag(found)
-
-    raw, hdr = column("women_led")
-    out["women_led"], found = _apply(raw, hdr, fn=_women_led, reason="bad_women_led")
-    flag(found)
-
     raw, hdr = column("registered_on")
     dates, found = _apply(raw, hdr, fn=parse_date, reason="bad_date")
     flag(found)
     out["registered_on"] = [d[0] if d else None for d in dates]
     out["registered_on_jalali"] = [d[1] if d else None for d in dates]
-
     out["phone"], _ = _apply(*column("phone"), fn=_phone)
-
     flag((i, "no_location", "no province, county, place, address nor coordinates")
          for i, (prov, cty, plc, adr, x) in enumerate(
-             zip(out["province"], out["county"], out["place"], out["address"], lon))
+             zip(out["province"], out["county"], out["place"], out["address"], out["lon"], strict=True))
          if prov is None and cty is None and plc is None and adr is None and x is None and i not in bad_coord)
+    return out
 
-    # Unknown columns go to `extra`, as a JSON object of their non-empty values.
-    extra_pos = [j for j, c in enumerate(canon)
-                 if c is None and (header[j] or any(v.strip() for v in cols[j]))]
-    unknown_columns = [names[j] for j in extra_pos]
+
+def _registration_problems(numbers: list, header: str, source_rows: list[int]):
+    """Missing and repeated registration numbers (a repeat names the row it first appeared at)."""
+    first_seen: dict[str, int] = {}
+    for i, reg in enumerate(numbers):
+        if reg is None:
+            yield i, "missing_registration_no", f"{header!r} is empty"
+        elif reg in first_seen:
+            yield i, "duplicate_registration_no", f"registration number {reg!r} already appears at source_row " \
+                                                  f"{first_seen[reg]}"
+        else:
+            first_seen[reg] = source_rows[i]
+
+
+def _coordinates(lon_column: tuple[tuple, str], lat_column: tuple[tuple, str]):
+    """Longitudes, latitudes (None where a pair is not usable) and the messages of the bad pairs by row."""
+    lon, lon_bad = _apply(*lon_column, fn=parse_coordinate, reason="bad_coordinate")
+    lat, lat_bad = _apply(*lat_column, fn=parse_coordinate, reason="bad_coordinate")
+    bad: dict[int, list[str]] = {}
+    for i, _, msg in (*lon_bad, *lat_bad):
+        bad.setdefault(i, []).append(msg)
+    for i, (x, y) in enumerate(zip(lon, lat, strict=True)):
+        if (x is None) != (y is None) and i not in bad:
+            given, absent = ("longitude", "latitude") if y is None else ("latitude", "longitude")
+            bad[i] = [f"{given} is given but {absent} is empty"]
+    for i in bad:
+        lon[i] = lat[i] = None
+    return lon, lat, bad
+
+
+def _extra(cols: list, extra_pos: list[int], names: list[str], rows: int) -> list[str | None]:
+    """Unknown columns as one JSON object of their non-empty values per row (private: never published)."""
     extra: list[str | None] = [None] * rows
     if extra_pos:
-        for i, vals in enumerate(zip(*(cols[j] for j in extra_pos))):
-            obj = {k: v.strip() for k, v in zip(unknown_columns, vals) if v and not v.isspace()}
+        for i, vals in enumerate(zip(*(cols[j] for j in extra_pos), strict=True)):
+            obj = {k: v.strip() for k, v in zip(names, vals, strict=True) if v and not v.isspace()}
             if obj:
                 extra[i] = _JSON.encode(obj)
-    out["extra"] = extra
-    out["source_row"] = source_rows
+    return extra
 
-    # Split accepted / quarantined.
-    value_pos = sorted([j for j, c in enumerate(canon) if c is not None] + extra_pos)
-    quarantined = []
+
+def _quarantined(head: _Header, rows: _Rows, problems: dict[int, dict[str, str]], extra_pos: list[int],
+                 is_xlsx: bool) -> list[dict]:
+    """The quarantine entries: where each bad row is, its reasons in a fixed order and its values."""
+    value_pos = sorted([j for j, c in enumerate(head.canon) if c is not None] + extra_pos)
+    out = []
     for i in sorted(problems):
         found = problems[i]
-        values = {names[j]: kept[i][j] for j in value_pos}
-        for k, v in enumerate(overflow.get(i, ())):
-            values[f"column_{width + k + 1}"] = v
+        values = {head.names[j]: rows.kept[i][j] for j in value_pos}
+        for k, v in enumerate(rows.overflow.get(i, ())):
+            values[f"column_{head.width + k + 1}"] = v
         reasons = sorted(found, key=_REASON_ORDER.__getitem__)
-        quarantined.append({
-            "source_row": source_rows[i],
-            ("row" if is_xlsx else "line"): file_lines[i],
+        out.append({
+            "source_row": rows.source_rows[i],
+            ("row" if is_xlsx else "line"): rows.file_lines[i],
             "reasons": reasons,
             "detail": {r: found[r] for r in reasons},
             "values": values,
         })
+    return out
 
+
+def _accepted(out: dict[str, list], problems: dict[int, dict[str, str]], rows: int) -> pd.DataFrame:
+    """The rows without problems as a table with the canonical columns and types."""
     if problems:
         good = [i for i in range(rows) if i not in problems]
 
@@ -527,7 +582,7 @@ def _read_registry(path: Path, max_bytes: int | None) -> RegistryRead:
     def floats(c: str) -> pd.Series:
         return pd.Series(np.array([np.nan if v is None else v for v in pick(out[c])], dtype="float64"))
 
-    accepted = pd.DataFrame({
+    return pd.DataFrame({
         **{c: strings(c) for c in ("registration_no", "name", "kind", "sector", "status", "province",
                                    "county", "district", "rural_district", "place", "address")},
         "lon": floats("lon"),
@@ -538,19 +593,3 @@ def _read_registry(path: Path, max_bytes: int | None) -> RegistryRead:
         **{c: strings(c) for c in ("registered_on", "registered_on_jalali", "phone", "extra")},
         "source_row": pd.Series(np.array(pick(out["source_row"]), dtype="int64")),
     }, columns=list(COLUMNS))
-
-    if len(accepted) + len(quarantined) != rows:
-        raise AssertionError(f"registry invariant broken: {len(accepted)} + {len(quarantined)} != {rows}")
-
-    return RegistryRead(
-        rows=rows,
-        accepted=accepted,
-        quarantined=quarantined,
-        encoding=loaded.encoding,
-        header_map={names[j]: c for j, c in enumerate(canon) if c is not None},
-        unknown_columns=unknown_columns,
-        blank_rows=blank_rows,
-        header_row=header_row,
-        path=str(path),
-        control_characters=loaded.controls,
-    )
