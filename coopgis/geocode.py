@@ -415,7 +415,11 @@ class Geocoder:
                     seg == s.segment and a <= s.start < b for seg, a, b in used)):
             issues.append("place_not_found")
 
-        # Fill the parents of what was found.
+        self._fill_parents(chain, issues)
+        return chain
+
+    def _fill_parents(self, chain: dict[str, tuple[int, float]], issues: list[str]) -> None:
+        """Add the county and province of the finest place found when the address did not name them."""
         finest = chain.get("place") or chain.get("rural_district") or chain.get("district")
         if finest is not None:
             r = finest[0]
@@ -428,7 +432,6 @@ class Geocoder:
                 chain["province"] = (self._province_row[self._province[r]], finest[1])
         if "province" not in chain and "county" in chain:
             chain["province"] = (self._province_row[self._province[chain["county"][0]]], chain["county"][1])
-        return chain
 
     def _fuzzy(self, level: str, value: str, prov: str | None) -> list[_Match]:
         index = self._index[level]

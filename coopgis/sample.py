@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -242,6 +243,29 @@ def generate_sample(size: int, seed: int = 1404, boundaries: Boundaries | None =
     for i in np.flatnonzero(reason == "duplicate_registration_no"):
         dup_source[i] = int(rng.integers(0, i))
 
+    out = _registry_rows(n, P, U=U, arabic=arabic, typo=typo, english=english, given=given, reason=reason,
+                         dup_source=dup_source, kinds=kinds, sector_codes=sector_codes, status_codes=status_codes,
+                         women_led=women_led, members=members, jobs=jobs, reg_numbers=reg_numbers, phones=phones,
+                         years=years, months=months, days=days, lon=lon, lat=lat)
+    levels = P("level").tolist()
+    df = pd.DataFrame(out, columns=list(COLUMNS))
+    df["truth_level"] = levels
+    df["truth_place_code"] = P("code")
+    df["truth_county_osm"] = pd.array(P("county_osm"), dtype="Int64")
+    df["truth_province_iso"] = P("province_iso")
+    df["truth_lon"] = P("lon")
+    df["truth_lat"] = P("lat")
+    df["truth_bad_reason"] = reason.astype(str)
+    return df
+
+
+def _registry_rows(n: int, P: Callable[[str], np.ndarray], *, U: np.ndarray, arabic: np.ndarray,
+                   typo: np.ndarray, english: np.ndarray, given: np.ndarray, reason: np.ndarray,
+                   dup_source: np.ndarray, kinds: np.ndarray, sector_codes: np.ndarray, status_codes: np.ndarray,
+                   women_led: np.ndarray, members: np.ndarray, jobs: np.ndarray, reg_numbers: np.ndarray,
+                   phones: np.ndarray, years: np.ndarray, months: np.ndarray, days: np.ndarray, lon: np.ndarray,
+                   lat: np.ndarray) -> dict[str, list]:
+    """The registry's cells as a clerk would write them, row by row, from what was drawn (no randomness here)."""
     kind_t = {t.code: t for t in KINDS}
     sector_t = {t.code: t for t in SECTORS}
     status_t = {t.code: t for t in STATUSES}
@@ -343,15 +367,7 @@ def generate_sample(size: int, seed: int = 1404, boundaries: Boundaries | None =
         out["phone"][i] = _phone(p, u[31])
         out["synthetic"][i] = "true" if u[32] < 0.7 else "بله"
 
-    df = pd.DataFrame(out, columns=list(COLUMNS))
-    df["truth_level"] = levels
-    df["truth_place_code"] = P("code")
-    df["truth_county_osm"] = pd.array(P("county_osm"), dtype="Int64")
-    df["truth_province_iso"] = P("province_iso")
-    df["truth_lon"] = P("lon")
-    df["truth_lat"] = P("lat")
-    df["truth_bad_reason"] = reason.astype(str)
-    return df
+    return out
 
 
 def write_sample(df: pd.DataFrame, path: str | Path, *, with_truth: bool = False) -> Path:

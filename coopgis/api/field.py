@@ -87,15 +87,7 @@ def build_router(settings: ServiceSettings) -> APIRouter:
                                                  f"or county name; 1..{longest_q} characters once normalised"),
                limit: Integer | None = count_query(20, most_found),
                flt: CooperativeFilter = Depends(filters)):
-        if q is not None and len(q) > 4 * longest_q:  # do not even normalise a huge value
-            raise ApiError(f"q is {len(q)} characters long; the limit is {longest_q}", title="Query too long")
-        text = norm(q)
-        if not text:
-            raise ApiError("give q: a registration number, part of a name, or a village, city or county name",
-                           title="Missing query")
-        if len(text) > longest_q:
-            raise ApiError(f"q is {len(text)} characters long; the limit is {longest_q}",
-                           title="Query too long")
+        text = _search_text(q, longest_q)
         size = count(limit, "limit", 20, most_found)
         ds = _ds(request)
         coll = ds.collections["cooperatives"]
@@ -169,6 +161,19 @@ def build_router(settings: ServiceSettings) -> APIRouter:
 
 
 # ---- parameters ------------------------------------------------------------------------------
+
+def _search_text(q: str | None, longest: int) -> str:
+    """The normalised search query; 400 when it is missing or longer than ``longest`` characters."""
+    if q is not None and len(q) > 4 * longest:  # do not even normalise a huge value
+        raise ApiError(f"q is {len(q)} characters long; the limit is {longest}", title="Query too long")
+    text = norm(q)
+    if not text:
+        raise ApiError("give q: a registration number, part of a name, or a village, city or county name",
+                       title="Missing query")
+    if len(text) > longest:
+        raise ApiError(f"q is {len(text)} characters long; the limit is {longest}", title="Query too long")
+    return text
+
 
 def check_point(ds: Dataset, lon: float, lat: float) -> None:
     """400 unless lon/lat is a point in Iran; the message says what looks wrong."""
