@@ -132,7 +132,7 @@ class Collection:
 
     def location(self, row: int) -> dict:
         """Where a point row is served now: ``{lon, lat, precision}`` (None for what is unknown)."""
-        lon, lat = float(self.lon[row]), float(self.lat[row])  # type: ignore[index]
+        lon, lat = float(self.lon[row]), float(self.lat[row])
         precision = self.frame["precision"].iat[row]
         ok = math.isfinite(lon) and math.isfinite(lat)
         return {"lon": lon if ok else None, "lat": lat if ok else None,
@@ -221,7 +221,7 @@ class Dataset:
                     self._search = build_search_index(self.cooperatives, self.boundaries)
         return self._search
 
-    def with_verified(self, accepted: dict[str, dict]) -> "Dataset":
+    def with_verified(self, accepted: dict[str, dict]) -> Dataset:
         """This dataset with more accepted locations applied, without reading the store again.
 
         Only the cooperatives that moved are joined and serialised again; the boundary totals are
@@ -340,7 +340,7 @@ class Packed:
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
-    def replaced(self, rows: np.ndarray, parts: "Packed") -> "Packed":
+    def replaced(self, rows: np.ndarray, parts: Packed) -> Packed:
         """A copy with ``parts[k]`` in place of item ``rows[k]`` (rows ascending), in one pass over the buffer."""
         out = Packed(())
         pieces, start = [], 0
@@ -364,5 +364,6 @@ def _serialise(frame: gpd.GeoDataFrame, id_column: str, properties: tuple[str, .
     columns = [frame[c].astype(object).where(frame[c].notna(), None).tolist() for c in cols]
     ids = Packed(orjson.dumps(plain_value(v)) for v in frame[id_column].tolist())
     geoms = Packed(g.encode() if isinstance(g, str) else b"null" for g in geo)
-    props = Packed(orjson.dumps(dict(zip(cols, values)), default=plain_value) for values in zip(*columns))
+    props = Packed(orjson.dumps(dict(zip(cols, values, strict=False)), default=plain_value)
+                   for values in zip(*columns, strict=False))
     return ids, geoms, props

@@ -18,7 +18,7 @@ from pathlib import Path
 try:  # POSIX: serialise writers across worker processes too
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]  # no fcntl on Windows: thread locks only
 
 PRIVATE_MODE = 0o600
 

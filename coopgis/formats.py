@@ -51,7 +51,7 @@ def feature_chunks(coll: Collection, rows: np.ndarray, crs: OutputCrs, level: st
         if geoms is None:
             yield b",".join(coll.feature(int(i), level=level) for i in part)
         else:
-            yield b",".join(coll.feature(int(i), g, level) for i, g in zip(part, geoms))
+            yield b",".join(coll.feature(int(i), g, level) for i, g in zip(part, geoms, strict=False))
 
 
 def geojson_stream(coll: Collection, rows: np.ndarray, crs: OutputCrs, head: dict,
@@ -112,7 +112,7 @@ def ogr_file(coll: Collection, rows: np.ndarray, crs: OutputCrs, driver: str, le
     os.close(fd)
     os.unlink(path)
     try:
-        kwargs = {"layer": coll.name}
+        kwargs: dict[str, object] = {"layer": coll.name}
         if driver == "KML":
             kwargs["dataset_options"] = {"NameField": "name" if "name" in frame.columns else coll.id_column}
         pyogrio.write_dataframe(frame, path, driver=driver, **kwargs)

@@ -148,11 +148,12 @@ class Geocoder:
         outlier = p["point_outlier"].to_numpy(bool)
         self._point_factor = np.where(weak, WEAK_POINT_FACTOR, np.where(outlier, OUTLIER_POINT_FACTOR, 1.0))
         self._index: dict[str, dict[str, list[int]]] = {lvl: {} for lvl in p["level"].unique()}
-        for i, (lvl, name) in enumerate(zip(p["level"], p["name"])):
+        for i, (lvl, name) in enumerate(zip(p["level"], p["name"], strict=False)):
             for k in {key(name), key(name, prefixes=False)}:
                 if k:
                     self._index[lvl].setdefault(k, []).append(i)
-        prov_rows = {iso: i for i, (lvl, iso) in enumerate(zip(p["level"], p["province_iso"])) if lvl == "province"}
+        prov_rows = {iso: i for i, (lvl, iso) in enumerate(zip(p["level"], p["province_iso"], strict=False))
+                     if lvl == "province"}
         self._province_row = prov_rows
         for iso, names in PROVINCE_ALIASES.items():
             for name in names:
@@ -162,9 +163,10 @@ class Geocoder:
         for d in self._index["province"].values():
             d[:] = sorted(set(d))
         # Provinces' display names from OSM (the official list writes "چهارمحال وبختیاری").
-        self._province_display = dict(zip(boundaries.provinces["iso_3166_2"], boundaries.provinces["name_fa"]))
+        self._province_display = dict(zip(boundaries.provinces["iso_3166_2"], boundaries.provinces["name_fa"],
+                                          strict=False))
         self._latin: dict[str, list[int]] = {}
-        for i, (lvl, en) in enumerate(zip(p["level"], p["name_en"])):
+        for i, (lvl, en) in enumerate(zip(p["level"], p["name_en"], strict=False)):
             if isinstance(en, str) and en and lvl in ("province", "county", "city", "village", "place"):
                 self._latin.setdefault(latin_key(en), []).append(i)
         for iso, names in PROVINCE_ALIASES.items():
@@ -196,7 +198,7 @@ class Geocoder:
         for all rows at once.
         """
         cols = ["address", "province", "county", "district", "rural_district", "place"]
-        frame = pd.DataFrame({c: (records[c] if c in records else None) for c in cols}, index=records.index)
+        frame = pd.DataFrame({c: records.get(c, None) for c in cols}, index=records.index)
         cache: dict[tuple, GeocodeResult] = {}
         out = []
         for n, row in enumerate(frame.itertuples(index=False, name=None)):
@@ -637,7 +639,7 @@ class Geocoder:
         in_prov = np.ones(len(lon), bool)
         check = inside & np.array([isinstance(p, str) and p != "" for p in prov])
         if check.any():
-            geoms = dict(zip(self.b.provinces["iso_3166_2"], self.b.provinces.geometry))
+            geoms = dict(zip(self.b.provinces["iso_3166_2"], self.b.provinces.geometry, strict=False))
             for i in np.flatnonzero(check):
                 g = geoms.get(prov[i])
                 if g is not None:
@@ -668,7 +670,7 @@ class Geocoder:
         usable = ~np.isnan(lon_a) & ~np.isnan(lat_a) & np.array([i == "" for i in issues])
         # Rows whose address named no province take the province of the (valid) point.
         new_issues = []
-        for i, (old, new) in enumerate(zip(results["issues"], issues)):
+        for i, (old, new) in enumerate(zip(results["issues"], issues, strict=False)):
             extra = [new] if new else []
             if one_only[i]:
                 extra.append("coord_incomplete")
@@ -739,7 +741,7 @@ def _medians(ids: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> dict[str, tup
     order = np.argsort(ids.astype(str), kind="stable")
     ids, lon, lat = ids[order], lon[order], lat[order]
     starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.array([], int)
-    for a, b in zip(starts, np.r_[starts[1:], len(ids)]):
+    for a, b in zip(starts, np.r_[starts[1:], len(ids)], strict=False):
         if ids[a] is None or b - a < MIN_PLACED_FOR_STAND_IN:
             continue
         mx, my = float(np.median(lon[a:b])), float(np.median(lat[a:b]))

@@ -12,7 +12,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -192,7 +192,7 @@ def make_ingest_report(path: str | Path, registry: RegistryRead, dataset: gpd.Ge
     issues = Counter(i for cell in dataset["geocode_issues"].dropna() for i in cell.split(";"))
     report = {
         "file": str(path),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "encoding": registry.encoding,
         "rows": registry.rows,
         "accepted": int(len(dataset)),

@@ -266,12 +266,12 @@ class _Checker:
                 out[key] = "true" if value else "false"
             elif key in parsers:
                 values = value if isinstance(value, list) else [value]
-                codes = []
+                codes: list[str] = []
                 for v in values:
                     code = parsers[key](v) if isinstance(v, str) else None
                     if code is None:
                         self.fail(here, f"{v!r} is not a known {key}")
-                    codes.append(code)
+                    codes.append(str(code))
                 out[key] = ",".join(codes)
             elif key in TEXT_FILTERS:
                 if not isinstance(value, (str, int)) or isinstance(value, bool):

@@ -81,7 +81,8 @@ def page_facts(dataset: Dataset, cluster_max_zoom: int) -> dict:
     return {
         "breaks": {name: {m: class_breaks(frame[m].to_numpy()) for m in ("cooperatives", "members", "jobs")}
                    for name, frame in (("provinces", provinces), ("counties", counties))},
-        "provinces": {iso: [float(v) for v in b] for iso, b in zip(provinces["iso_3166_2"], bounds.to_numpy())},
+        "provinces": {iso: [float(v) for v in b]
+                      for iso, b in zip(provinces["iso_3166_2"], bounds.to_numpy(), strict=False)},
         "sources": sources,
         "synthetic": dataset.synthetic,
         "clusterMaxZoom": cluster_max_zoom,

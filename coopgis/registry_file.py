@@ -71,7 +71,7 @@ def _read_bytes(path: Path, max_bytes: int | None) -> bytes:
     return data
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("bytes", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:,} bytes" if unit == "bytes" else f"{n:,.1f} {unit}"

@@ -149,14 +149,14 @@ def build_search_index(f: pd.DataFrame, boundaries: Boundaries | None = None) ->
         b = boundaries
         en_of_place = {}
         p = b.places
-        for lvl, code, en in zip(p["level"], p["code"], p["name_en"]):
+        for lvl, code, en in zip(p["level"], p["code"], p["name_en"], strict=False):
             if isinstance(en, str) and en:
                 en_of_place.setdefault((lvl, str(code)), en)
         for (lvl, code), rows in f.groupby(["place_level", "place_code"], dropna=True).indices.items():
             en = en_of_place.get((lvl, str(code)))
             if en and latin_key(en):
                 latin.setdefault(latin_key(en), []).append(np.asarray(rows, np.int64))
-        en_of_county = dict(zip(b.counties["osm_relation_id"].astype("int64"), b.counties["name_en"]))
+        en_of_county = dict(zip(b.counties["osm_relation_id"].astype("int64"), b.counties["name_en"], strict=False))
         for osm, rows in f.groupby("county_osm", dropna=True).indices.items():
             en = en_of_county.get(int(osm))
             if isinstance(en, str) and latin_key(en):
@@ -190,7 +190,7 @@ def search_rows(idx: SearchIndex, row_of: Callable[[str], int | None], text: str
             part = np.argpartition(rank, room - 1)[:room]
             rows, tenths, rank = rows[part], tenths[part], rank[part]
         order = np.argsort(rank, kind="stable")
-        for r, t in zip(rows[order], tenths[order]):
+        for r, t in zip(rows[order], tenths[order], strict=False):
             out.append((int(r), match, float(t) / 10))
             allowed[r] = False
 

@@ -83,7 +83,7 @@ def _points(coll, rows: np.ndarray) -> dict:
     frame = coll.frame.iloc[rows]
     values = {f: frame[f].tolist() if f in frame else [None] * len(rows) for f in POINT_FIELDS}
     feats = []
-    for i, (x, y) in enumerate(zip(coll.lon[rows].tolist(), coll.lat[rows].tolist())):
+    for i, (x, y) in enumerate(zip(coll.lon[rows].tolist(), coll.lat[rows].tolist(), strict=False)):
         props = {f: plain_value(values[f][i]) for f in POINT_FIELDS}
         feats.append({"type": "Feature", "id": props["registration_no"],
                       "geometry": {"type": "Point", "coordinates": [round(x, 6), round(y, 6)]},
@@ -106,5 +106,5 @@ def _polygons(frame: gpd.GeoDataFrame, fields: tuple[str, ...], tolerance: float
     records = frame[list(fields)].astype(object).to_dict("records")
     feats = [{"type": "Feature", "geometry": orjson.loads(t),
               "properties": {k: plain_value(v) for k, v in r.items()}}
-             for t, r in zip(texts, records) if t is not None]
+             for t, r in zip(texts, records, strict=False) if t is not None]
     return {"type": "FeatureCollection", "features": feats}

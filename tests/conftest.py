@@ -94,7 +94,7 @@ def live_server(sample_store, tmp_path_factory):
                 break
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError("server exited: " + open(log.name, "rb").read().decode(errors="replace"))
+                raise RuntimeError("server exited: " + open(log.name, "rb").read().decode(errors="replace")) from None
             time.sleep(0.2)
     else:
         proc.kill()

@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from coopgis.distance import EARTH_RADIUS_KM
-from coopgis.nearest import DIRECTIONS
 from coopgis.location_reports import REPORTS_FILE, LocationReportLog
+from coopgis.nearest import DIRECTIONS
 from coopgis.text import key, to_persian_digits, tokens
 
 PROBLEM = "application/problem+json"
@@ -39,7 +39,7 @@ def located(coops):
     f = coops.frame
     pts = f.geometry
     ok = pts.notna() & ~pts.is_empty
-    return [(r, g.x, g.y) for r, g in zip(f.loc[ok, "registration_no"], pts[ok])]
+    return [(r, g.x, g.y) for r, g in zip(f.loc[ok, "registration_no"], pts[ok], strict=False)]
 
 
 def brute_force(located, lon, lat, radius_km):
@@ -226,7 +226,8 @@ def test_search_name_all_words(client, coops):
 def test_search_village(client, coops):
     f = coops.frame
     villages = f[(f["place_level"] == "village")]
-    villages = villages[[key(p) not in key(n, prefixes=False) for p, n in zip(villages["place"], villages["name"])]]
+    villages = villages[[key(p) not in key(n, prefixes=False)
+                         for p, n in zip(villages["place"], villages["name"], strict=False)]]
     if villages.empty:
         pytest.skip("no village cooperative named otherwise")
     row = villages.iloc[0]
@@ -280,9 +281,8 @@ def test_search_bad_query(client, q):
 def reports_app(tmp_path, sample_store, dataset):
     """An app on a copy of the store folder, so reports do not land in the shared one."""
     from coopgis.app import create_app
-    from coopgis.settings import ServiceSettings
-
     from coopgis.auth import TokenStore
+    from coopgis.settings import ServiceSettings
 
     folder = tmp_path / "data"
     shutil.copytree(sample_store.folder, folder)

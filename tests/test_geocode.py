@@ -1,7 +1,8 @@
 """The geocoder as registry clerks and field officers use it: messy Persian, honest precision."""
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coopgis.vocab import PRECISIONS
 

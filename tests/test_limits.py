@@ -13,8 +13,8 @@ from conftest import UNLIMITED
 from fastapi.testclient import TestClient
 
 from coopgis.api.limits import HeavyGate
-from coopgis.filters import parse_filter
 from coopgis.app import create_app
+from coopgis.filters import parse_filter
 from coopgis.settings import ServiceSettings
 
 KERMAN = "Kerman"

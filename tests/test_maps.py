@@ -313,7 +313,7 @@ def hostile_store(sample_store, tmp_path_factory):
     frame = sample_store.read()
     picks = frame.index[frame["precision"].isin(["village", "city", "exact"])][:2]
     rows = []
-    for i, name in zip(picks, (HOSTILE, BACKTICK)):
+    for i, name in zip(picks, (HOSTILE, BACKTICK), strict=False):
         p = frame.geometry.at[i]
         frame.at[i, "name"] = name
         frame.at[i, "precision"] = "exact"

@@ -58,5 +58,6 @@ def test_direction_words():
 
 
 def test_geo_uri_is_rfc_5870_with_an_escaped_label():
-    assert geo_uri(51.5, 35.25, "تعاونی #1") == "geo:35.250000,51.500000?q=35.250000,51.500000(%D8%AA%D8%B9%D8%A7%D9%88%D9%86%DB%8C%20%231)"
+    label = "%D8%AA%D8%B9%D8%A7%D9%88%D9%86%DB%8C%20%231"
+    assert geo_uri(51.5, 35.25, "تعاونی #1") == f"geo:35.250000,51.500000?q=35.250000,51.500000({label})"
     assert geo_uri(51.5, 35.25, None) == "geo:35.250000,51.500000?q=35.250000,51.500000"

@@ -8,9 +8,8 @@ import shutil
 
 import pandas as pd
 import pytest
-from fastapi.testclient import TestClient
-
 from conftest import has_sample_phone
+from fastapi.testclient import TestClient
 
 from coopgis.app import create_app
 from coopgis.auth import TokenStore

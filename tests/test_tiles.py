@@ -20,8 +20,8 @@ from fastapi.testclient import TestClient
 from coopgis import tiles
 from coopgis.api.errors import register_error_handlers
 from coopgis.api.limits import Limits
-from coopgis.app import set_dataset
 from coopgis.api.tiles import build_router
+from coopgis.app import set_dataset
 from coopgis.dataset import ATTRIBUTION, Dataset
 from coopgis.ingest import DATASET_COLUMNS
 from coopgis.joins import join_boundaries
@@ -102,7 +102,7 @@ def located(dataset):
 
 def covering(lon, lat, z):
     """Every tile of zoom z holding at least one of the points (morecantile's own answer)."""
-    return sorted({(t.x, t.y) for t in (TMS.tile(a, b, z) for a, b in zip(lon, lat))})
+    return sorted({(t.x, t.y) for t in (TMS.tile(a, b, z) for a, b in zip(lon, lat, strict=False))})
 
 
 def in_tile(lon, lat, z, x, y):
@@ -127,7 +127,7 @@ def features(client, path, **params):
 def busiest_tile(lon, lat, z):
     n = 2 ** z
     u, v = tiles.lonlat_to_world(lon, lat)
-    keys = Counter(zip(np.floor(u * n).astype(int).tolist(), np.floor(v * n).astype(int).tolist()))
+    keys = Counter(zip(np.floor(u * n).astype(int).tolist(), np.floor(v * n).astype(int).tolist(), strict=False))
     return keys.most_common(1)[0][0]
 
 
@@ -141,8 +141,9 @@ def test_tile_math_matches_morecantile(located):
         assert np.allclose(tiles.mercator_bounds(z, x, y), tuple(TMS.xy_bounds(t)), atol=1e-6)
     u, v = tiles.lonlat_to_world(lon[:500], lat[:500])
     for z in (3, 9, 14):
-        ours = list(zip(np.floor(u * 2 ** z).astype(int).tolist(), np.floor(v * 2 ** z).astype(int).tolist()))
-        theirs = [(t.x, t.y) for t in (TMS.tile(a, b, z) for a, b in zip(lon[:500], lat[:500]))]
+        ours = list(zip(np.floor(u * 2 ** z).astype(int).tolist(), np.floor(v * 2 ** z).astype(int).tolist(),
+                        strict=False))
+        theirs = [(t.x, t.y) for t in (TMS.tile(a, b, z) for a, b in zip(lon[:500], lat[:500], strict=False))]
         assert ours == theirs
 
 
@@ -228,7 +229,7 @@ def test_clusters_are_grid_cells_with_sums_and_kinds(client, located):
     inside = in_tile(lon, lat, z, x, y)
     sub = frame[inside]
     # cells of 32 px of a 256-px tile are the tiles of zoom z + 3
-    cells = [(t.x, t.y) for t in (TMS.tile(a, b, z + 3) for a, b in zip(lon[inside], lat[inside]))]
+    cells = [(t.x, t.y) for t in (TMS.tile(a, b, z + 3) for a, b in zip(lon[inside], lat[inside], strict=False))]
     expected = Counter(cells)
     feats = features(client, f"/tiles/cooperatives/{z}/{x}/{y}.geojson")
     assert sorted(f["properties"]["count"] for f in feats) == sorted(expected.values())
@@ -239,7 +240,7 @@ def test_clusters_are_grid_cells_with_sums_and_kinds(client, located):
         p = f["properties"]
         cx, cy = f["geometry"]["coordinates"]
         cell = TMS.tile(cx, cy, z + 3)
-        members = sub[cell_of.map(lambda c: c == (cell.x, cell.y)).to_numpy()]
+        members = sub[cell_of.map(lambda c: c == (cell.x, cell.y)).to_numpy()]  # noqa: B023  (used at once)
         assert len(members) == p["count"]
         if p["count"] == 1:
             assert p["cluster"] is False and p["registration_no"] == members["registration_no"].iloc[0]

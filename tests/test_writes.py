@@ -252,7 +252,6 @@ def test_ingest_on_a_full_disk_is_one_line_and_leaves_no_temp_files(folder, samp
     import geopandas as gpd
 
     from coopgis.cli import main
-
     from coopgis.store import FileStore
 
     data = folder[0]

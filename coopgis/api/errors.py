@@ -48,8 +48,8 @@ def storage_error(exc: OSError, what: str) -> ApiError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return ApiError(f"the server's disk is full: {what}. Try again later, and tell the administrator",
                         status=507, title="Insufficient storage", cause="disk_full")
-    cause = {errno.EROFS: "the disk is read-only", errno.EIO: "the disk failed to write"}.get(
-        exc.errno, "the server cannot write to its disk")
+    causes = {errno.EROFS: "the disk is read-only", errno.EIO: "the disk failed to write"}
+    cause = causes.get(exc.errno or 0, "the server cannot write to its disk")
     return ApiError(f"{cause}: {what}. Try again later, and tell the administrator", status=503,
                     title="Storage unavailable", headers={"Retry-After": "60"}, cause="storage")
 

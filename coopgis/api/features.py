@@ -7,7 +7,7 @@ GeoPackage and KML. Formats are chosen by ``f=`` or the Accept header.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
 
 import numpy as np
@@ -201,7 +201,7 @@ def _items(request: Request, coll: Collection, fmt: str, size: int, limit: int |
                       title=COLLECTIONS[coll.name]["title_fa"])
     head = {
         "numberMatched": matched, "numberReturned": int(len(page)),
-        "timeStamp": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "links": page_links(request, matched, offset, size, "geojson"),
     }
     body = formats.geojson_stream(coll, page, out_crs, head, level)
@@ -276,7 +276,7 @@ def crs_headers(crs) -> dict:
 def download(request: Request, coll: Collection, rows: np.ndarray, crs, fmt: str, max_download: int,
              paged: bool, limit: int | None, offset: int, level: str = "public") -> Response:
     """A whole filtered selection (or one page of it when limit is given) as a file."""
-    if paged:
+    if paged and limit is not None:
         rows = rows[offset:offset + limit]
     if len(rows) > max_download:
         raise ApiError(f"{len(rows)} features match; one download holds at most {max_download}"

@@ -70,7 +70,7 @@ def build_router(settings: ServiceSettings) -> APIRouter:
         mask = None if flt.is_empty() else flt.mask(coll)
         hit = nearest_rows(coll.nearest_index(), x, y, radius, size, mask)
         features = [_feature(coll, int(r), _nearest_props(coll, int(r), d, b))
-                    for r, d, b in zip(hit.rows, hit.distance_km, hit.bearing_deg)]
+                    for r, d, b in zip(hit.rows, hit.distance_km, hit.bearing_deg, strict=False)]
         head = {"type": "FeatureCollection", "numberMatched": hit.matched, "numberReturned": len(features),
                 "timeStamp": _now(),
                 "query": {"lon": x, "lat": y, "radius_km": radius, "limit": size},
@@ -141,7 +141,8 @@ def build_router(settings: ServiceSettings) -> APIRouter:
                 summary="Location reports of one cooperative, newest first")
     def cooperative_reports(request: Request, registration_no: str,
                             who: Principal = Depends(require("field_officer")),
-                            status: str | None = Query(None, max_length=40, description="pending, accepted or rejected"),
+                            status: str | None = Query(None, max_length=40,
+                                                       description="pending, accepted or rejected"),
                             limit: Integer | None = count_query(100, most_reports)):
         coll = _ds(request).collections["cooperatives"]
         reg = registration_no_key(registration_no)

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from coopgis.api.errors import ApiError
-from coopgis.settings import ServiceSettings
 from coopgis.filters import number
+from coopgis.settings import ServiceSettings
 from coopgis.text import norm
 
 
@@ -17,7 +17,8 @@ def build_router(settings: ServiceSettings) -> APIRouter:
 
     @router.get("/geocode", summary="Geocode an address (Persian, Arabic letter forms or Latin)")
     def geocode(request: Request,
-                q: str | None = Query(None, max_length=max_len, description=f"the address, at most {max_len} characters"),
+                q: str | None = Query(None, max_length=max_len,
+                                      description=f"the address, at most {max_len} characters"),
                 province: str | None = Query(None, max_length=max_len),
                 county: str | None = Query(None, max_length=max_len),
                 district: str | None = Query(None, max_length=max_len),

@@ -78,7 +78,7 @@ def negotiate(request: Request, f: str | None, allowed: tuple[str, ...]) -> str:
                     q = float(value)
                 except ValueError:
                     q = 0.0
-        fmt = ACCEPT.get(media)
+        fmt = ACCEPT.get(media, "")
         if fmt in ("json", "geojson") and fmt not in allowed:
             fmt = "json" if "json" in allowed else "geojson"
         if fmt in allowed and q > best_q:
