@@ -107,7 +107,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     threading.Thread(target=_warm, args=(app,), name="coopgis-warm", daemon=True).start()
     app.state.store_version = FileStore(app.state.settings.data).version()
     watcher = asyncio.get_running_loop().create_task(_watch_store(app))
-    app.state.store_watcher = watcher
     try:
         yield
     finally:

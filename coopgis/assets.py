@@ -83,7 +83,7 @@ def file_of(web_dir: Path, name: str) -> Path | None:
 
 def missing_assets(web_dir: Path) -> list[str]:
     """Allow-listed names whose files are absent (npm not run, or a file removed)."""
-    return [name for name in ASSETS if not file_of(web_dir, name).is_file()]
+    return [name for name in ASSETS if not (path := file_of(web_dir, name)) or not path.is_file()]
 
 
 def vendor_url(base: str, name: str) -> str:
@@ -104,6 +104,8 @@ def gzipped(web_dir: Path, name: str) -> bytes | None:
     if not ASSETS[name].media.startswith(_COMPRESSIBLE):
         return None
     path = file_of(web_dir, name)
+    if path is None:
+        raise KeyError(name)
     return _gzip(path, path.stat().st_mtime_ns)
 
 

@@ -27,7 +27,6 @@ from pathlib import Path
 from coopgis.files import write_private
 
 ROLES = ("public", "field_officer", "gis_staff", "admin")
-ROLE_FA = {"public": "عموم", "field_officer": "کارشناس میدانی", "gis_staff": "کارشناس GIS", "admin": "مدیر سامانه"}
 
 
 class TokenError(Exception):
@@ -114,6 +113,8 @@ class TokenStore:
 
     def _write(self, entries: builtins.list[dict]) -> None:
         """Write the list atomically, 0600 from the start; TokenError naming the cause when the disk refuses."""
+        if self.path is None:
+            raise TokenError("no token file configured (COOPGIS_TOKENS_FILE)")
         try:
             write_private(self.path, json.dumps(entries, ensure_ascii=False, indent=1).encode("utf-8"))
         except OSError as exc:

@@ -33,7 +33,6 @@ from coopgis.text import key, norm
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "boundaries"
 CACHE_VERSION = "5"
 
-LEVELS = ("province", "county", "district", "rural_district", "city", "village", "place")
 
 # Entries of the official village list that are not settlements: wells, farms, pumps,
 # companies, poultry and cattle farms, mines, stations, factories, barracks.
@@ -78,11 +77,6 @@ class Boundaries:
         if "province" not in self._trees:
             self._trees["province"] = shapely.STRtree(self.provinces.geometry.values)
         return self._trees["province"]
-
-    def located_places(self) -> pd.DataFrame:
-        """Places with a coordinate of their own (cities, villages, populated places)."""
-        p = self.places
-        return p[p["lon"].notna() & p["level"].isin(["city", "village", "place"])]
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()

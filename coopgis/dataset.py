@@ -53,7 +53,6 @@ PERSONAL_COLUMNS = ("phone", "extra")
 # Free text a clerk typed: a phone number or national ID written into it is masked wherever it is served.
 MASKED_COLUMNS = ("name", "address", "given_province", "given_county", "given_district", "given_rural_district",
                   "given_place")
-LEVELS = ("public", "staff")
 
 COLLECTIONS = {
     "cooperatives": {"title": "Cooperatives", "title_fa": "تعاونی‌ها", "geometry": "point",
@@ -120,19 +119,25 @@ class Collection:
         return (b'{"type":"Feature","id":' + ids[i] + b',"geometry":' + (geometry or geoms[i])
                 + b',"properties":' + props[i] + b"}")
 
+    @property
+    def points(self) -> tuple[np.ndarray, np.ndarray]:
+        """Longitudes and latitudes of a point collection (NaN where a row has no location)."""
+        if self.lon is None or self.lat is None:
+            raise TypeError(f"{self.name} is not a point collection")
+        return self.lon, self.lat
+
     def nearest_index(self) -> NearestIndex:
         """The located points sorted by latitude, for nearest-neighbour searches (points only; made once)."""
         if self._nearest is None:
             with self._lock:
                 if self._nearest is None:
-                    if self.lon is None or self.lat is None:
-                        raise TypeError(f"{self.name} is not a point collection")
-                    self._nearest = NearestIndex.build(self.lon, self.lat)
+                    self._nearest = NearestIndex.build(*self.points)
         return self._nearest
 
     def location(self, row: int) -> dict:
         """Where a point row is served now: ``{lon, lat, precision}`` (None for what is unknown)."""
-        lon, lat = float(self.lon[row]), float(self.lat[row])
+        lons, lats = self.points
+        lon, lat = float(lons[row]), float(lats[row])
         precision = self.frame["precision"].iat[row]
         ok = math.isfinite(lon) and math.isfinite(lat)
         return {"lon": lon if ok else None, "lat": lat if ok else None,
@@ -146,10 +151,13 @@ class Collection:
     def in_bbox(self, bbox: tuple[float, float, float, float]) -> np.ndarray:
         """Boolean mask of rows that intersect a CRS84 bbox."""
         minx, miny, maxx, maxy = bbox
-        if self.lon is not None:
+        if self.lon is not None and self.lat is not None:
+            lon, lat = self.lon, self.lat
             with np.errstate(invalid="ignore"):
-                return (self.lon >= minx) & (self.lon <= maxx) & (self.lat >= miny) & (self.lat <= maxy)
+                return (lon >= minx) & (lon <= maxx) & (lat >= miny) & (lat <= maxy)
         b = self.bounds
+        if b is None:
+            raise TypeError(f"{self.name} has neither points nor bounds")
         return (b[:, 0] <= maxx) & (b[:, 2] >= minx) & (b[:, 1] <= maxy) & (b[:, 3] >= miny)
 
 
@@ -239,7 +247,7 @@ class Dataset:
         out.cooperatives = frame
         out.verified = {**self.verified, **accepted}
         old = self.collections["cooperatives"]
-        lon, lat = old.lon.copy(), old.lat.copy()
+        lon, lat = (a.copy() for a in old.points)
         points = frame.geometry.values[moved]
         lon[moved] = [p.x if p is not None and not p.is_empty else np.nan for p in points]
         lat[moved] = [p.y if p is not None and not p.is_empty else np.nan for p in points]

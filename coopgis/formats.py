@@ -83,7 +83,8 @@ def csv_stream(coll: Collection, rows: np.ndarray, crs: OutputCrs, level: str = 
         writer = csv.writer(buf)
         values = frame[cols].iloc[part].astype(object).where(frame[cols].iloc[part].notna(), None)
         if points:
-            x, y = coll.lon[part], coll.lat[part]
+            lons, lats = coll.points
+            x, y = lons[part], lats[part]
             if crs.epsg not in (None, 4326):
                 x, y = transformer(crs.epsg).transform(x, y)
             if crs.lat_first:

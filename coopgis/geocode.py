@@ -173,12 +173,12 @@ class Geocoder:
             for name in names:
                 if is_latin(name):
                     self._latin.setdefault(latin_key(name), []).append(prov_rows[iso])
-        self._latin_keys = list(self._latin)
         self._stand_ins()
         self._points = self._point_keys()
         self._county_point = {int(r.county_osm): (r.point_lon, r.point_lat)
                               for r in p[p["level"] == "county"].itertuples() if not pd.isna(r.county_osm)}
         self._fine_by_county: dict[tuple[float, str], tuple[list[str], list[int]]] = {}
+        self._county_rows: dict[float, int] | None = None   # county OSM id -> its row, made on first use
 
     # ---- public -----------------------------------------------------------------------
     def geocode(self, address: str | None = None, *, province: str | None = None, county: str | None = None,
@@ -318,7 +318,7 @@ class Geocoder:
             return any(seg == m.span.segment and not (m.span.end <= s or m.span.start >= e)
                        for seg, s, e in used)
 
-        def rank(m: _Match, lvl: str):
+        def rank(m: _Match, lvl: str | None):
             hinted = m.forced or (m.span is not None and m.span.hint == lvl)
             length = 0 if m.span is None else m.span.end - m.span.start
             return (hinted, m.score, length)
@@ -456,7 +456,7 @@ class Geocoder:
             return []
         cache_key = (county, "fa")
         if cache_key not in self._fine_by_county:
-            rows = [i for i in np.flatnonzero(self._county == county)
+            rows = [int(i) for i in np.flatnonzero(self._county == county)
                     if self._level[i] in ("village", "city", "place")]
             self._fine_by_county[cache_key] = ([self._col["key"][i] for i in rows], rows)
         keys, rows = self._fine_by_county[cache_key]
@@ -482,10 +482,11 @@ class Geocoder:
         return rows
 
     def _index_county_rows(self) -> dict[float, int]:
-        if not hasattr(self, "_county_rows"):
-            self._county_rows = {}
+        if self._county_rows is None:
+            rows: dict[float, int] = {}
             for i in np.flatnonzero(self._level == "county"):
-                self._county_rows.setdefault(self._county[i], int(i))
+                rows.setdefault(self._county[i], int(i))
+            self._county_rows = rows
         return self._county_rows
 
     def _result(self, chain: dict, issues: list[str]) -> GeocodeResult:
@@ -784,7 +785,7 @@ def _spans(parts: tuple[tuple[bool, tuple[str, ...]], ...]) -> list[_Span]:
         if latin:
             # "Mazhin village", "Rey County": the level word follows the name and holds for the part.
             levels = [LATIN_MARKERS[w.lower()] for w in words if w.lower() in LATIN_MARKERS]
-            words = [w for w in words if w.lower() not in LATIN_MARKERS]
+            words = tuple(w for w in words if w.lower() not in LATIN_MARKERS)
             for i in range(len(words)):
                 for n in range(1, min(MAX_NGRAM, len(words) - i) + 1):
                     out.append(_Span(i, i + n, " ".join(words[i:i + n]), levels[0] if levels else None, seg_no,

@@ -85,14 +85,16 @@ def ingest(path: str | Path, store: Store | None, boundaries: Boundaries, geocod
     current = store.rows() if store is not None and hasattr(store, "rows") else None
     report["previous_rows"] = current
     report["refused"] = refusals(len(dataset), registry.rows, current, max_shrink, allow_shrink)
-    report["replaced"] = store is not None and not report["refused"]
-    if report["replaced"]:
+    replaced = store is not None and not report["refused"]
+    report["replaced"] = replaced
+    if store is not None and replaced:
         store.write(dataset, report)
         report["timing_s"]["write"] = round(time.perf_counter() - t_geo, 2)
     report["timing_s"]["total"] = round(time.perf_counter() - started, 2)
-    if store is not None and getattr(store, "folder", None) is not None:
+    folder = getattr(store, "folder", None)
+    if folder is not None:
         try:
-            write_ingest_report(Path(store.folder) / LAST_INGEST_FILE, report)
+            write_ingest_report(Path(folder) / LAST_INGEST_FILE, report)
         except OSError as exc:  # the outcome stands; only its copy in the folder is missing
             report["last_ingest_not_written"] = exc.strerror or str(exc)
     return IngestResult(dataset, report)
@@ -127,7 +129,7 @@ def _verified_locations(store: Store | None, geocoder: Geocoder) -> dict[str, di
     if folder is None:
         return {}
     accepted = LocationReportLog(folder).read().accepted()
-    if accepted and store.exists():
+    if accepted and store is not None and store.exists():
         learn_villages(geocoder, store.read(), accepted)
     return accepted
 
@@ -209,7 +211,9 @@ def make_ingest_report(path: str | Path, registry: RegistryRead, dataset: gpd.Ge
                                "at": [{("row" if registry.encoding == "xlsx" else "line"): n, "count": k}
                                       for n, k in sorted(registry.control_characters.items())]},
     }
-    assert report["accepted"] + report["quarantined"] == report["rows"], "rows lost in ingest"
+    if registry.rows != len(dataset) + len(registry.quarantined):
+        raise AssertionError(f"ingest invariant broken: rows lost ({registry.rows} read, {len(dataset)} accepted, "
+                             f"{len(registry.quarantined)} quarantined)")
     return report
 
 

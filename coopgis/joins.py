@@ -18,8 +18,6 @@ from coopgis.boundaries import Boundaries
 QUOTA_ORDINARY_USD = 300
 QUOTA_DEPRIVED_USD = 600
 
-JOIN_COLUMNS = ("province", "province_name", "county", "county_code", "county_osm",
-                "deprivation_class", "deprived", "province_shdi", "border")
 
 
 def join_boundaries(lon: np.ndarray, lat: np.ndarray, boundaries: Boundaries) -> pd.DataFrame:

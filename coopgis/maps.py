@@ -13,6 +13,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -316,7 +317,7 @@ class _Checker:
         )
 
     def styling(self, t: dict) -> dict:
-        out = {}
+        out: dict[str, Any] = {}
         for key, terms in (("kinds", KINDS), ("sectors", SECTORS), ("classes", None)):
             table = t.get(key, {})
             if not isinstance(table, dict):

@@ -19,6 +19,7 @@ from pathlib import Path
 import folium
 import numpy as np
 from branca.element import Element, Figure, MacroElement
+from folium.elements import JSCSSMixin
 from folium.plugins import Fullscreen, LocateControl
 from folium.template import Template
 
@@ -223,6 +224,8 @@ class RawParts(MacroElement):
 
     def render(self, **kwargs):
         figure = self.get_root()
+        if not isinstance(figure, Figure):
+            raise TypeError("RawParts must be added to a map on a page (a branca Figure)")
         for part, text in ((figure.header, self.header_text), (figure.html, self.html_text),
                            (figure.script, self.script_text)):
             if text:
@@ -263,7 +266,10 @@ class Setup(RawParts):
         self.html_text = "\n".join(parts)
 
     def render(self, **kwargs):
-        self.script_text = f'coopgis.setup({self._parent.get_name()}, "coopgis-config", "coopgis-data");'
+        parent = self._parent
+        if parent is None:
+            raise TypeError("the coopgis setup must be added to a map")
+        self.script_text = f'coopgis.setup({parent.get_name()}, "coopgis-config", "coopgis-data");'
         super().render(**kwargs)
 
 
@@ -325,7 +331,7 @@ def _bundles(preset: Preset, page: Page) -> list[str]:
     return out
 
 
-def _assets_of(plugin: MacroElement, bundle: str, page: Page) -> None:
+def _assets_of(plugin: JSCSSMixin, bundle: str, page: Page) -> None:
     """Point a folium plugin's JS/CSS links at ``/vendor`` (or drop them when the page inlines them)."""
     if page.inline:
         plugin.default_js, plugin.default_css = [], []

@@ -11,8 +11,10 @@ from __future__ import annotations
 GEOJSON = "application/geo+json"
 JSON = "application/json"
 PROBLEM = "application/problem+json"
-HTML = "text/html; charset=utf-8"
-CSV = "text/csv; charset=utf-8"
+TEXT_HTML = "text/html"                      # in links and Accept headers
+TEXT_CSV = "text/csv"
+HTML = TEXT_HTML + "; charset=utf-8"          # as Content-Type
+CSV = TEXT_CSV + "; charset=utf-8"
 GPKG = "application/geopackage+sqlite3"
 KML = "application/vnd.google-earth.kml+xml"
 MVT = "application/vnd.mapbox-vector-tile"
@@ -22,14 +24,9 @@ OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
 MEDIA = {"geojson": GEOJSON, "json": JSON, "csv": CSV, "gpkg": GPKG, "kml": KML, "html": HTML}
 # media type of an Accept header -> format name
 ACCEPT = {
-    GEOJSON: "geojson", JSON: "json", "text/html": "html", "text/csv": "csv", GPKG: "gpkg", KML: "kml",
+    GEOJSON: "geojson", JSON: "json", TEXT_HTML: "html", TEXT_CSV: "csv", GPKG: "gpkg", KML: "kml",
     "application/vnd.oai.openapi+json": "json",
 }
-
-
-def bare(media_type: str) -> str:
-    """The media type without parameters: ``text/csv; charset=utf-8`` -> ``text/csv``."""
-    return media_type.split(";")[0].strip()
 
 
 def etag_matches(header: str | None, etag: str) -> bool:

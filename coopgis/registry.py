@@ -569,13 +569,10 @@ def _quarantined(head: _Header, rows: _Rows, problems: dict[int, dict[str, str]]
 
 def _accepted(out: dict[str, list], problems: dict[int, dict[str, str]], rows: int) -> pd.DataFrame:
     """The rows without problems as a table with the canonical columns and types."""
-    if problems:
-        good = [i for i in range(rows) if i not in problems]
+    good = [i for i in range(rows) if i not in problems] if problems else None
 
-        def pick(lst: list) -> list:
-            return [lst[i] for i in good]
-    else:
-        pick = list
+    def pick(lst: list) -> list:
+        return lst if good is None else [lst[i] for i in good]
 
     def strings(c: str) -> pd.Series:
         return pd.Series(pick(out[c]), dtype=object)

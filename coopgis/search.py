@@ -147,7 +147,7 @@ def build_search_index(f: pd.DataFrame, boundaries: Boundaries | None = None) ->
     latin: dict[str, list[np.ndarray]] = {}
     if boundaries is not None:
         b = boundaries
-        en_of_place = {}
+        en_of_place: dict[tuple[str, str], str] = {}
         p = b.places
         for lvl, code, en in zip(p["level"], p["code"], p["name_en"], strict=False):
             if isinstance(en, str) and en:
@@ -267,9 +267,9 @@ def search_rows(idx: SearchIndex, row_of: Callable[[str], int | None], text: str
             for k, sim, _ in process.extract(qkey, idx.place_keys, scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF,
                                              limit=None):
                 for groups in (idx.place.groups, idx.county.groups):
-                    rows = groups.get(k)
-                    if rows is not None:
-                        similarity[rows] = np.maximum(similarity[rows], sim)
+                    group = groups.get(k)
+                    if group is not None:
+                        similarity[group] = np.maximum(similarity[group], sim)
     rows = np.flatnonzero(similarity)
     if len(rows):
         take(rows, "fuzzy", _fuzzy_score(similarity[rows]))

@@ -62,14 +62,15 @@ def render_standalone(preset: Preset, dataset: Dataset, flt: CooperativeFilter, 
     rows = select(coll, flt, None)
     if len(rows) > map_settings.max_render:
         raise SelectionTooLarge(len(rows), map_settings.max_render)
-    rows = rows[np.isfinite(coll.lon[rows]) & np.isfinite(coll.lat[rows])]
+    lons, lats = coll.points
+    rows = rows[np.isfinite(lons[rows]) & np.isfinite(lats[rows])]
     provinces = flt.province or (sorted(set(coll.frame["province"].iloc[rows].dropna())) if flt.county else None)
     data = {"cooperatives": _points(coll, rows),
             "provinces": _polygons(dataset.collections["provinces"].frame, PROVINCE_FIELDS, PROVINCE_TOLERANCE),
             "counties": _counties(dataset, provinces)}
     extra = {}
     if len(rows) and (flt.province or flt.county):
-        lon, lat = coll.lon[rows], coll.lat[rows]
+        lon, lat = lons[rows], lats[rows]
         extra["fit"] = [[float(lat.min()), float(lon.min())], [float(lat.max()), float(lon.max())]]
     made = jdatetime.date.today().strftime("%Y/%m/%d")
     note = (f"پرونده مستقل، ساخته‌شده {to_persian_digits(made)}: {to_persian_digits(f'{len(rows):,}')} تعاونی"

@@ -299,7 +299,7 @@ class PointIndex:
     """The located cooperatives sorted by Morton code, with what tiles need of them."""
 
     def __init__(self, coll: Collection):
-        lon, lat = coll.lon, coll.lat
+        lon, lat = coll.points
         located = np.isfinite(lon) & np.isfinite(lat)
         rows = np.flatnonzero(located)
         u, v = lonlat_to_world(lon[rows], lat[rows])
@@ -309,7 +309,6 @@ class PointIndex:
         iy = np.clip(np.floor(v * scale), 0, top).astype(np.uint64)
         codes = morton(ix, iy)
         order = np.argsort(codes, kind="stable")
-        self.n_rows = len(coll)
         self.rows = rows[order]
         self.codes = codes[order]
         self.u = u[order]
@@ -459,7 +458,7 @@ class GeometrySet:
                 if simple is None:
                     simple = np.full(len(self.merc), None, dtype=object)
                     self._levels.put(level, simple)
-        missing = rows[np.equal(simple[rows], None)]
+        missing = rows[np.array([g is None for g in simple[rows]], dtype=bool)]
         if len(missing):
             tolerance = WORLD_M / (256 * 2 ** level) / 2
             simple[missing] = shapely.simplify(self.merc[missing], tolerance, preserve_topology=True)
@@ -629,7 +628,7 @@ class TileEngine:
             single = c.count == 1
             many = ~single
             singles = c.first[single]
-            props = [None] * len(c.count)
+            props: list[dict] = [{} for _ in range(len(c.count))]   # every slot is filled below
             for i, p in zip(np.flatnonzero(single).tolist(), index.properties(singles), strict=False):
                 props[i] = p
             where = np.flatnonzero(many)

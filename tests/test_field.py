@@ -34,7 +34,7 @@ def coops(dataset):
 
 
 @pytest.fixture(scope="module")
-def located(coops):
+def located_rows(coops):
     """(registration_no, lon, lat) of every cooperative with a point, from the GeoDataFrame itself."""
     f = coops.frame
     pts = f.geometry
@@ -42,14 +42,14 @@ def located(coops):
     return [(r, g.x, g.y) for r, g in zip(f.loc[ok, "registration_no"], pts[ok], strict=False)]
 
 
-def brute_force(located, lon, lat, radius_km):
-    d = [(haversine_km(lon, lat, x, y), reg) for reg, x, y in located]
+def brute_force(located_rows, lon, lat, radius_km):
+    d = [(haversine_km(lon, lat, x, y), reg) for reg, x, y in located_rows]
     return sorted(t for t in d if t[0] <= radius_km)
 
 
-def isolated_point(located, min_km=5.0):
+def isolated_point(located_rows, min_km=5.0):
     """A cooperative's location with no other cooperative location within ``min_km``."""
-    points = sorted({(round(x, 6), round(y, 6)) for _, x, y in located})
+    points = sorted({(round(x, 6), round(y, 6)) for _, x, y in located_rows})
     arr = np.array(points)
     for x, y in points:
         near = np.abs(arr[:, 0] - x) + np.abs(arr[:, 1] - y) < 0.2
@@ -69,14 +69,14 @@ def assert_problem(r, status):
 
 # ---- nearest -----------------------------------------------------------------------------------
 
-def test_nearest_matches_brute_force(client, located):
-    _, lon, lat = located[len(located) // 2]
+def test_nearest_matches_brute_force(client, located_rows):
+    _, lon, lat = located_rows[len(located_rows) // 2]
     lon, lat = lon + 0.03, lat - 0.02
     r = client.get("/nearest", params={"lon": lon, "lat": lat, "radius_km": 300, "limit": 40})
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("application/geo+json")
     body = r.json()
-    expected = brute_force(located, lon, lat, 300)
+    expected = brute_force(located_rows, lon, lat, 300)
     assert body["type"] == "FeatureCollection"
     assert body["numberMatched"] == len(expected)
     assert body["numberReturned"] == len(body["features"]) == min(40, len(expected)) > 0
@@ -93,8 +93,8 @@ def test_nearest_matches_brute_force(client, located):
         assert f["geometry"]["type"] == "Point"
 
 
-def test_nearest_directions(client, located):
-    lon, lat = isolated_point(located)
+def test_nearest_directions(client, located_rows):
+    lon, lat = isolated_point(located_rows)
     # standing 1 km south of the cooperative, it is due north
     r = client.get("/nearest", params={"lon": lon, "lat": lat - 0.009, "limit": 1})
     p = r.json()["features"][0]["properties"]
@@ -113,17 +113,17 @@ def test_nearest_directions(client, located):
     assert (p["direction_en"], p["direction_fa"]) == ("SW", "جنوب غربی")
 
 
-def test_nearest_radius_respected(client, located):
-    _, lon, lat = located[0]
+def test_nearest_radius_respected(client, located_rows):
+    _, lon, lat = located_rows[0]
     for radius in (2, 25, 120):
         r = client.get("/nearest", params={"lon": lon, "lat": lat, "radius_km": radius, "limit": 100})
         body = r.json()
         assert all(f["properties"]["distance_km"] <= radius for f in body["features"])
-        assert body["numberMatched"] == len(brute_force(located, lon, lat, radius))
+        assert body["numberMatched"] == len(brute_force(located_rows, lon, lat, radius))
 
 
-def test_nearest_persian_digits_and_geo_uri(client, located):
-    reg, lon, lat = located[3]
+def test_nearest_persian_digits_and_geo_uri(client, located_rows):
+    reg, lon, lat = located_rows[3]
     ascii_ = client.get("/nearest", params={"lon": f"{lon:.4f}", "lat": f"{lat:.4f}", "limit": 5}).json()
     fa_lon = to_persian_digits(f"{lon:.4f}").replace(".", "٫")
     fa_lat = "".join("٠١٢٣٤٥٦٧٨٩"[int(c)] if c.isdigit() else c for c in f"{lat:.4f}")  # Arabic-Indic
@@ -138,8 +138,8 @@ def test_nearest_persian_digits_and_geo_uri(client, located):
     assert unquote(uri[uri.index("(") + 1:-1]) == first["properties"]["name"]
 
 
-def test_nearest_filters_and_limits(client, located):
-    _, lon, lat = located[10]
+def test_nearest_filters_and_limits(client, located_rows):
+    _, lon, lat = located_rows[10]
     r = client.get("/nearest", params={"lon": lon, "lat": lat, "radius_km": 500, "limit": 1000})
     assert r.status_code == 200 and r.json()["numberReturned"] <= 100
     r = client.get("/nearest", params={"lon": lon, "lat": lat, "radius_km": 500, "kind": "تولیدی"})

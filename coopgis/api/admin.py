@@ -28,6 +28,7 @@ from coopgis.auth import Principal
 from coopgis.corrections import VERIFIED, location_etag
 from coopgis.dataset import PERSONAL_COLUMNS, Collection, Dataset
 from coopgis.location_reports import LocationReportLog, new_decision
+from coopgis.media import GEOJSON, JSON
 from coopgis.text import norm, to_ascii_digits
 from coopgis.values import registration_no_key
 
@@ -53,11 +54,11 @@ def build_router(settings) -> APIRouter:
                 feature["properties"][col] = value if isinstance(value, str) else None
         reg = quote(str(feature["id"]), safe="")
         feature["links"] = [
-            link(f"{base_url(request)}/cooperatives/{reg}", "self", "application/geo+json"),
-            link(f"{base_url(request)}/cooperatives/{reg}/location-reports", "related", "application/json",
+            link(f"{base_url(request)}/cooperatives/{reg}", "self", GEOJSON),
+            link(f"{base_url(request)}/cooperatives/{reg}/location-reports", "related", JSON,
                  "location reports"),
         ]
-        return Response(orjson.dumps(feature), media_type="application/geo+json",
+        return Response(orjson.dumps(feature), media_type=GEOJSON,
                         headers={"ETag": _etag(coll, row, _log(request)), "Cache-Control": "no-store"})
 
     @router.post("/location-reports/{report_id}/decision", summary="Accept or reject a location report "

@@ -26,7 +26,7 @@ from coopgis.api.security import principal
 from coopgis.auth import Principal
 from coopgis.dataset import ATTRIBUTION, COLLECTIONS, Collection, Dataset
 from coopgis.filters import CRS84, SUPPORTED_CRS, CooperativeFilter, parse_bbox, parse_crs, select
-from coopgis.media import MEDIA
+from coopgis.media import GEOJSON, GPKG, JSON, KML, MEDIA, OPENAPI, TEXT_CSV, TEXT_HTML
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -52,13 +52,13 @@ def build_router(settings) -> APIRouter:
             "description": "Iran's cooperatives: OGC API - Features, vector tiles, geocoding and statistics. "
                            + ATTRIBUTION,
             "links": [
-                link(f"{base}/?f=json", "self", "application/json", "This document"),
-                link(f"{base}/?f=html", "alternate", "text/html", "This document as HTML"),
-                link(f"{base}/api", "service-desc", "application/vnd.oai.openapi+json;version=3.0",
+                link(f"{base}/?f=json", "self", JSON, "This document"),
+                link(f"{base}/?f=html", "alternate", TEXT_HTML, "This document as HTML"),
+                link(f"{base}/api", "service-desc", OPENAPI,
                      "The API definition (OpenAPI 3.0)"),
-                link(f"{base}/conformance", "conformance", "application/json", "Conformance classes"),
-                link(f"{base}/collections", "data", "application/json", "Collections"),
-                link(f"{base}/maps", "alternate", "text/html", "Maps"),
+                link(f"{base}/conformance", "conformance", JSON, "Conformance classes"),
+                link(f"{base}/collections", "data", JSON, "Collections"),
+                link(f"{base}/maps", "alternate", TEXT_HTML, "Maps"),
             ],
         }
         if fmt == "html":
@@ -78,8 +78,8 @@ def build_router(settings) -> APIRouter:
         fmt = negotiate(request, f, ("json", "html"))
         base = base_url(request)
         body = {
-            "links": [link(f"{base}/collections?f=json", "self", "application/json"),
-                      link(f"{base}/collections?f=html", "alternate", "text/html")],
+            "links": [link(f"{base}/collections?f=json", "self", JSON),
+                      link(f"{base}/collections?f=html", "alternate", TEXT_HTML)],
             "collections": [collection_doc(request, name) for name in COLLECTIONS],
             "crs": SUPPORTED_CRS,
         }
@@ -145,9 +145,9 @@ def build_router(settings) -> APIRouter:
         rows = np.array([row])
         geom = formats.geometries_in(coll, rows, out_crs)
         feature = coll.feature(row, geom[0] if geom else None, level)
-        links = [link(here + "?f=json", "self", "application/geo+json"),
-                 link(here + "?f=html", "alternate", "text/html"),
-                 link(f"{base}/collections/{coll.name}", "collection", "application/json")]
+        links = [link(here + "?f=json", "self", GEOJSON),
+                 link(here + "?f=html", "alternate", TEXT_HTML),
+                 link(f"{base}/collections/{coll.name}", "collection", JSON)]
         body = feature[:-1] + b',"links":' + _json(links) + b"}"
         return Response(body, media_type=MEDIA["geojson"], headers=crs_headers(out_crs))
 
@@ -238,14 +238,14 @@ def collection_doc(request: Request, name: str) -> dict:
         "defaultLimit": settings.default_limit, "maxLimit": settings.max_limit,
         "attribution": ATTRIBUTION,
         "links": [
-            link(href + "?f=json", "self", "application/json"),
-            link(href + "?f=html", "alternate", "text/html"),
-            link(href + "/items?f=geojson", "items", "application/geo+json", "Features as GeoJSON"),
-            link(href + "/items?f=html", "items", "text/html", "Features as HTML"),
-            link(href + "/items?f=csv", "enclosure", "text/csv", "Download as CSV"),
-            link(href + "/items?f=gpkg", "enclosure", "application/geopackage+sqlite3", "Download as GeoPackage"),
-            link(href + "/items?f=kml", "enclosure", "application/vnd.google-earth.kml+xml", "Download as KML"),
-            link(f"{base}/tiles/{name}/tilejson.json", "tiles", "application/json", "Vector tiles (TileJSON)"),
+            link(href + "?f=json", "self", JSON),
+            link(href + "?f=html", "alternate", TEXT_HTML),
+            link(href + "/items?f=geojson", "items", GEOJSON, "Features as GeoJSON"),
+            link(href + "/items?f=html", "items", TEXT_HTML, "Features as HTML"),
+            link(href + "/items?f=csv", "enclosure", TEXT_CSV, "Download as CSV"),
+            link(href + "/items?f=gpkg", "enclosure", GPKG, "Download as GeoPackage"),
+            link(href + "/items?f=kml", "enclosure", KML, "Download as KML"),
+            link(f"{base}/tiles/{name}/tilejson.json", "tiles", JSON, "Vector tiles (TileJSON)"),
         ],
     }
 
@@ -254,14 +254,14 @@ def page_links(request: Request, matched: int, offset: int, size: int, fmt: str)
     """self/alternate/next/prev links that keep every other query parameter."""
     params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("offset", "f", "limit")]
     url = self_url(request, query=False)
-    media = "text/html" if fmt == "html" else "application/geo+json"
+    media = TEXT_HTML if fmt == "html" else GEOJSON
 
     def href(off: int, f: str) -> str:
         return url + "?" + urlencode(params + [("f", f), ("limit", size), ("offset", off)])
 
     out = [link(href(offset, fmt), "self", media),
            link(href(offset, "html" if fmt != "html" else "geojson"), "alternate",
-                "text/html" if fmt != "html" else "application/geo+json")]
+                TEXT_HTML if fmt != "html" else GEOJSON)]
     if offset + size < matched:
         out.append(link(href(offset + size, fmt), "next", media, "next page"))
     if offset > 0:

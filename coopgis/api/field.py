@@ -102,7 +102,7 @@ def build_router(settings: ServiceSettings) -> APIRouter:
     # ---- location reports -------------------------------------------------------------------
     @router.post("/cooperatives/{registration_no:path}/location-reports", status_code=201,
                  summary="Report a verified location of a cooperative, for review",
-                 openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                 openapi_extra={"requestBody": {"required": True, "content": {JSON: {
                      "schema": LocationReportIn.model_json_schema()}}}})
     def create_report(request: Request,
                       registration_no: str = Path(description="registration number (Persian digits allowed)"),
@@ -198,9 +198,10 @@ def check_point(ds: Dataset, lon: float, lat: float) -> None:
 def _nearest_props(coll: Collection, row: int, distance_km: float, bearing_deg: float) -> dict:
     en, fa = direction(bearing_deg)
     name = coll.frame["name"].iat[row]
+    lon, lat = coll.points
     return {"distance_km": round(float(distance_km), 2), "bearing_deg": round(float(bearing_deg), 1) % 360,
             "direction_fa": fa, "direction_en": en,
-            "geo_uri": geo_uri(float(coll.lon[row]), float(coll.lat[row]), name if isinstance(name, str) else None)}
+            "geo_uri": geo_uri(float(lon[row]), float(lat[row]), name if isinstance(name, str) else None)}
 
 
 # ---- location reports ------------------------------------------------------------------------

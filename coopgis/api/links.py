@@ -14,7 +14,7 @@ from urllib.parse import quote
 from fastapi import Request
 
 from coopgis.api.errors import ApiError
-from coopgis.media import ACCEPT
+from coopgis.media import ACCEPT, GEOJSON
 
 
 def root_path(request: Request) -> str:
@@ -59,7 +59,7 @@ def negotiate(request: Request, f: str | None, allowed: tuple[str, ...]) -> str:
     """The output format from ``f=`` or else the Accept header; JSON by default."""
     if f:
         fmt = f.strip().lower()
-        if fmt in ("application/geo+json",):
+        if fmt in (GEOJSON,):
             fmt = "geojson"
         if fmt not in allowed:
             raise ApiError(f"f={f!r} is not offered here; use one of: {', '.join(allowed)}",

@@ -24,7 +24,7 @@ from coopgis.api.links import base_url, negotiate, root_path
 from coopgis.assets import ASSETS, NPM_HINT, gzipped, missing_assets, read_asset
 from coopgis.maps import MapSettings, Preset, load_presets
 from coopgis.mapview import Page, page_facts, render_preset
-from coopgis.media import etag_matches
+from coopgis.media import HTML, etag_matches
 
 VENDOR_CACHE = "public, max-age=86400"
 PAGE_CACHE = "no-cache"
@@ -85,7 +85,7 @@ def build_router(settings, map_settings: MapSettings) -> APIRouter:
                            f"{absent[0]}); {NPM_HINT}", status=503, title="Map libraries missing")
         # Sent as plain text with no validator: a security layer may put a fresh CSP nonce into
         # every <script> of each HTML response, which it cannot do in a gzip body or a 304.
-        return Response(page_for(request, preset), media_type="text/html; charset=utf-8",
+        return Response(page_for(request, preset), media_type=HTML,
                         headers={"Cache-Control": PAGE_CACHE})
 
     @router.get("/vendor/{asset:path}", summary="A map library file (allow-listed)", response_class=Response,

@@ -15,7 +15,7 @@ import re
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from coopgis.media import PROBLEM
+from coopgis.media import GEOJSON, GPKG, JSON, KML, MVT, PROBLEM, TEXT_CSV, TEXT_HTML
 
 PROBLEM_SCHEMA = {
     "type": "object",
@@ -60,16 +60,16 @@ def error_codes(method: str, path: str) -> list[str]:
 
 # Media types of successful answers, by path pattern (first match wins).
 MEDIA = [
-    (r"^/collections/\{[^}]+\}/items$", ["application/geo+json", "text/html", "text/csv",
-                                           "application/geopackage+sqlite3",
-                                           "application/vnd.google-earth.kml+xml"]),
-    (r"^/collections/\{[^}]+\}/items/\{[^}]+\}$", ["application/geo+json", "text/html"]),
-    (r"^/(collections(/\{[^}]+\})?|conformance)?$", ["application/json", "text/html"]),
-    (r"^/tiles/.*\.(mvt|geojson)$|^/tiles/\{layer\}/\{z\}/\{x\}/\{y\}", ["application/vnd.mapbox-vector-tile",
-                                                                      "application/geo+json"]),
-    (r"^/stats$", ["application/json", "text/csv"]),
-    (r"^/(nearest|search)$", ["application/geo+json"]),
-    (r"^/(maps|dashboard)", ["text/html", "application/json"]),
+    (r"^/collections/\{[^}]+\}/items$", [GEOJSON, TEXT_HTML, TEXT_CSV,
+                                           GPKG,
+                                           KML]),
+    (r"^/collections/\{[^}]+\}/items/\{[^}]+\}$", [GEOJSON, TEXT_HTML]),
+    (r"^/(collections(/\{[^}]+\})?|conformance)?$", [JSON, TEXT_HTML]),
+    (r"^/tiles/.*\.(mvt|geojson)$|^/tiles/\{layer\}/\{z\}/\{x\}/\{y\}", [MVT,
+                                                                      GEOJSON]),
+    (r"^/stats$", [JSON, TEXT_CSV]),
+    (r"^/(nearest|search)$", [GEOJSON]),
+    (r"^/(maps|dashboard)", [TEXT_HTML, JSON]),
 ]
 
 

@@ -24,7 +24,7 @@ from coopgis.api.links import base_url
 from coopgis.api.params import filter_dependency
 from coopgis.dataset import ATTRIBUTION, COLLECTIONS
 from coopgis.filters import CooperativeFilter
-from coopgis.media import etag_matches
+from coopgis.media import GEOJSON, MVT, etag_matches
 from coopgis.settings import ServiceSettings
 from coopgis.text import to_ascii_digits
 from coopgis.vocab import KINDS
@@ -120,8 +120,8 @@ def build_router(settings: ServiceSettings) -> APIRouter:
 
     @router.get("/tiles/{layer}/{z}/{x}/{y}", summary="One vector tile (MVT or GeoJSON)",
                 response_class=Response,
-                responses={200: {"content": {"application/vnd.mapbox-vector-tile": {},
-                                             "application/geo+json": {}}},
+                responses={200: {"content": {MVT: {},
+                                             GEOJSON: {}}},
                            304: {"description": "Not modified (If-None-Match matched the ETag)"}})
     async def tile(request: Request,
              layer: str = Path(description="cooperatives, provinces, counties or deprivation"),
