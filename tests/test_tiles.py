@@ -85,7 +85,7 @@ def tile_settings():
 def tiles_client(grid_dataset, tile_settings):
     app = FastAPI()
     register_error_handlers(app)
-    app.state.tile_settings = tile_settings
+    app.state.settings = tile_settings
     app.state.limits = Limits(tile_settings)
     set_dataset(app, grid_dataset)
     app.include_router(build_router(tile_settings))
