@@ -52,6 +52,9 @@ ASSETS: dict[str, Asset] = {
     "coopgis/map.css": Asset("own", "map.css", _CSS),
     "coopgis/pages.css": Asset("own", "pages.css", _CSS),
     "coopgis/icon.svg": Asset("own", "icon.svg", "image/svg+xml"),
+    "coopgis/core.js": Asset("own", "core.js", _JS),
+    "coopgis/popups.js": Asset("own", "popups.js", _JS),
+    "coopgis/layers.js": Asset("own", "layers.js", _JS),
     "coopgis/map.js": Asset("own", "map.js", _JS),
     "coopgis/field.js": Asset("own", "field.js", _JS),
 }
@@ -64,7 +67,8 @@ BUNDLES: dict[str, dict[str, tuple[str, ...]]] = {
     "vectorgrid": {"js": ("vectorgrid/Leaflet.VectorGrid.bundled.min.js",), "css": ()},
     "locate": {"js": ("locatecontrol/L.Control.Locate.min.js",), "css": ("locatecontrol/L.Control.Locate.min.css",)},
     "fullscreen": {"js": ("fullscreen/Control.FullScreen.js",), "css": ("fullscreen/Control.FullScreen.css",)},
-    "coopgis": {"js": ("coopgis/map.js",), "css": ("coopgis/fonts.css", "coopgis/map.css")},
+    "coopgis": {"js": ("coopgis/core.js", "coopgis/popups.js", "coopgis/layers.js", "coopgis/map.js"),
+                "css": ("coopgis/fonts.css", "coopgis/map.css")},
     "field": {"js": ("coopgis/field.js",), "css": ()},
 }
 

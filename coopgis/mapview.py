@@ -1,6 +1,6 @@
 """A preset as a folium map: the page, its assets (served or inlined) and the configuration its script reads.
 
-The layers themselves are drawn in the browser by ``coopgis/web/map.js`` from the
+The layers themselves are drawn in the browser by ``coopgis/web/`` (core.js, popups.js, layers.js, map.js) from the
 server's tiles (or, in a standalone file, from GeoJSON embedded in the page);
 this module only declares them to folium so they take part in folium's layer
 control, and writes the small configuration the script needs: the preset,
