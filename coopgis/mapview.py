@@ -25,6 +25,7 @@ from folium.template import Template
 
 from coopgis.assets import BUNDLES, ICON, inline_script, inline_style, read_asset, vendor_url
 from coopgis.dataset import ATTRIBUTION_SHORT, Dataset
+from coopgis.filters import FILTER_NAMES
 from coopgis.maps import DEPRIVATION_CLASSES, Preset
 from coopgis.vocab import GALAXY_SECTORS, KINDS, PRECISION_FA, SECTORS, STATUSES
 
@@ -157,6 +158,7 @@ def config(preset: Preset, page: Page) -> dict:
         "bounds": IRAN_BOUNDS,
         "controls": {k: (list(v) if isinstance(v, tuple) else v) for k, v in preset.controls.items()},
         "filters": preset.filters,
+        "filter_names": list(FILTER_NAMES),           # the parameters a page's address may filter by
         "layers": [{"id": s.id, "source": s.source, "style": s.style, "title_fa": s.title_fa,
                     "minZoom": s.min_zoom, "maxZoom": s.max_zoom, "filters": s.filters, "color": s.color}
                    for s in preset.layers],

@@ -68,6 +68,8 @@ class ServiceSettings(Settings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="largest request body")
     max_filter_values: int = Field(default=100, ge=1, description="most comma-separated values in one filter")
     max_filter_length: int = Field(default=2000, ge=10, description="longest filter parameter, in characters")
+    max_offset: int = Field(default=10_000_000, ge=0, description="largest offset into an items list")
+    audit_max_limit: int = Field(default=100_000, ge=1, description="most events one /audit answer lists")
     max_html_limit: int = Field(default=1000, ge=1, description="most items on one HTML page")
     free_page_size: int = Field(default=100, ge=0, description="unfiltered GeoJSON pages up to this size are "
                                                                "charged to no rate limit")

@@ -54,4 +54,7 @@ def test_rate_limits_and_field_limits_are_described(client):
     doc = client.get("/api").json()
     s = client.app.state.settings
     assert f"at most {s.nearest_max_radius_km:g}" in _params(doc, "/nearest")["radius_km"]["description"]
-    assert "Rate limited" in doc["paths"]["/geocode"]["get"]["responses"]["429"]["description"]
+    assert "COOPGIS_RATE_GEOCODE_PER_MINUTE" in doc["paths"]["/geocode"]["get"]["responses"]["429"]["description"]
+    assert "COOPGIS_RATE_TILES_PER_MINUTE" in doc["paths"]["/tiles/{layer}/{z}/{x}/{y}"]["get"]["responses"]["429"][
+        "description"]
+    assert _params(doc, "/audit")["limit"]["schema"]["maximum"] == s.audit_max_limit

@@ -101,7 +101,8 @@ def build_router(settings) -> APIRouter:
 
     @router.get("/audit", summary="The audit log: every location report and decision (administrator)")
     def audit(request: Request, registration_no: str | None = Query(None, max_length=100),
-              limit: int = Query(1000, ge=1, le=100_000), who: Principal = Depends(require("admin"))):
+              limit: int = Query(min(1000, settings.audit_max_limit), ge=1, le=settings.audit_max_limit),
+              who: Principal = Depends(require("admin"))):
         reg = registration_no_key(registration_no) if registration_no and registration_no.strip() else None
         events, matched, skipped = _log(request).events(reg, limit)
         return JSONResponse({"numberMatched": matched, "skipped_lines": skipped, "events": events})

@@ -111,7 +111,7 @@ def build_router(settings) -> APIRouter:
                                                                        " as HTML; larger values are treated as "
                                                                        "the maximum)",
                                               json_schema_extra={"maximum": max_limit, "default": default_limit}),
-                    offset: int = Query(0, ge=0, le=10_000_000, description="features to skip"),
+                    offset: int = Query(0, ge=0, le=settings.max_offset, description="features to skip"),
                     f: str | None = Query(None, description=F_DESCRIPTION),
                     flt: CooperativeFilter = Depends(filters),
                     who: Principal = Depends(principal)):

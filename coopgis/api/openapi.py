@@ -94,10 +94,33 @@ def openapi_30(app: FastAPI) -> dict:
                 responses[ok]["content"] = {m: ({"schema": {}} if "json" in m else {"schema": schema})
                                             for m in media}
             for code in error_codes(method, path):
-                responses.setdefault(code, {"description": ERROR_TEXT[code], "content": {
+                text = ERROR_TEXT[code]
+                if code == "429":
+                    text = rate_limited(method, path, app.state.settings)
+                responses.setdefault(code, {"description": text, "content": {
                     PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}})
     app.openapi_schema = doc
     return doc
+
+
+def rate_limited(method: str, path: str, s) -> str:
+    """The 429 of an operation in words: which rate of which setting, per client."""
+    burst = f"bursts of {s.rate_burst} (COOPGIS_RATE_BURST)"
+    if method == "post":
+        return (f"Rate limited: {s.reports_per_hour} location reports per token and hour "
+                f"(COOPGIS_REPORTS_PER_HOUR), {s.pending_reports_per_cooperative} pending per cooperative "
+                "(COOPGIS_PENDING_REPORTS_PER_COOPERATIVE)")
+    if path.startswith("/tiles/"):
+        return (f"Rate limited (Retry-After): {s.rate_tiles_per_minute:g} uncached tiles per minute per client "
+                f"(COOPGIS_RATE_TILES_PER_MINUTE), bursts of {s.rate_tiles_burst} (COOPGIS_RATE_TILES_BURST); "
+                "cached tiles are free")
+    if path in ("/geocode", "/reverse", "/nearest", "/search"):
+        return (f"Rate limited (Retry-After): {s.rate_geocode_per_minute:g} per minute per client "
+                f"(COOPGIS_RATE_GEOCODE_PER_MINUTE), {burst}")
+    return (f"Rate limited (Retry-After): downloads (CSV, GeoPackage, KML, large pages) "
+            f"{s.rate_download_per_minute:g} per minute (COOPGIS_RATE_DOWNLOAD_PER_MINUTE), other charged pages "
+            f"and /stats {s.rate_read_per_minute:g} per minute (COOPGIS_RATE_READ_PER_MINUTE), {burst}; unfiltered "
+            f"pages of up to {s.free_page_size} features are free (COOPGIS_FREE_PAGE_SIZE)")
 
 
 def to_30(node):

@@ -11,8 +11,6 @@
 
   var COARSE = {county: 1, province: 1, district: 1, rural_district: 1};
 
-  var FILTER_KEYS = ['kind', 'sector', 'status', 'province', 'county', 'deprived', 'border', 'women_led',
-    'registered_year', 'precision'];
 
   var ZERO_COLOR = '#fbfbfb';
 
@@ -98,7 +96,7 @@
   function pageFilterFromUrl() {
     var out = {};
     var params = new URLSearchParams(window.location.search);
-    FILTER_KEYS.forEach(function (k) {
+    (state.cfg.filter_names || []).forEach(function (k) {   // coopgis.filters.FILTER_NAMES
       var v = params.get(k);
       if (v) { out[k] = v; }
     });
@@ -131,5 +129,10 @@
     return a;
   }
 
-  window.coopgis = {state: state, _: {FA_DIGITS: FA_DIGITS, COARSE: COARSE, FILTER_KEYS: FILTER_KEYS, ZERO_COLOR: ZERO_COLOR, faDigits: faDigits, faNum: faNum, uncertaintyText: uncertaintyText, placeText: placeText, el: el, append: append, safeHref: safeHref, query: query, yesNo: yesNo, readJson: readJson, label: label, pageFilterFromUrl: pageFilterFromUrl, paramsOf: paramsOf, matches: matches, sourceLink: sourceLink}};
+  window.coopgis = {state: state, _: {
+    FA_DIGITS: FA_DIGITS, COARSE: COARSE, ZERO_COLOR: ZERO_COLOR, faDigits: faDigits, faNum: faNum,
+    uncertaintyText: uncertaintyText, placeText: placeText, el: el, append: append, safeHref: safeHref,
+    query: query, yesNo: yesNo, readJson: readJson, label: label, pageFilterFromUrl: pageFilterFromUrl,
+    paramsOf: paramsOf, matches: matches, sourceLink: sourceLink
+  }};
 }());

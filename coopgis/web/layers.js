@@ -274,5 +274,8 @@
     return layer;
   }
 
-  _.coopColor = coopColor; _.clusterMarker = clusterMarker; _.pointMarker = pointMarker; _.drawFeatures = drawFeatures; _.CoopTiles = CoopTiles; _.CoopLocal = CoopLocal; _.clusterOf = clusterOf; _.rampColor = rampColor; _.countiesShown = countiesShown; _.polygonStyle = polygonStyle; _.tilePolygons = tilePolygons; _.embeddedPolygons = embeddedPolygons;
+  _.coopColor = coopColor; _.clusterMarker = clusterMarker; _.pointMarker = pointMarker;
+  _.drawFeatures = drawFeatures; _.CoopTiles = CoopTiles; _.CoopLocal = CoopLocal; _.clusterOf = clusterOf;
+  _.rampColor = rampColor; _.countiesShown = countiesShown; _.polygonStyle = polygonStyle;
+  _.tilePolygons = tilePolygons; _.embeddedPolygons = embeddedPolygons;
 }());
