@@ -13,12 +13,13 @@ See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from benchmarks.common import CACHE, Config, Results, ensure_dataset, machine, md_table, med, say, stop_all
 
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg.install = not args.no_install
     res = Results(cfg)
     started = time.perf_counter()
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     info = machine()
     say(f"# coopgis benchmarks, {stamp}: {cfg.size:,} synthetic cooperatives"
         f"{' (quick smoke run)' if cfg.quick else ''}; sections: {', '.join(only)}")
@@ -283,10 +284,8 @@ def _save(res: Results, info: dict, summary: str, stamp: str, took: float, only:
     path = CACHE / f"last-run-{kind}.md"
     path.write_text("\n".join(md), encoding="utf-8")
     say(f"(written to {path})")
-    try:
+    with contextlib.suppress(OSError):
         (CACHE / f"last-run-{kind}.json").write_text(json.dumps({"machine": info, "stamp": stamp}, indent=1))
-    except OSError:
-        pass
 
 
 if __name__ == "__main__":

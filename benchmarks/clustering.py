@@ -19,8 +19,20 @@ import shutil
 import statistics
 import time
 
-from benchmarks.common import (CACHE, Config, Results, load_dataset, md_table, med, mm, occupied_tiles,
-                               percentile, run, say, tiles_in_bbox)
+from benchmarks.common import (
+    CACHE,
+    Config,
+    Results,
+    load_dataset,
+    md_table,
+    med,
+    mm,
+    occupied_tiles,
+    percentile,
+    run,
+    say,
+    tiles_in_bbox,
+)
 
 NODE_DIR = CACHE / "node"
 SUPERCLUSTER = "supercluster@8"
@@ -129,7 +141,7 @@ def run_section(cfg: Config, res: Results, store) -> None:
         jobs = frame["jobs"].fillna(0).astype(int).to_numpy()[ok]
         feats = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [float(a), float(b)]},
                   "properties": {"members": int(m), "jobs": int(j)}}
-                 for a, b, m, j in zip(coll.lon[ok], coll.lat[ok], members, jobs)]
+                 for a, b, m, j in zip(coll.lon[ok], coll.lat[ok], members, jobs, strict=False)]
         pts_file.write_text(json.dumps(feats), encoding="utf-8")
         tiles_file = NODE_DIR / "tiles.json"
         tiles_file.write_text(json.dumps(tiles))

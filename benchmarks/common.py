@@ -7,6 +7,7 @@ process this module started), never by name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -48,7 +49,7 @@ class Config:
     workers: tuple = (1, 2)        # `coopgis serve --workers N` (and gunicorn -w N for pygeoapi)
 
     @classmethod
-    def make(cls, size: int | None, quick: bool, **kw) -> "Config":
+    def make(cls, size: int | None, quick: bool, **kw) -> Config:
         if quick:
             c = cls(size=size or 3000, quick=True, reps=1, seconds=0.5, max_requests=400, tiles_per_zoom=12,
                     warm_tiles=4, page_limit=30.0, page_reps=1, ingest_runs=1, workers=(1,))
@@ -233,7 +234,7 @@ class Server:
     def base(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         import httpx
 
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -271,23 +272,19 @@ class Server:
         if p is None:
             return
         if p.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGTERM)      # the session this module started, by its id
-            except ProcessLookupError:
-                pass
             try:
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 p.wait(timeout=10)
         self.proc = None
         if self in _STARTED:
             _STARTED.remove(self)
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -107,7 +107,7 @@ async def _flood(port: int, paths: list[str], connections: int, seconds: float, 
                 statuses[status] = statuses.get(status, 0) + 1
                 if status in (429, 503):
                     await asyncio.sleep(0.01)  # a polite client would wait Retry-After; a flood does not
-            except (OSError, ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError):
+            except (TimeoutError, OSError, ConnectionError, asyncio.IncompleteReadError, ValueError):
                 statuses[-1] = statuses.get(-1, 0) + 1
                 if writer is not None:
                     writer.close()

@@ -601,7 +601,7 @@ def kill9(run: Run) -> None:
         proc.wait()
         from coopgis.store import FileStore
 
-        frame, report = FileStore(data).read_with_report()
+        frame, report = FileStore(data).read_with_ingest_report()
         run.t(cls).check(len(frame) == report["accepted"] and (not running or (data / "current").resolve() == before),
                          f"ingest killed after {delay} s: dataset and report disagree or changed")
 

@@ -14,8 +14,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import (NO_RATE_LIMITS, Config, Results, Server, coopgis_serve_argv, free_port, md_table, mm,
-                               rss_mb, say)
+from benchmarks.common import (
+    NO_RATE_LIMITS,
+    Config,
+    Results,
+    Server,
+    coopgis_serve_argv,
+    free_port,
+    md_table,
+    mm,
+    rss_mb,
+    say,
+)
 
 
 def run_section(cfg: Config, res: Results, store, csv) -> None:

@@ -12,8 +12,16 @@ from __future__ import annotations
 import argparse
 import random
 
-from benchmarks.common import NO_RATE_LIMITS, Server, coopgis_serve_argv, ensure_dataset, free_port, load_dataset, \
-    occupied_tiles, rss_mb
+from benchmarks.common import (
+    NO_RATE_LIMITS,
+    Server,
+    coopgis_serve_argv,
+    ensure_dataset,
+    free_port,
+    load_dataset,
+    occupied_tiles,
+    rss_mb,
+)
 from benchmarks.loadgen import httpx_load
 
 ADDRESSES = ["فارس، شیراز", "استان مرکزی، شهرستان آشتیان", "Zahedan", "همدان، اسدآباد، روستای بادخوره",

@@ -29,8 +29,22 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import (CACHE, NO_RATE_LIMITS, ROOT, Config, Results, Server, coopgis_serve_argv, free_port,
-                               load_dataset, md_table, med, mm, run, say)
+from benchmarks.common import (
+    CACHE,
+    NO_RATE_LIMITS,
+    ROOT,
+    Config,
+    Results,
+    Server,
+    coopgis_serve_argv,
+    free_port,
+    load_dataset,
+    md_table,
+    med,
+    mm,
+    run,
+    say,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

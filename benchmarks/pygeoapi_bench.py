@@ -21,9 +21,22 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from benchmarks.common import (CACHE, NO_RATE_LIMITS, Config, Results, Server, apt_install, coopgis_serve_argv,
-                               free_port,
-                               load_dataset, md_table, med, mm, run, say)
+from benchmarks.common import (
+    CACHE,
+    NO_RATE_LIMITS,
+    Config,
+    Results,
+    Server,
+    apt_install,
+    coopgis_serve_argv,
+    free_port,
+    load_dataset,
+    md_table,
+    med,
+    mm,
+    run,
+    say,
+)
 from benchmarks.loadgen import have_wrk, httpx_load, wrk_load
 from benchmarks.service import IRAN_BBOX, TEHRAN_BBOX, sample_id
 

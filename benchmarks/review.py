@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from coopgis.app import _reload, apply_decisions, create_app
     from coopgis.auth import TokenStore
-    from coopgis.reports import new_decision, new_report
+    from coopgis.location_reports import new_decision, new_report
     from coopgis.settings import ServiceSettings
 
     store, _ = ensure_dataset(args.size)
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         app.state.dataset.warm()
         app.state.tile_engine.warm()
         coll = app.state.dataset.collections["cooperatives"]
-        log = app.state.report_log
+        log = app.state.location_reports
         pending, applied, reloads = [], [], []
         for k in range(args.reps):
             reg = str(coll.frame["registration_no"].iat[1000 + k])

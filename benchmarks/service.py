@@ -15,8 +15,23 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from benchmarks.common import (NO_RATE_LIMITS, Config, Results, Server, cmdline, coopgis_serve_argv, free_port,
-                               load_dataset, md_table, med, mm, occupied_tiles, percentile, rss_mb, say)
+from benchmarks.common import (
+    NO_RATE_LIMITS,
+    Config,
+    Results,
+    Server,
+    cmdline,
+    coopgis_serve_argv,
+    free_port,
+    load_dataset,
+    md_table,
+    med,
+    mm,
+    occupied_tiles,
+    percentile,
+    rss_mb,
+    say,
+)
 from benchmarks.loadgen import Load, have_wrk, httpx_load, walk, wrk_load
 
 ZOOMS = (5, 6, 8, 10, 12)

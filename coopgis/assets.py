@@ -52,6 +52,9 @@ ASSETS: dict[str, Asset] = {
     "coopgis/map.css": Asset("own", "map.css", _CSS),
     "coopgis/pages.css": Asset("own", "pages.css", _CSS),
     "coopgis/icon.svg": Asset("own", "icon.svg", "image/svg+xml"),
+    "coopgis/core.js": Asset("own", "core.js", _JS),
+    "coopgis/popups.js": Asset("own", "popups.js", _JS),
+    "coopgis/layers.js": Asset("own", "layers.js", _JS),
     "coopgis/map.js": Asset("own", "map.js", _JS),
     "coopgis/field.js": Asset("own", "field.js", _JS),
 }
@@ -64,7 +67,8 @@ BUNDLES: dict[str, dict[str, tuple[str, ...]]] = {
     "vectorgrid": {"js": ("vectorgrid/Leaflet.VectorGrid.bundled.min.js",), "css": ()},
     "locate": {"js": ("locatecontrol/L.Control.Locate.min.js",), "css": ("locatecontrol/L.Control.Locate.min.css",)},
     "fullscreen": {"js": ("fullscreen/Control.FullScreen.js",), "css": ("fullscreen/Control.FullScreen.css",)},
-    "coopgis": {"js": ("coopgis/map.js",), "css": ("coopgis/fonts.css", "coopgis/map.css")},
+    "coopgis": {"js": ("coopgis/core.js", "coopgis/popups.js", "coopgis/layers.js", "coopgis/map.js"),
+                "css": ("coopgis/fonts.css", "coopgis/map.css")},
     "field": {"js": ("coopgis/field.js",), "css": ()},
 }
 
@@ -83,7 +87,7 @@ def file_of(web_dir: Path, name: str) -> Path | None:
 
 def missing_assets(web_dir: Path) -> list[str]:
     """Allow-listed names whose files are absent (npm not run, or a file removed)."""
-    return [name for name in ASSETS if not file_of(web_dir, name).is_file()]
+    return [name for name in ASSETS if not (path := file_of(web_dir, name)) or not path.is_file()]
 
 
 def vendor_url(base: str, name: str) -> str:
@@ -104,6 +108,8 @@ def gzipped(web_dir: Path, name: str) -> bytes | None:
     if not ASSETS[name].media.startswith(_COMPRESSIBLE):
         return None
     path = file_of(web_dir, name)
+    if path is None:
+        raise KeyError(name)
     return _gzip(path, path.stat().st_mtime_ns)
 
 

@@ -15,18 +15,18 @@ Not here: which fields each role sees (``dataset.py``) and the HTTP side
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import secrets
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from coopgis.files import write_private
 
 ROLES = ("public", "field_officer", "gis_staff", "admin")
-ROLE_FA = {"public": "عموم", "field_officer": "کارشناس میدانی", "gis_staff": "کارشناس GIS", "admin": "مدیر سامانه"}
 
 
 class TokenError(Exception):
@@ -80,7 +80,7 @@ class TokenStore:
             entries = [e for e in self._load(force=True) if e["name"] != name]
             token = secrets.token_urlsafe(32)
             entries.append({"name": name, "role": role, "sha256": hash_token(token),
-                            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+                            "created": datetime.now(UTC).isoformat(timespec="seconds")})
             self._write(entries)
         return token
 
@@ -93,10 +93,10 @@ class TokenStore:
             self._write(kept)
         return True
 
-    def list(self) -> list[dict]:
+    def list(self) -> builtins.list[dict]:
         return [{k: e[k] for k in ("name", "role", "created") if k in e} for e in self._load(force=True)]
 
-    def _load(self, force: bool = False) -> list[dict]:
+    def _load(self, force: bool = False) -> builtins.list[dict]:
         if self.path is None or not self.path.is_file():
             return []
         mtime = self.path.stat().st_mtime
@@ -111,8 +111,10 @@ class TokenStore:
             self._entries, self._mtime = entries, mtime
         return self._entries
 
-    def _write(self, entries: list[dict]) -> None:
+    def _write(self, entries: builtins.list[dict]) -> None:
         """Write the list atomically, 0600 from the start; TokenError naming the cause when the disk refuses."""
+        if self.path is None:
+            raise TokenError("no token file configured (COOPGIS_TOKENS_FILE)")
         try:
             write_private(self.path, json.dumps(entries, ensure_ascii=False, indent=1).encode("utf-8"))
         except OSError as exc:

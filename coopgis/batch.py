@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from coopgis.geocode import Geocoder
 from coopgis.files import write_private
+from coopgis.geocode import Geocoder
 
 ADDED = ("lon", "lat", "precision", "confidence", "uncertainty_m", "province", "county", "geocode_issues")
 

@@ -33,7 +33,6 @@ from coopgis.text import key, norm
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "boundaries"
 CACHE_VERSION = "5"
 
-LEVELS = ("province", "county", "district", "rural_district", "city", "village", "place")
 
 # Entries of the official village list that are not settlements: wells, farms, pumps,
 # companies, poultry and cattle farms, mines, stations, factories, barracks.
@@ -78,11 +77,6 @@ class Boundaries:
         if "province" not in self._trees:
             self._trees["province"] = shapely.STRtree(self.provinces.geometry.values)
         return self._trees["province"]
-
-    def located_places(self) -> pd.DataFrame:
-        """Places with a coordinate of their own (cities, villages, populated places)."""
-        p = self.places
-        return p[p["lon"].notna() & p["level"].isin(["city", "village", "place"])]
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -176,8 +170,9 @@ def _gazetteer(directory: Path, provinces: gpd.GeoDataFrame, counties: gpd.GeoDa
     village_points = pd.read_csv(directory / "village_points.csv", dtype=str, keep_default_na=False)
     geonames = pd.read_csv(directory / "gazetteer/geonames_ir.csv", dtype=str, keep_default_na=False)
 
-    iso_of_prov = dict(zip(o_prov["id"], "IR-" + o_prov["code"].str.zfill(2)))
-    osm_of_county = {cid: int(osm) for cid, osm in zip(counties["official_county_id"], counties["osm_relation_id"])
+    iso_of_prov = dict(zip(o_prov["id"], "IR-" + o_prov["code"].str.zfill(2), strict=False))
+    osm_of_county = {cid: int(osm) for cid, osm in zip(counties["official_county_id"], counties["osm_relation_id"],
+                                                        strict=False)
                      if isinstance(cid, str) and cid}
 
     frames = []
@@ -241,23 +236,23 @@ def _gazetteer(directory: Path, provinces: gpd.GeoDataFrame, counties: gpd.GeoDa
         "population": pd.to_numeric(free["population"], errors="coerce")})], ignore_index=True)
 
     # English names: GeoNames for located places, OSM for counties and provinces.
-    gn_en = dict(zip(geonames["geonameid"], geonames["name"]))
+    gn_en = dict(zip(geonames["geonameid"], geonames["name"], strict=False))
     from_gn = places["coord_source"] == "geonames"
     places.loc[from_gn, "name_en"] = places.loc[from_gn, "source_id"].map(gn_en)
-    gn_pop = dict(zip(geonames["geonameid"], pd.to_numeric(geonames["population"], errors="coerce")))
+    gn_pop = dict(zip(geonames["geonameid"], pd.to_numeric(geonames["population"], errors="coerce"), strict=False))
     city_gn = from_gn & (places["level"] == "city")
     places.loc[city_gn, "population"] = places.loc[city_gn, "source_id"].map(gn_pop)
     wof_en = _wof_english(directory, vp)
     from_wof = places["coord_source"] == "wof"
     places.loc[from_wof, "name_en"] = places.loc[from_wof, "source_id"].map(wof_en)
-    en_county = dict(zip(counties["osm_relation_id"], counties["name_en"]))
+    en_county = dict(zip(counties["osm_relation_id"], counties["name_en"], strict=False))
     is_county = places["level"] == "county"
     places.loc[is_county, "name_en"] = places.loc[is_county, "county_osm"].map(en_county)
-    en_prov = dict(zip(provinces["iso_3166_2"], provinces["name_en"]))
+    en_prov = dict(zip(provinces["iso_3166_2"], provinces["name_en"], strict=False))
     is_prov = places["level"] == "province"
     places.loc[is_prov, "name_en"] = places.loc[is_prov, "province_iso"].map(en_prov)
     # County display names follow the counties layer, so the geocoder and joins agree.
-    disp = dict(zip(counties["osm_relation_id"], counties["display_name_fa"]))
+    disp = dict(zip(counties["osm_relation_id"], counties["display_name_fa"], strict=False))
     places.loc[is_county, "display_name"] = places.loc[is_county, "county_osm"].map(disp)
     places["display_name"] = places["display_name"].fillna(places["name"])
 
@@ -278,7 +273,7 @@ def _wof_english(directory: Path, village_points: pd.DataFrame) -> dict[str, str
         return {}
     wof = pd.read_csv(path, usecols=["source_id", "name"], dtype=str, keep_default_na=False)
     wof = wof[wof["source_id"].isin(set(village_points["source_id"]))]
-    return dict(zip(wof["source_id"], wof["name"]))
+    return dict(zip(wof["source_id"], wof["name"], strict=False))
 
 
 def _place_county_and_province_points(places: pd.DataFrame, provinces: gpd.GeoDataFrame,
@@ -299,7 +294,7 @@ def _place_county_and_province_points(places: pd.DataFrame, provinces: gpd.GeoDa
 
     county_rows = places[places["level"] == "county"]
     point: dict[int, tuple[float, float, str]] = {}
-    for osm_id, name_key in zip(county_rows["county_osm"], county_rows["key"]):
+    for osm_id, name_key in zip(county_rows["county_osm"], county_rows["key"], strict=False):
         if (osm_id, name_key) in seat and point.get(osm_id, ("", "", ""))[2] != "county_seat":
             point[osm_id] = (*seat[(osm_id, name_key)], "county_seat")
     for osm_id in counties["osm_relation_id"]:

@@ -219,7 +219,7 @@ def _place_coordinates(source: Path, counties: gpd.GeoDataFrame) -> pd.DataFrame
     cities = pd.read_csv(d / "city.csv", dtype=str)
     county_ids = pd.read_csv(d / "county.csv", dtype=str).set_index("id")["code"]
     to_osm = pd.read_csv(source / "crosswalk/official_county_to_osm.csv", dtype=str)
-    osm_of_code = dict(zip(to_osm["official_county_code"], to_osm["osm_relation_id"]))
+    osm_of_code = dict(zip(to_osm["official_county_code"], to_osm["osm_relation_id"], strict=False))
     osm_of_code[POLDOKHTAR_OFFICIAL_CODE] = str(POLDOKHTAR_OSM)
 
     geonames = pd.read_csv(source / "gazetteer/geonames_ir.csv", dtype=str)
@@ -244,7 +244,7 @@ def _place_coordinates(source: Path, counties: gpd.GeoDataFrame) -> pd.DataFrame
     # Cities: GNAF city points are good (median 0.4 km from GeoNames); county rows are not towns.
     gnaf_city = gnaf[(gnaf["type"] == "city") & (gnaf["coord_status"] == "ok")].set_index("id")
     matched = city_to_gnaf[(city_to_gnaf["gnaf_type"] == "city") & (city_to_gnaf["match"] != "none")]
-    gnaf_of_city = dict(zip(matched["official_city_id"], matched["gnaf_id"]))
+    gnaf_of_city = dict(zip(matched["official_city_id"], matched["gnaf_id"], strict=False))
     for _, c in cities[cities["city_type"] == "0"].iterrows():
         osm_id = osm_of_code.get(county_ids.get(c["county"]))
         gi = geonames_match(osm_id, c["name"])
@@ -262,7 +262,7 @@ def _place_coordinates(source: Path, counties: gpd.GeoDataFrame) -> pd.DataFrame
                            else s).reset_index(drop=True)
 
 
-def village_points(source: Path, counties: gpd.GeoDataFrame, used_geonames: set[str] = frozenset()
+def village_points(source: Path, counties: gpd.GeoDataFrame, used_geonames: set[str] | frozenset[str] = frozenset()
                    ) -> tuple[pd.DataFrame, dict]:
     """Official villages placed at the places of ``gazetteer/wof_iran_places.csv``, and the build summary.
 
@@ -282,13 +282,13 @@ def village_points(source: Path, counties: gpd.GeoDataFrame, used_geonames: set[
     where = locate_points(counties.geometry.values, lon, lat)
     place_osm = np.where(where >= 0, osm_ids[np.maximum(where, 0)], "")
     parents = _parent_counties(counties, village, wof, place_osm)
-    county_of = dict(zip(osm_ids, official)) | parents
+    county_of = dict(zip(osm_ids, official, strict=False)) | parents
     place_county = np.array([county_of.get(o, "") for o in place_osm], dtype=object)
 
     tree = shapely.STRtree(counties.geometry.values)
     src, hit = tree.query(shapely.points(lon, lat), predicate="dwithin", distance=NEAR_COUNTY_DEGREES)
     near: dict[int, set[str]] = {}
-    for s, h in zip(src.tolist(), hit.tolist()):
+    for s, h in zip(src.tolist(), hit.tolist(), strict=False):
         c = county_of.get(osm_ids[h], "")
         if c and c != place_county[s]:
             near.setdefault(s, set()).add(c)
@@ -310,7 +310,7 @@ def village_points(source: Path, counties: gpd.GeoDataFrame, used_geonames: set[
     points = match_villages(villages, places, cities)
     points = points.sort_values("village_id", key=lambda s: s.astype(int)).reset_index(drop=True)
     province = pd.read_csv(d / "province.csv", dtype=str)
-    iso_of = dict(zip(province["id"], "IR-" + province["code"].str.zfill(2)))
+    iso_of = dict(zip(province["id"], "IR-" + province["code"].str.zfill(2), strict=False))
     summary = _village_summary(points, village, villages, counties, parents, wof, iso_of)
     _check_village_points(points, summary, wof, villages)
     return points, summary
@@ -320,13 +320,13 @@ def _parent_counties(counties: gpd.GeoDataFrame, village: pd.DataFrame, wof: pd.
                      place_osm: np.ndarray) -> dict[str, str]:
     """OSM relation id of each county newer than the official list -> the official county it was carved from."""
     names: dict[tuple[str, str], int] = {}
-    for c, n in zip(village["county"], village["name"]):
+    for c, n in zip(village["county"], village["name"], strict=False):
         k = (c, name_key(n))
         names[k] = names.get(k, 0) + 1
     tree = shapely.STRtree(counties.geometry.values)
     out: dict[str, str] = {}
     new = counties[counties["official_county_id"].fillna("") == ""]
-    for osm, iso, geom in zip(new["osm_relation_id"].astype(str), new["province_iso"], new.geometry):
+    for osm, iso, geom in zip(new["osm_relation_id"].astype(str), new["province_iso"], new.geometry, strict=False):
         neighbours = {counties["official_county_id"].iat[k] for k in tree.query(geom, predicate="intersects")
                       if counties["province_iso"].iat[k] == iso and counties["official_county_id"].iat[k]}
         votes = {c: 0 for c in neighbours if isinstance(c, str) and c}
@@ -346,7 +346,7 @@ def _village_summary(points: pd.DataFrame, village: pd.DataFrame, villages: pd.D
                      iso_of: dict[str, str]) -> dict:
     strong = points[points["strength"] == "strong"]
     inside = _inside_own_county(strong, counties, parents)
-    prov_of_village = dict(zip(village["id"], village["province"]))
+    prov_of_village = dict(zip(village["id"], village["province"], strict=False))
     per_province = []
     settled = villages.assign(province=village["province"].to_numpy())
     placed_by = points.assign(province=points["village_id"].map(prov_of_village))

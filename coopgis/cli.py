@@ -109,9 +109,11 @@ def _parser() -> argparse.ArgumentParser:
 # ---- commands -----------------------------------------------------------------------------
 
 def _cmd_ingest(args) -> int:
+    from coopgis.ingest import print_ingest_summary
+    from coopgis.loading import location_layer, run_ingest
     """Exit 0: the dataset was replaced; 3: the file was read but the dataset was kept (see the report);
     1: the file could not be read or the dataset not written."""
-    from coopgis.ingest import LAST_INGEST_FILE, write_report
+    from coopgis.ingest import LAST_INGEST_FILE, write_ingest_report
     from coopgis.registry import RegistryError, check_file
     from coopgis.store import FileStore
 
@@ -119,15 +121,15 @@ def _cmd_ingest(args) -> int:
     store = FileStore(args.data or settings.data)
     try:
         check_file(args.file, settings.ingest_max_bytes)  # before anything is loaded: a refusal is immediate
-        boundaries, geocoder = _location_layer(settings)
-        result = _run_ingest(args.file, store, boundaries, geocoder, progress=not args.no_progress,
+        boundaries, geocoder = location_layer(settings)
+        result = run_ingest(args.file, store, boundaries, geocoder, progress=not args.no_progress,
                              max_bytes=settings.ingest_max_bytes, max_shrink=settings.ingest_max_shrink,
                              allow_shrink=args.allow_shrink)
     except RegistryError as exc:
         failed = {"file": str(args.file), "error": str(exc), "replaced": False}
         for where in filter(None, (args.report, store.folder / LAST_INGEST_FILE)):
             with contextlib.suppress(OSError):
-                write_report(where, failed)
+                write_ingest_report(where, failed)
         print(f"coopgis ingest: cannot read {args.file}: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
@@ -137,10 +139,10 @@ def _cmd_ingest(args) -> int:
     report = result.report
     if args.report:
         try:
-            write_report(args.report, report)
+            write_ingest_report(args.report, report)
         except OSError as exc:
             print(f"coopgis ingest: cannot write the report {args.report}: {exc.strerror or exc}", file=sys.stderr)
-    _print_summary(report, store.path)
+    print_ingest_summary(report, store.path)
     if not result.replaced:
         print(f"coopgis ingest: the dataset was NOT replaced: {'; '.join(report['refused'])}. The current "
               f"dataset is kept; the report is in {store.folder / LAST_INGEST_FILE}", file=sys.stderr)
@@ -154,44 +156,15 @@ def _disk_hint(exc: OSError) -> str:
     return " (the disk is full)" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
 
 
-def _run_ingest(path, store, boundaries, geocoder, progress: bool, **checks):
-    from coopgis.ingest import ingest
-
-    if not progress:
-        return ingest(path, store, boundaries, geocoder, **checks)
-    from tqdm import tqdm
-
-    bar = tqdm(total=None, unit=" rows", desc="geocoding", file=sys.stderr, leave=False)
-    try:
-        return ingest(path, store, boundaries, geocoder, progress=bar.update, **checks)
-    finally:
-        bar.close()
-
-
-def _print_summary(report: dict, where: Path) -> None:
-    rows = [("rows read", report["rows"]), ("accepted", report["accepted"]),
-            ("quarantined", report["quarantined"])]
-    rows += [(f"  {reason}", n) for reason, n in report["by_reason"].items()]
-    rows += [("precision", "")] + [(f"  {p}", n) for p, n in report["by_precision"].items()]
-    if report.get("by_issue"):
-        rows += [("geocoding issues", "")] + [(f"  {i}", n) for i, n in report["by_issue"].items()]
-    if report.get("control_characters", {}).get("removed"):
-        rows += [("control characters removed", report["control_characters"]["removed"])]
-    rows += [("seconds", report["timing_s"]["total"]), ("dataset", str(where)),
-             ("replaced", "yes" if report.get("replaced") else "NO")]
-    width = max(len(r[0]) for r in rows)
-    for label, value in rows:
-        print(f"{label:<{width}}  {value}")
-
-
 def _cmd_geocode(args) -> int:
+    from coopgis.loading import location_layer
     settings = Settings()
-    _, geocoder = _location_layer(settings)
+    _, geocoder = location_layer(settings)
     if args.batch:
         if not args.out:
             print("coopgis geocode: --batch needs --out OUT.csv", file=sys.stderr)
             return 2
-        from coopgis.batch import geocode_csv, BatchError
+        from coopgis.batch import BatchError, geocode_csv
 
         try:
             n = geocode_csv(args.batch, args.out, geocoder)
@@ -209,7 +182,8 @@ def _cmd_geocode(args) -> int:
 
 
 def _cmd_reverse(args) -> int:
-    _, geocoder = _location_layer(Settings())
+    from coopgis.loading import location_layer
+    _, geocoder = location_layer(Settings())
     print(json.dumps(geocoder.reverse(args.lon, args.lat), ensure_ascii=False, indent=1))
     return 0
 
@@ -230,6 +204,7 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_demo(args) -> int:
+    from coopgis.loading import ensure_default_dataset
     settings = Settings()
     if args.data:
         settings.data = args.data
@@ -243,8 +218,7 @@ def _cmd_demo(args) -> int:
 def _cmd_serve(args) -> int:
     import os
 
-    import uvicorn
-
+    from coopgis.loading import ensure_default_dataset
     from coopgis.settings import ServiceSettings
     from coopgis.store import StoreError
 
@@ -264,30 +238,27 @@ def _cmd_serve(args) -> int:
         store = FileStore(settings.data)
         with contextlib.suppress(OSError):  # a read-only folder has nothing of ours to tidy
             store.tidy()  # what a crashed ingest left behind
-        store.read_with_report()
+        store.read_with_ingest_report()
     except StoreError as exc:
         print(f"coopgis serve: {exc}", file=sys.stderr)
         return 1
     print(f"coopgis: serving {settings.data} on http://{settings.host}:{settings.port}/ "
           f"(maps: /maps, API: /api)", file=sys.stderr)
-    from coopgis.api.protocol import GuardedHttpToolsProtocol
 
-    # X-Forwarded-For is read by the app, from COOPGIS_TRUSTED_PROXIES only (uvicorn's own
-    # proxy_headers would trust 127.0.0.1, and so any local client).
-    uvicorn.run("coopgis.app:create_app", factory=True, host=settings.host, port=settings.port,
-                workers=settings.workers, loop="uvloop", http=GuardedHttpToolsProtocol, log_level="info",
-                proxy_headers=False, server_header=False, root_path=settings.root_path,
-                limit_concurrency=settings.max_connections, timeout_keep_alive=5)
+    from coopgis.app import run_server
+
+    run_server(settings)
     return 0
 
 
 def _cmd_render(args) -> int:
-    from coopgis.api.errors import ApiError
-    from coopgis.app import load_dataset
     from coopgis.assets import NPM_HINT, missing_assets
+    from coopgis.errors import InputError
+    from coopgis.filters import FILTER_NAMES
+    from coopgis.loading import load_dataset
     from coopgis.maps import MapSettings, load_presets
     from coopgis.settings import ServiceSettings
-    from coopgis.standalone import FILTER_NAMES, RenderError, parse_filters, render_standalone
+    from coopgis.standalone import RenderError, parse_filters, render_standalone
     from coopgis.store import FileStore, StoreError
 
     map_settings = MapSettings()
@@ -317,7 +288,7 @@ def _cmd_render(args) -> int:
         flt = parse_filters(dataset, values)
         text = render_standalone(presets[args.name], dataset, flt, map_settings, settings.cluster_max_zoom,
                                  label="، ".join(f"{k}={v}" for k, v in values.items() if v))
-    except ApiError as exc:
+    except InputError as exc:
         print(f"coopgis render: {exc.detail}", file=sys.stderr)
         return 2
     except RenderError as exc:
@@ -367,33 +338,6 @@ def _cmd_build_boundaries(args) -> int:
 
 
 # ---- shared -------------------------------------------------------------------------------
-
-def _location_layer(settings: Settings):
-    from coopgis.boundaries import load_boundaries
-    from coopgis.geocode import Geocoder
-
-    b = load_boundaries(settings.boundaries, deprivation=settings.deprivation, cache_dir=settings.cache_dir)
-    return b, Geocoder(b)
-
-
-def ensure_default_dataset(settings: Settings, force: bool = False) -> Path:
-    """Build the embedded default dataset (a labelled synthetic sample, ingested) when none exists."""
-    from coopgis.sample import generate_sample, write_sample
-    from coopgis.store import FileStore
-
-    store = FileStore(settings.data)
-    if store.exists() and not force:
-        return store.path
-    boundaries, geocoder = _location_layer(settings)
-    settings.data.mkdir(parents=True, exist_ok=True)
-    csv = settings.data / f"sample-{settings.sample_size}-synthetic.csv"
-    print(f"building the default dataset: {settings.sample_size} synthetic cooperatives -> {settings.data}",
-          file=sys.stderr)
-    write_sample(generate_sample(settings.sample_size, seed=settings.sample_seed, boundaries=boundaries), csv)
-    result = _run_ingest(csv, store, boundaries, geocoder, progress=sys.stderr.isatty())
-    _print_summary(result.report, store.path)
-    return store.path
-
 
 if __name__ == "__main__":
     sys.exit(main())

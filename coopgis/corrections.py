@@ -1,7 +1,7 @@
 """Verified locations: accepted location reports laid over the ingested dataset.
 
 The ingested dataset is never edited in place. Whenever it is loaded, the
-accepted decisions of the audit log (``reports.py``) are applied on top: the
+accepted decisions of the audit log (``location_reports.py``) are applied on top: the
 cooperative moves to the verified point, its precision becomes ``verified``,
 and its province, county, deprivation class, border flag and quota are joined
 again. So a verified location survives restarts and re-ingests; a re-ingest

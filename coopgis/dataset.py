@@ -5,12 +5,17 @@ read: filters are numpy masks over column arrays, bounding boxes are range
 tests on the point arrays, and each cooperative's public GeoJSON feature is
 serialised once, so a page of items is a join of ready bytes.
 
-It does not parse HTTP parameters (``api/params.py``) nor write data (``store.py``).
+The indexes that serve requests (features, nearest, search, names) belong to the dataset and its
+collections and are made once, on first use or when warmed.
+
+Not here: reading request values (``filters.py``), writing data (``store.py``).
 """
 
 from __future__ import annotations
 
 import copy
+import math
+import threading
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -21,7 +26,10 @@ import shapely
 
 from coopgis.boundaries import Boundaries
 from coopgis.geocode import Geocoder
+from coopgis.names import NameIndex
+from coopgis.nearest import NearestIndex
 from coopgis.privacy import mask_numbers
+from coopgis.search import SearchIndex, build_search_index
 from coopgis.text import to_persian_digits
 from coopgis.vocab import KINDS, SECTORS, STATUSES, label
 
@@ -45,7 +53,6 @@ PERSONAL_COLUMNS = ("phone", "extra")
 # Free text a clerk typed: a phone number or national ID written into it is masked wherever it is served.
 MASKED_COLUMNS = ("name", "address", "given_province", "given_county", "given_district", "given_rural_district",
                   "given_place")
-LEVELS = ("public", "staff")
 
 COLLECTIONS = {
     "cooperatives": {"title": "Cooperatives", "title_fa": "تعاونی‌ها", "geometry": "point",
@@ -84,6 +91,8 @@ class Collection:
     bounds: np.ndarray | None = None        # polygons: minx, miny, maxx, maxy per row
     _parts: dict[str, tuple[Packed, Packed, Packed]] = field(default_factory=dict, repr=False)
     _row_of_id: dict[str, int] | None = field(default=None, repr=False)
+    _nearest: NearestIndex | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -110,6 +119,30 @@ class Collection:
         return (b'{"type":"Feature","id":' + ids[i] + b',"geometry":' + (geometry or geoms[i])
                 + b',"properties":' + props[i] + b"}")
 
+    @property
+    def points(self) -> tuple[np.ndarray, np.ndarray]:
+        """Longitudes and latitudes of a point collection (NaN where a row has no location)."""
+        if self.lon is None or self.lat is None:
+            raise TypeError(f"{self.name} is not a point collection")
+        return self.lon, self.lat
+
+    def nearest_index(self) -> NearestIndex:
+        """The located points sorted by latitude, for nearest-neighbour searches (points only; made once)."""
+        if self._nearest is None:
+            with self._lock:
+                if self._nearest is None:
+                    self._nearest = NearestIndex.build(*self.points)
+        return self._nearest
+
+    def location(self, row: int) -> dict:
+        """Where a point row is served now: ``{lon, lat, precision}`` (None for what is unknown)."""
+        lons, lats = self.points
+        lon, lat = float(lons[row]), float(lats[row])
+        precision = self.frame["precision"].iat[row]
+        ok = math.isfinite(lon) and math.isfinite(lat)
+        return {"lon": lon if ok else None, "lat": lat if ok else None,
+                "precision": precision if isinstance(precision, str) else None}
+
     def row_of(self, feature_id: str) -> int | None:
         if self._row_of_id is None:
             self._row_of_id = {str(v): i for i, v in enumerate(self.frame[self.id_column])}
@@ -118,10 +151,13 @@ class Collection:
     def in_bbox(self, bbox: tuple[float, float, float, float]) -> np.ndarray:
         """Boolean mask of rows that intersect a CRS84 bbox."""
         minx, miny, maxx, maxy = bbox
-        if self.lon is not None:
+        if self.lon is not None and self.lat is not None:
+            lon, lat = self.lon, self.lat
             with np.errstate(invalid="ignore"):
-                return (self.lon >= minx) & (self.lon <= maxx) & (self.lat >= miny) & (self.lat <= maxy)
+                return (lon >= minx) & (lon <= maxx) & (lat >= miny) & (lat <= maxy)
         b = self.bounds
+        if b is None:
+            raise TypeError(f"{self.name} has neither points nor bounds")
         return (b[:, 0] <= maxx) & (b[:, 2] >= minx) & (b[:, 1] <= maxy) & (b[:, 3] >= miny)
 
 
@@ -132,8 +168,11 @@ class Dataset:
                  geocoder: Geocoder | None = None, verified: dict[str, dict] | None = None):
         self.boundaries = boundaries
         self.geocoder = geocoder or Geocoder(boundaries)
-        self.report = report or {}
+        self.ingest_report = report or {}   # what the ingest of the served file found
         self.verified = dict(verified or {})   # registration number -> the accepted decision applied
+        self._names: NameIndex | None = None
+        self._search: SearchIndex | None = None
+        self._lock = threading.Lock()
         coops = cooperatives.reset_index(drop=True).copy()
         if "uncertainty_m" not in coops.columns:  # a store written before uncertainty was measured
             coops["uncertainty_m"] = np.nan
@@ -168,7 +207,29 @@ class Dataset:
         """Serialise the public features now, so no request waits for it."""
         self.collections["cooperatives"].parts()
 
-    def with_verified(self, accepted: dict[str, dict]) -> "Dataset":
+    def warm_field_indexes(self) -> None:
+        """Build the nearest and search indexes now (about 2 s for 100,000 cooperatives)."""
+        self.collections["cooperatives"].nearest_index()
+        self.search_index()
+
+    @property
+    def names(self) -> NameIndex:
+        """Province and county names of the boundaries, for filters (made on first use)."""
+        if self._names is None:
+            with self._lock:
+                if self._names is None:
+                    self._names = NameIndex(self.boundaries, self.geocoder)
+        return self._names
+
+    def search_index(self) -> SearchIndex:
+        """The search index of the cooperatives (made on first use)."""
+        if self._search is None:
+            with self._lock:
+                if self._search is None:
+                    self._search = build_search_index(self.cooperatives, self.boundaries)
+        return self._search
+
+    def with_verified(self, accepted: dict[str, dict]) -> Dataset:
         """This dataset with more accepted locations applied, without reading the store again.
 
         Only the cooperatives that moved are joined and serialised again; the boundary totals are
@@ -180,10 +241,13 @@ class Dataset:
         learn_villages(self.geocoder, frame, accepted)
         moved = np.flatnonzero(frame["registration_no"].astype(str).isin(list(accepted)).to_numpy())
         out = copy.copy(self)
+        out._lock = threading.Lock()
+        # The search index and the name index stay: names, places and addresses do not move (a moved
+        # cooperative is found under its former county's name until the next reload).
         out.cooperatives = frame
         out.verified = {**self.verified, **accepted}
         old = self.collections["cooperatives"]
-        lon, lat = old.lon.copy(), old.lat.copy()
+        lon, lat = (a.copy() for a in old.points)
         points = frame.geometry.values[moved]
         lon[moved] = [p.x if p is not None and not p.is_empty else np.nan for p in points]
         lat[moved] = [p.y if p is not None and not p.is_empty else np.nan for p in points]
@@ -203,7 +267,7 @@ class Dataset:
     @property
     def synthetic(self) -> bool:
         """True when the served registry is a synthetic sample."""
-        return bool(self.report.get("synthetic")) or "sample" in str(self.report.get("file", "")).lower()
+        return bool(self.ingest_report.get("synthetic")) or "sample" in str(self.ingest_report.get("file", "")).lower()
 
     def _boundary_tables(self) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
         b = self.boundaries
@@ -284,7 +348,7 @@ class Packed:
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
-    def replaced(self, rows: np.ndarray, parts: "Packed") -> "Packed":
+    def replaced(self, rows: np.ndarray, parts: Packed) -> Packed:
         """A copy with ``parts[k]`` in place of item ``rows[k]`` (rows ascending), in one pass over the buffer."""
         out = Packed(())
         pieces, start = [], 0
@@ -308,5 +372,6 @@ def _serialise(frame: gpd.GeoDataFrame, id_column: str, properties: tuple[str, .
     columns = [frame[c].astype(object).where(frame[c].notna(), None).tolist() for c in cols]
     ids = Packed(orjson.dumps(plain_value(v)) for v in frame[id_column].tolist())
     geoms = Packed(g.encode() if isinstance(g, str) else b"null" for g in geo)
-    props = Packed(orjson.dumps(dict(zip(cols, values)), default=plain_value) for values in zip(*columns))
+    props = Packed(orjson.dumps(dict(zip(cols, values, strict=False)), default=plain_value)
+                   for values in zip(*columns, strict=False))
     return ids, geoms, props

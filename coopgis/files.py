@@ -4,7 +4,7 @@ Every file that holds personal data — the dataset and its reports, the locatio
 log, the token file, batch outputs — is written through here, so none is ever readable by
 other users of the machine, and none is ever seen half-written.
 
-Not here: what goes into the files (``store.py``, ``reports.py``, ``auth.py`` ...).
+Not here: what goes into the files (``store.py``, ``location_reports.py``, ``auth.py`` ...).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 try:  # POSIX: serialise writers across worker processes too
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]  # no fcntl on Windows: thread locks only
 
 PRIVATE_MODE = 0o600
 

@@ -20,18 +20,10 @@ import pyogrio
 import shapely
 
 from coopgis import budget
-from coopgis.api.params import OutputCrs, transformer
 from coopgis.dataset import Collection
+from coopgis.filters import OutputCrs, transformer
 
 CHUNK = 2000
-MEDIA = {
-    "geojson": "application/geo+json",
-    "json": "application/json",
-    "csv": "text/csv; charset=utf-8",
-    "gpkg": "application/geopackage+sqlite3",
-    "kml": "application/vnd.google-earth.kml+xml",
-    "html": "text/html; charset=utf-8",
-}
 EXTENSION = {"geojson": "geojson", "json": "json", "csv": "csv", "gpkg": "gpkg", "kml": "kml"}
 # Spreadsheet programs run cells that start with these as formulas.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
@@ -59,7 +51,7 @@ def feature_chunks(coll: Collection, rows: np.ndarray, crs: OutputCrs, level: st
         if geoms is None:
             yield b",".join(coll.feature(int(i), level=level) for i in part)
         else:
-            yield b",".join(coll.feature(int(i), g, level) for i, g in zip(part, geoms))
+            yield b",".join(coll.feature(int(i), g, level) for i, g in zip(part, geoms, strict=False))
 
 
 def geojson_stream(coll: Collection, rows: np.ndarray, crs: OutputCrs, head: dict,
@@ -91,7 +83,8 @@ def csv_stream(coll: Collection, rows: np.ndarray, crs: OutputCrs, level: str = 
         writer = csv.writer(buf)
         values = frame[cols].iloc[part].astype(object).where(frame[cols].iloc[part].notna(), None)
         if points:
-            x, y = coll.lon[part], coll.lat[part]
+            lons, lats = coll.points
+            x, y = lons[part], lats[part]
             if crs.epsg not in (None, 4326):
                 x, y = transformer(crs.epsg).transform(x, y)
             if crs.lat_first:
@@ -120,7 +113,7 @@ def ogr_file(coll: Collection, rows: np.ndarray, crs: OutputCrs, driver: str, le
     os.close(fd)
     os.unlink(path)
     try:
-        kwargs = {"layer": coll.name}
+        kwargs: dict[str, object] = {"layer": coll.name}
         if driver == "KML":
             kwargs["dataset_options"] = {"NameField": "name" if "name" in frame.columns else coll.id_column}
         pyogrio.write_dataframe(frame, path, driver=driver, **kwargs)

@@ -33,8 +33,6 @@ from coopgis.boundaries import Boundaries
 from coopgis.distance import haversine_km
 from coopgis.text import fold, is_latin, key, latin_key, norm
 
-PRECISIONS = ("exact", "village", "city", "rural_district", "district", "county", "province", "none")
-
 # Words that open an administrative name, and the level they announce.
 MARKERS = {
     "استان": "province", "شهرستان": "county", "بخش": "district", "دهستان": "rural_district",
@@ -150,11 +148,12 @@ class Geocoder:
         outlier = p["point_outlier"].to_numpy(bool)
         self._point_factor = np.where(weak, WEAK_POINT_FACTOR, np.where(outlier, OUTLIER_POINT_FACTOR, 1.0))
         self._index: dict[str, dict[str, list[int]]] = {lvl: {} for lvl in p["level"].unique()}
-        for i, (lvl, name) in enumerate(zip(p["level"], p["name"])):
+        for i, (lvl, name) in enumerate(zip(p["level"], p["name"], strict=False)):
             for k in {key(name), key(name, prefixes=False)}:
                 if k:
                     self._index[lvl].setdefault(k, []).append(i)
-        prov_rows = {iso: i for i, (lvl, iso) in enumerate(zip(p["level"], p["province_iso"])) if lvl == "province"}
+        prov_rows = {iso: i for i, (lvl, iso) in enumerate(zip(p["level"], p["province_iso"], strict=False))
+                     if lvl == "province"}
         self._province_row = prov_rows
         for iso, names in PROVINCE_ALIASES.items():
             for name in names:
@@ -164,21 +163,22 @@ class Geocoder:
         for d in self._index["province"].values():
             d[:] = sorted(set(d))
         # Provinces' display names from OSM (the official list writes "چهارمحال وبختیاری").
-        self._province_display = dict(zip(boundaries.provinces["iso_3166_2"], boundaries.provinces["name_fa"]))
+        self._province_display = dict(zip(boundaries.provinces["iso_3166_2"], boundaries.provinces["name_fa"],
+                                          strict=False))
         self._latin: dict[str, list[int]] = {}
-        for i, (lvl, en) in enumerate(zip(p["level"], p["name_en"])):
+        for i, (lvl, en) in enumerate(zip(p["level"], p["name_en"], strict=False)):
             if isinstance(en, str) and en and lvl in ("province", "county", "city", "village", "place"):
                 self._latin.setdefault(latin_key(en), []).append(i)
         for iso, names in PROVINCE_ALIASES.items():
             for name in names:
                 if is_latin(name):
                     self._latin.setdefault(latin_key(name), []).append(prov_rows[iso])
-        self._latin_keys = list(self._latin)
         self._stand_ins()
         self._points = self._point_keys()
         self._county_point = {int(r.county_osm): (r.point_lon, r.point_lat)
                               for r in p[p["level"] == "county"].itertuples() if not pd.isna(r.county_osm)}
         self._fine_by_county: dict[tuple[float, str], tuple[list[str], list[int]]] = {}
+        self._county_rows: dict[float, int] | None = None   # county OSM id -> its row, made on first use
 
     # ---- public -----------------------------------------------------------------------
     def geocode(self, address: str | None = None, *, province: str | None = None, county: str | None = None,
@@ -198,7 +198,7 @@ class Geocoder:
         for all rows at once.
         """
         cols = ["address", "province", "county", "district", "rural_district", "place"]
-        frame = pd.DataFrame({c: (records[c] if c in records else None) for c in cols}, index=records.index)
+        frame = pd.DataFrame({c: records.get(c, None) for c in cols}, index=records.index)
         cache: dict[tuple, GeocodeResult] = {}
         out = []
         for n, row in enumerate(frame.itertuples(index=False, name=None)):
@@ -318,7 +318,7 @@ class Geocoder:
             return any(seg == m.span.segment and not (m.span.end <= s or m.span.start >= e)
                        for seg, s, e in used)
 
-        def rank(m: _Match, lvl: str):
+        def rank(m: _Match, lvl: str | None):
             hinted = m.forced or (m.span is not None and m.span.hint == lvl)
             length = 0 if m.span is None else m.span.end - m.span.start
             return (hinted, m.score, length)
@@ -417,7 +417,11 @@ class Geocoder:
                     seg == s.segment and a <= s.start < b for seg, a, b in used)):
             issues.append("place_not_found")
 
-        # Fill the parents of what was found.
+        self._fill_parents(chain, issues)
+        return chain
+
+    def _fill_parents(self, chain: dict[str, tuple[int, float]], issues: list[str]) -> None:
+        """Add the county and province of the finest place found when the address did not name them."""
         finest = chain.get("place") or chain.get("rural_district") or chain.get("district")
         if finest is not None:
             r = finest[0]
@@ -430,7 +434,6 @@ class Geocoder:
                 chain["province"] = (self._province_row[self._province[r]], finest[1])
         if "province" not in chain and "county" in chain:
             chain["province"] = (self._province_row[self._province[chain["county"][0]]], chain["county"][1])
-        return chain
 
     def _fuzzy(self, level: str, value: str, prov: str | None) -> list[_Match]:
         index = self._index[level]
@@ -453,7 +456,7 @@ class Geocoder:
             return []
         cache_key = (county, "fa")
         if cache_key not in self._fine_by_county:
-            rows = [i for i in np.flatnonzero(self._county == county)
+            rows = [int(i) for i in np.flatnonzero(self._county == county)
                     if self._level[i] in ("village", "city", "place")]
             self._fine_by_county[cache_key] = ([self._col["key"][i] for i in rows], rows)
         keys, rows = self._fine_by_county[cache_key]
@@ -479,10 +482,11 @@ class Geocoder:
         return rows
 
     def _index_county_rows(self) -> dict[float, int]:
-        if not hasattr(self, "_county_rows"):
-            self._county_rows = {}
+        if self._county_rows is None:
+            rows: dict[float, int] = {}
             for i in np.flatnonzero(self._level == "county"):
-                self._county_rows.setdefault(self._county[i], int(i))
+                rows.setdefault(self._county[i], int(i))
+            self._county_rows = rows
         return self._county_rows
 
     def _result(self, chain: dict, issues: list[str]) -> GeocodeResult:
@@ -636,7 +640,7 @@ class Geocoder:
         in_prov = np.ones(len(lon), bool)
         check = inside & np.array([isinstance(p, str) and p != "" for p in prov])
         if check.any():
-            geoms = dict(zip(self.b.provinces["iso_3166_2"], self.b.provinces.geometry))
+            geoms = dict(zip(self.b.provinces["iso_3166_2"], self.b.provinces.geometry, strict=False))
             for i in np.flatnonzero(check):
                 g = geoms.get(prov[i])
                 if g is not None:
@@ -667,7 +671,7 @@ class Geocoder:
         usable = ~np.isnan(lon_a) & ~np.isnan(lat_a) & np.array([i == "" for i in issues])
         # Rows whose address named no province take the province of the (valid) point.
         new_issues = []
-        for i, (old, new) in enumerate(zip(results["issues"], issues)):
+        for i, (old, new) in enumerate(zip(results["issues"], issues, strict=False)):
             extra = [new] if new else []
             if one_only[i]:
                 extra.append("coord_incomplete")
@@ -738,7 +742,7 @@ def _medians(ids: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> dict[str, tup
     order = np.argsort(ids.astype(str), kind="stable")
     ids, lon, lat = ids[order], lon[order], lat[order]
     starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.array([], int)
-    for a, b in zip(starts, np.r_[starts[1:], len(ids)]):
+    for a, b in zip(starts, np.r_[starts[1:], len(ids)], strict=False):
         if ids[a] is None or b - a < MIN_PLACED_FOR_STAND_IN:
             continue
         mx, my = float(np.median(lon[a:b])), float(np.median(lat[a:b]))
@@ -781,7 +785,7 @@ def _spans(parts: tuple[tuple[bool, tuple[str, ...]], ...]) -> list[_Span]:
         if latin:
             # "Mazhin village", "Rey County": the level word follows the name and holds for the part.
             levels = [LATIN_MARKERS[w.lower()] for w in words if w.lower() in LATIN_MARKERS]
-            words = [w for w in words if w.lower() not in LATIN_MARKERS]
+            words = tuple(w for w in words if w.lower() not in LATIN_MARKERS)
             for i in range(len(words)):
                 for n in range(1, min(MAX_NGRAM, len(words) - i) + 1):
                     out.append(_Span(i, i + n, " ".join(words[i:i + n]), levels[0] if levels else None, seg_no,

@@ -8,11 +8,13 @@ in the report's quarantine list, never nowhere.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 import geopandas as gpd
 import numpy as np
@@ -21,12 +23,13 @@ import shapely
 
 from coopgis.boundaries import Boundaries
 from coopgis.corrections import conflicts, learn_villages
+from coopgis.files import write_private
 from coopgis.geocode import Geocoder
 from coopgis.joins import border_quota, join_boundaries
-from coopgis.files import write_private
-from coopgis.registry import RegistryRead, parse_bool, read_registry
-from coopgis.reports import ReportLog
+from coopgis.location_reports import LocationReportLog
+from coopgis.registry import RegistryRead, read_registry
 from coopgis.store import Store
+from coopgis.values import parse_bool
 
 # Columns of the stored dataset, in order. `phone` is personal and never published.
 DATASET_COLUMNS = (
@@ -74,7 +77,7 @@ def ingest(path: str | Path, store: Store | None, boundaries: Boundaries, geocod
     dataset = (build_dataset(registry, boundaries, geocoder, progress=progress) if len(registry.accepted)
                else empty_dataset())
     t_geo = time.perf_counter()
-    report = make_report(path, registry, dataset)
+    report = make_ingest_report(path, registry, dataset)
     # Verified locations are laid over the dataset whenever it is served; say where this ingest disagrees.
     report["verified_locations"] = len(accepted)
     report["verified_conflicts"] = conflicts(dataset, accepted) if len(dataset) else []
@@ -82,14 +85,16 @@ def ingest(path: str | Path, store: Store | None, boundaries: Boundaries, geocod
     current = store.rows() if store is not None and hasattr(store, "rows") else None
     report["previous_rows"] = current
     report["refused"] = refusals(len(dataset), registry.rows, current, max_shrink, allow_shrink)
-    report["replaced"] = store is not None and not report["refused"]
-    if report["replaced"]:
+    replaced = store is not None and not report["refused"]
+    report["replaced"] = replaced
+    if store is not None and replaced:
         store.write(dataset, report)
         report["timing_s"]["write"] = round(time.perf_counter() - t_geo, 2)
     report["timing_s"]["total"] = round(time.perf_counter() - started, 2)
-    if store is not None and getattr(store, "folder", None) is not None:
+    folder = getattr(store, "folder", None)
+    if folder is not None:
         try:
-            write_report(Path(store.folder) / LAST_INGEST_FILE, report)
+            write_ingest_report(Path(folder) / LAST_INGEST_FILE, report)
         except OSError as exc:  # the outcome stands; only its copy in the folder is missing
             report["last_ingest_not_written"] = exc.strerror or str(exc)
     return IngestResult(dataset, report)
@@ -107,7 +112,7 @@ def refusals(accepted: int, rows: int, current: int | None, max_shrink: float, a
     return out
 
 
-def write_report(path: str | Path, report: dict) -> None:
+def write_ingest_report(path: str | Path, report: dict) -> None:
     """An ingest report as JSON, readable by the service's user only (it holds quarantined rows' values)."""
     write_private(path, json.dumps(report, ensure_ascii=False, indent=1, default=str).encode("utf-8"))
 
@@ -123,8 +128,8 @@ def _verified_locations(store: Store | None, geocoder: Geocoder) -> dict[str, di
     folder = getattr(store, "folder", None)
     if folder is None:
         return {}
-    accepted = ReportLog(folder).read().accepted()
-    if accepted and store.exists():
+    accepted = LocationReportLog(folder).read().accepted()
+    if accepted and store is not None and store.exists():
         learn_villages(geocoder, store.read(), accepted)
     return accepted
 
@@ -184,12 +189,12 @@ def build_dataset(registry: RegistryRead, boundaries: Boundaries, geocoder: Geoc
     return gpd.GeoDataFrame(out[list(DATASET_COLUMNS)], geometry=geometry, crs="EPSG:4326")
 
 
-def make_report(path: str | Path, registry: RegistryRead, dataset: gpd.GeoDataFrame) -> dict:
+def make_ingest_report(path: str | Path, registry: RegistryRead, dataset: gpd.GeoDataFrame) -> dict:
     """The ingest report: every row accounted for, by reason and by precision."""
     issues = Counter(i for cell in dataset["geocode_issues"].dropna() for i in cell.split(";"))
     report = {
         "file": str(path),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "encoding": registry.encoding,
         "rows": registry.rows,
         "accepted": int(len(dataset)),
@@ -206,7 +211,9 @@ def make_report(path: str | Path, registry: RegistryRead, dataset: gpd.GeoDataFr
                                "at": [{("row" if registry.encoding == "xlsx" else "line"): n, "count": k}
                                       for n, k in sorted(registry.control_characters.items())]},
     }
-    assert report["accepted"] + report["quarantined"] == report["rows"], "rows lost in ingest"
+    if registry.rows != len(dataset) + len(registry.quarantined):
+        raise AssertionError(f"ingest invariant broken: rows lost ({registry.rows} read, {len(dataset)} accepted, "
+                             f"{len(registry.quarantined)} quarantined)")
     return report
 
 
@@ -220,3 +227,20 @@ def _synthetic_flags(extra: pd.Series) -> pd.Series:
         except ValueError:
             flags.append(False)
     return pd.Series(flags, index=extra.index, dtype=bool)
+
+
+def print_ingest_summary(report: dict, where: Path, out: TextIO | None = None) -> None:
+    """The ingest report as a two-column table for people (rows, reasons, precisions, time, outcome)."""
+    rows = [("rows read", report["rows"]), ("accepted", report["accepted"]),
+            ("quarantined", report["quarantined"])]
+    rows += [(f"  {reason}", n) for reason, n in report["by_reason"].items()]
+    rows += [("precision", "")] + [(f"  {p}", n) for p, n in report["by_precision"].items()]
+    if report.get("by_issue"):
+        rows += [("geocoding issues", "")] + [(f"  {i}", n) for i, n in report["by_issue"].items()]
+    if report.get("control_characters", {}).get("removed"):
+        rows += [("control characters removed", report["control_characters"]["removed"])]
+    rows += [("seconds", report["timing_s"]["total"]), ("dataset", str(where)),
+             ("replaced", "yes" if report.get("replaced") else "NO")]
+    width = max(len(r[0]) for r in rows)
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}", file=out or sys.stdout)

@@ -18,8 +18,6 @@ from coopgis.boundaries import Boundaries
 QUOTA_ORDINARY_USD = 300
 QUOTA_DEPRIVED_USD = 600
 
-JOIN_COLUMNS = ("province", "province_name", "county", "county_code", "county_osm",
-                "deprivation_class", "deprived", "province_shdi", "border")
 
 
 def join_boundaries(lon: np.ndarray, lat: np.ndarray, boundaries: Boundaries) -> pd.DataFrame:
@@ -68,7 +66,7 @@ def locate_points(polygons: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.
         return out
     order = finite[np.argsort(lon[finite])]
     sorted_lon = lon[order]
-    for i, (geom, (x0, y0, x1, y1)) in enumerate(zip(polygons, shapely.bounds(polygons))):
+    for i, (geom, (x0, y0, x1, y1)) in enumerate(zip(polygons, shapely.bounds(polygons), strict=False)):
         cand = order[np.searchsorted(sorted_lon, x0, side="left"):np.searchsorted(sorted_lon, x1, side="right")]
         cand = cand[(lat[cand] >= y0) & (lat[cand] <= y1) & (out[cand] < 0)]
         if len(cand):

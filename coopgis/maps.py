@@ -3,8 +3,7 @@
 A preset is a small declarative TOML file (title, description, view, layers,
 default filters, colours, legend); adding a map is adding a file. This module
 checks every key of a preset and names the file and the key when one is wrong.
-Rendering a preset into a page is :func:`render_preset`; the folium elements and
-the page configuration it uses live in :mod:`coopgis.mapview`. It does not serve
+Rendering a preset into a page is :func:`coopgis.mapview.render_preset`. It does not serve
 HTTP (``api/maps.py``) nor select data for standalone files (``standalone.py``).
 """
 
@@ -14,12 +13,14 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from coopgis.filters import BOOL_FILTERS, TEXT_FILTERS, VOCABULARY_FILTERS
 from coopgis.settings import ROOT
-from coopgis.vocab import KINDS, SECTORS, parse_kind, parse_sector, parse_status
+from coopgis.vocab import KINDS, SECTORS
 
 WEB = Path(__file__).resolve().parent / "web"
 SOURCES = ("cooperatives", "provinces", "counties", "deprivation")
@@ -33,9 +34,6 @@ MEASURES = ("cooperatives", "members", "jobs")
 FILTER_CONTROLS = ("kind", "sector")
 LEGEND_SECTIONS = ("choropleth", "kinds", "sectors", "precision", "clusters", "classes", "border")
 SWATCHES = ("none", "fill", "dot", "ring", "hatch", "line")
-BOOL_FILTERS = ("deprived", "border", "women_led")
-TEXT_FILTERS = ("province", "county", "registered_year")
-PRECISIONS = ("exact", "verified", "village", "city", "rural_district", "district", "county", "province", "none")
 DEPRIVATION_CLASSES = ("less_developed_2019", "deprived_2009", "not_listed", "no_data")
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
@@ -135,13 +133,6 @@ def load_preset(path: Path) -> Preset:
     except tomllib.TOMLDecodeError as exc:
         raise PresetError(f"{path.name}: not valid TOML ({exc})") from None
     return _Checker(path).preset(doc)
-
-
-def render_preset(preset: Preset, page) -> str:
-    """The HTML page of a preset; ``page`` (a :class:`coopgis.mapview.Page`) says where assets and data come from."""
-    from coopgis.mapview import build_map
-
-    return build_map(preset, page).get_root().render()
 
 
 # ---- validation -------------------------------------------------------------------------------
@@ -266,8 +257,7 @@ class _Checker:
 
     def filters(self, t: dict, where: str) -> dict[str, str]:
         """Filters as query-string values, each checked against its vocabulary."""
-        parsers = {"kind": parse_kind, "sector": parse_sector, "status": parse_status,
-                   "precision": lambda v: v if v in PRECISIONS else None}
+        parsers = VOCABULARY_FILTERS
         out = {}
         for key, value in t.items():
             here = f"{where}.{key}"
@@ -277,12 +267,12 @@ class _Checker:
                 out[key] = "true" if value else "false"
             elif key in parsers:
                 values = value if isinstance(value, list) else [value]
-                codes = []
+                codes: list[str] = []
                 for v in values:
                     code = parsers[key](v) if isinstance(v, str) else None
                     if code is None:
                         self.fail(here, f"{v!r} is not a known {key}")
-                    codes.append(code)
+                    codes.append(str(code))
                 out[key] = ",".join(codes)
             elif key in TEXT_FILTERS:
                 if not isinstance(value, (str, int)) or isinstance(value, bool):
@@ -327,7 +317,7 @@ class _Checker:
         )
 
     def styling(self, t: dict) -> dict:
-        out = {}
+        out: dict[str, Any] = {}
         for key, terms in (("kinds", KINDS), ("sectors", SECTORS), ("classes", None)):
             table = t.get(key, {})
             if not isinstance(table, dict):
@@ -360,5 +350,4 @@ class _Checker:
                           color=None if t.get("color") is None else self.color(t["color"], f"{where}.color"))
 
 
-__all__ = ["MapSettings", "Preset", "PresetError", "LayerSpec", "LegendItem", "load_presets", "load_preset",
-           "render_preset"]
+__all__ = ["MapSettings", "Preset", "PresetError", "LayerSpec", "LegendItem", "load_presets", "load_preset"]

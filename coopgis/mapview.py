@@ -1,6 +1,6 @@
 """A preset as a folium map: the page, its assets (served or inlined) and the configuration its script reads.
 
-The layers themselves are drawn in the browser by ``coopgis/web/map.js`` from the
+The layers themselves are drawn in the browser by ``coopgis/web/`` (core.js, popups.js, layers.js, map.js) from the
 server's tiles (or, in a standalone file, from GeoJSON embedded in the page);
 this module only declares them to folium so they take part in folium's layer
 control, and writes the small configuration the script needs: the preset,
@@ -19,13 +19,15 @@ from pathlib import Path
 import folium
 import numpy as np
 from branca.element import Element, Figure, MacroElement
+from folium.elements import JSCSSMixin
 from folium.plugins import Fullscreen, LocateControl
 from folium.template import Template
 
 from coopgis.assets import BUNDLES, ICON, inline_script, inline_style, read_asset, vendor_url
 from coopgis.dataset import ATTRIBUTION_SHORT, Dataset
+from coopgis.filters import FILTER_NAMES
 from coopgis.maps import DEPRIVATION_CLASSES, Preset
-from coopgis.vocab import GALAXY_SECTORS, KINDS, SECTORS, STATUSES
+from coopgis.vocab import GALAXY_SECTORS, KINDS, PRECISION_FA, SECTORS, STATUSES
 
 IRAN_BOUNDS = [[24.0, 43.5], [40.5, 64.0]]     # [[south, west], [north, east]]
 FIELD_ZOOM = 15                                 # where "locate me" flies to: streets and buildings
@@ -40,11 +42,6 @@ SECTOR_COLORS = {"clothing": "#e41a1c", "handicrafts": "#984ea3", "carpet": "#a6
 CLASS_COLORS = {"less_developed_2019": "#b2182b", "deprived_2009": "#ef8a62", "not_listed": "#f4f1e8",
                 "no_data": "#9e9e9e"}
 RAMP = ["#c7e9c0", "#a1d99b", "#74c476", "#31a354", "#006d2c"]
-PRECISION_FA = {
-    "exact": "دقیق (مختصات ثبت‌شده)", "verified": "تأییدشده در بازدید", "village": "روستا", "city": "شهر",
-    "rural_district": "دهستان (نقطه نماینده)", "district": "بخش (نقطه نماینده)",
-    "county": "شهرستان (نقطه نماینده)", "province": "استان (نقطه نماینده)", "none": "نامعلوم",
-}
 CLASS_FA = {
     "less_developed_2019": "شهرستان کمتر توسعه‌یافته (فهرست وزارت کشور، ۱۳۹۷)",
     "deprived_2009": "منطقه محروم (مصوبه هیئت وزیران، ۱۳۸۸)",
@@ -86,7 +83,8 @@ def page_facts(dataset: Dataset, cluster_max_zoom: int) -> dict:
     return {
         "breaks": {name: {m: class_breaks(frame[m].to_numpy()) for m in ("cooperatives", "members", "jobs")}
                    for name, frame in (("provinces", provinces), ("counties", counties))},
-        "provinces": {iso: [float(v) for v in b] for iso, b in zip(provinces["iso_3166_2"], bounds.to_numpy())},
+        "provinces": {iso: [float(v) for v in b]
+                      for iso, b in zip(provinces["iso_3166_2"], bounds.to_numpy(), strict=False)},
         "sources": sources,
         "synthetic": dataset.synthetic,
         "clusterMaxZoom": cluster_max_zoom,
@@ -160,6 +158,7 @@ def config(preset: Preset, page: Page) -> dict:
         "bounds": IRAN_BOUNDS,
         "controls": {k: (list(v) if isinstance(v, tuple) else v) for k, v in preset.controls.items()},
         "filters": preset.filters,
+        "filter_names": list(FILTER_NAMES),           # the parameters a page's address may filter by
         "layers": [{"id": s.id, "source": s.source, "style": s.style, "title_fa": s.title_fa,
                     "minZoom": s.min_zoom, "maxZoom": s.max_zoom, "filters": s.filters, "color": s.color}
                    for s in preset.layers],
@@ -227,6 +226,8 @@ class RawParts(MacroElement):
 
     def render(self, **kwargs):
         figure = self.get_root()
+        if not isinstance(figure, Figure):
+            raise TypeError("RawParts must be added to a map on a page (a branca Figure)")
         for part, text in ((figure.header, self.header_text), (figure.html, self.html_text),
                            (figure.script, self.script_text)):
             if text:
@@ -267,7 +268,10 @@ class Setup(RawParts):
         self.html_text = "\n".join(parts)
 
     def render(self, **kwargs):
-        self.script_text = f'coopgis.setup({self._parent.get_name()}, "coopgis-config", "coopgis-data");'
+        parent = self._parent
+        if parent is None:
+            raise TypeError("the coopgis setup must be added to a map")
+        self.script_text = f'coopgis.setup({parent.get_name()}, "coopgis-config", "coopgis-data");'
         super().render(**kwargs)
 
 
@@ -329,7 +333,7 @@ def _bundles(preset: Preset, page: Page) -> list[str]:
     return out
 
 
-def _assets_of(plugin: MacroElement, bundle: str, page: Page) -> None:
+def _assets_of(plugin: JSCSSMixin, bundle: str, page: Page) -> None:
     """Point a folium plugin's JS/CSS links at ``/vendor`` (or drop them when the page inlines them)."""
     if page.inline:
         plugin.default_js, plugin.default_css = [], []
@@ -344,3 +348,8 @@ def _nice(x: float) -> float:
     if x <= 1:
         return 1
     return round(x, 1 - int(np.floor(np.log10(x))))
+
+
+def render_preset(preset: Preset, page: Page) -> str:
+    """The HTML page of a preset; ``page`` says where assets and data come from."""
+    return build_map(preset, page).get_root().render()

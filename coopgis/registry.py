@@ -34,37 +34,28 @@ value spans several lines, the Excel row number for XLSX.
 
 from __future__ import annotations
 
-import bisect
-import csv
 import gc
-import io
 import json
-import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
-from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import jdatetime
 import numpy as np
 import pandas as pd
 
+from coopgis.registry_file import Records, RegistryError, check_file, load_records
 from coopgis.text import key, norm, to_ascii_digits
+from coopgis.values import NULL_MARKERS, parse_bool, parse_coordinate, parse_count, parse_date, registration_no_key
 from coopgis.vocab import parse_kind, parse_sector, parse_status
 
 __all__ = [
     "COLUMNS", "REASONS", "REQUIRED", "HEADER_ALIASES",
     "RegistryError", "RegistryRead",
     "read_registry", "check_file", "map_headers",
-    "parse_date", "parse_bool", "parse_count", "parse_coordinate",
 ]
 
-
-class RegistryError(Exception):
-    """The registry file cannot be read at all (missing, empty, not CSV/XLSX,
-    undecodable, no header, required columns missing, ambiguous columns)."""
 
 
 # ---- columns -----------------------------------------------------------------
@@ -192,201 +183,6 @@ def _clean_header(h: object) -> str:
     return "" if h is None else str(h).replace("\ufeff", "").strip()
 
 
-# ---- value parsers -----------------------------------------------------------
-
-# Cell contents that mean "no value" in every column.
-_NULLS = frozenset({"", "-", "--", "---", "—", "–", "_", "null", "none", "nan", "n/a", "#n/a", "na"})
-
-
-def _blank(value: object) -> bool:
-    """True for None, NaN/NaT and the null markers in _NULLS."""
-    if value is None:
-        return True
-    if isinstance(value, str):
-        s = value.strip()
-        return not s or s.lower() in _NULLS
-    if isinstance(value, float):
-        return math.isnan(value)
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
-_INT = re.compile(r"[0-9]+")
-_INT_THOUSANDS = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+")
-_INT_POINT_ZERO = re.compile(r"([0-9]+)\.0*")
-_DECIMAL = re.compile(r"-?[0-9]*[.,]?[0-9]+(?:[eE][+-]?[0-9]+)?")
-_INT64_MAX = 2**63 - 1
-
-
-def _plain(value: object) -> str:
-    """norm() for numbers and codes. ASCII text needs only its whitespace collapsed
-    (norm changes nothing else in ASCII), which skips norm's cost on the common case."""
-    s = str(value)
-    return " ".join(s.split()) if s.isascii() else norm(s)
-
-
-def parse_count(value: object) -> int | None:
-    """A non-negative whole number ("۱۲", "1,200", "12.0"), None when empty.
-
-    Raises ValueError for negative, fractional, too large or non-numeric values.
-    """
-    if _blank(value):
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is a yes/no value, not a count")
-    if isinstance(value, float):
-        if not math.isfinite(value) or not value.is_integer():
-            raise ValueError(f"{value!r} is not a whole number")
-        value = int(value)
-    if isinstance(value, int):
-        n = value
-    else:
-        s = _plain(value).replace(" ", "").replace("−", "-")
-        if _INT.fullmatch(s):
-            n = int(s)
-        elif _INT_THOUSANDS.fullmatch(s):
-            n = int(s.replace(",", ""))
-        elif m := _INT_POINT_ZERO.fullmatch(s):
-            n = int(m.group(1))
-        elif s.startswith("-") and _DECIMAL.fullmatch(s):
-            raise ValueError(f"{value!r} is negative")
-        elif _DECIMAL.fullmatch(s):
-            raise ValueError(f"{value!r} is not a whole number")
-        else:
-            raise ValueError(f"{value!r} is not a number")
-    if n < 0:
-        raise ValueError(f"{value!r} is negative")
-    if n > _INT64_MAX:
-        raise ValueError(f"{value!r} is too large")
-    return n
-
-
-_COORD = re.compile(r"[+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)(?:[eE][+-]?[0-9]+)?")
-
-
-def parse_coordinate(value: object) -> float | None:
-    """A decimal-degree number, None when empty.
-
-    Persian/Arabic digits, the Persian decimal separator ٫ and a decimal comma
-    ("51,389") are accepted, and a trailing degree sign. No range check: that is
-    the geocoder's job. Raises ValueError when the value is not a number.
-    """
-    if _blank(value):
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a coordinate")
-    if isinstance(value, (int, float)):
-        try:
-            x = float(value)
-        except OverflowError:
-            raise ValueError(f"{value!r} is not a finite number") from None
-    else:
-        s = _plain(value).replace(" ", "").replace("−", "-").rstrip("°")
-        if not _COORD.fullmatch(s):
-            raise ValueError(f"{value!r} is not a decimal number")
-        x = float(s.replace(",", "."))
-    if not math.isfinite(x):
-        raise ValueError(f"{value!r} is not a finite number")
-    return x
-
-
-_TRUE = ("بله", "آری", "بلی", "دارد", "هست", "زن", "yes", "true", "y", "1", "1.0", "✓", "✔", "☑")
-_FALSE = ("خیر", "نه", "ندارد", "نیست", "مرد", "no", "false", "n", "0", "0.0", "✗", "✘")
-_BOOLS = {key(w, prefixes=False): True for w in _TRUE} | {key(w, prefixes=False): False for w in _FALSE}
-
-
-def parse_bool(value: object) -> bool | None:
-    """Yes/no in Persian or English (بله/خیر, دارد/ندارد, yes/no, 1/0, ✓ ...), None when empty.
-
-    Raises ValueError for anything else.
-    """
-    if _blank(value):
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return bool(value)
-    k = key(value, prefixes=False)
-    if k in _BOOLS:
-        return _BOOLS[k]
-    raise ValueError(f"{value!r} is not a yes/no value")
-
-
-_DATE_YMD = re.compile(r"([0-9]{4})[/\-.]([0-9]{1,2})[/\-.]([0-9]{1,2})")
-_DATE_COMPACT = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})")
-_DATE_DMY = re.compile(r"[0-9]{1,2}[/\-.][0-9]{1,2}[/\-.][0-9]{4}")
-_TIME_SUFFIX = re.compile(r"[T ][0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?$")
-# Plausible registration years (Iran's first cooperative was registered in 1314/1935).
-_JALALI_YEARS = (1300, 1499)
-_GREGORIAN_YEARS = (1921, 2120)
-
-
-def _from_gregorian(g: date) -> tuple[str, str]:
-    if not _GREGORIAN_YEARS[0] <= g.year <= _GREGORIAN_YEARS[1]:
-        raise ValueError(f"year {g.year} is out of range {_GREGORIAN_YEARS[0]}-{_GREGORIAN_YEARS[1]}")
-    return _gregorian_ymd(g.year, g.month, g.day)
-
-
-# Explicit locale: jdatetime otherwise asks the OS locale on every date it builds.
-@lru_cache(maxsize=65536)
-def _gregorian_ymd(y: int, m: int, d: int) -> tuple[str, str]:
-    j = jdatetime.date.fromgregorian(year=y, month=m, day=d, locale=jdatetime.FA_LOCALE)
-    return date(y, m, d).isoformat(), f"{j.year:04d}/{j.month:02d}/{j.day:02d}"
-
-
-@lru_cache(maxsize=65536)
-def _jalali_ymd(y: int, m: int, d: int) -> tuple[str, str]:
-    j = jdatetime.date(y, m, d, locale=jdatetime.FA_LOCALE)  # ValueError when impossible
-    return j.togregorian().isoformat(), f"{y:04d}/{m:02d}/{d:02d}"
-
-
-def parse_date(value: object) -> tuple[str | None, str | None]:
-    """A registration date as ``(ISO Gregorian 'YYYY-MM-DD', Jalali 'YYYY/MM/DD')``.
-
-    Year-first dates only: Jalali when the year is below 1700 (۱۴۰۲/۰۵/۱۲,
-    1402-5-12, 14020512), Gregorian otherwise (2023-08-03, 2023/08/03, 20230803).
-    Excel date cells (datetime/date) and jdatetime dates are accepted; a time of
-    day is ignored. ``(None, None)`` when empty. Raises ValueError for impossible
-    dates (1402/13/40), day-first or month-first dates (03/08/2023 is ambiguous),
-    implausible years and anything else.
-    """
-    if _blank(value):
-        return None, None
-    if isinstance(value, jdatetime.datetime):
-        value = value.date()
-    if isinstance(value, jdatetime.date):
-        return _from_gregorian(value.togregorian())
-    if isinstance(value, datetime):
-        return _from_gregorian(value.date())
-    if isinstance(value, date):
-        return _from_gregorian(value)
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a date")
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    s = _TIME_SUFFIX.sub("", _plain(value))
-    m = _DATE_YMD.fullmatch(s) or _DATE_COMPACT.fullmatch(s)
-    if m is None:
-        if _DATE_DMY.fullmatch(s):
-            raise ValueError(f"{value!r} is ambiguous (day and month order unknown): write the year first")
-        raise ValueError(f"{value!r} is not a date (expected YYYY/MM/DD, Jalali or Gregorian)")
-    y, mo, d = (int(g) for g in m.groups())
-    if y < 1700:
-        if not _JALALI_YEARS[0] <= y <= _JALALI_YEARS[1]:
-            raise ValueError(f"{value!r}: Jalali year {y} is out of range {_JALALI_YEARS[0]}-{_JALALI_YEARS[1]}")
-        try:
-            return _jalali_ymd(y, mo, d)
-        except ValueError as e:
-            raise ValueError(f"{value!r} is not a valid Jalali date: {e}") from None
-    try:
-        g = date(y, mo, d)
-    except ValueError as e:
-        raise ValueError(f"{value!r} is not a valid Gregorian date: {e}") from None
-    return _from_gregorian(g)
-
-
 # ---- result ------------------------------------------------------------------
 
 @dataclass
@@ -411,322 +207,6 @@ class RegistryRead:
             for r in q["reasons"]:
                 counts[r] = counts.get(r, 0) + 1
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], _REASON_ORDER.get(kv[0], 99))))
-
-
-# ---- reading files -----------------------------------------------------------
-
-_SIGNATURES = (
-    (b"\xd0\xcf\x11\xe0", "a legacy Excel 97-2003 (.xls) or other OLE document; save it as .xlsx or CSV"),
-    (b"%PDF", "a PDF document"),
-    (b"\x89PNG", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"GIF8", "a GIF image"),
-    (b"\x1f\x8b", "a gzip archive"),
-    (b"Rar!", "a RAR archive"),
-    (b"7z\xbc\xaf", "a 7-Zip archive"),
-)
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_LINE_BREAK = re.compile(r"\r\n|\n|\r")
-_MARKUP = re.compile(r"\s*<(?:!doctype|html|\?xml|table|head|body)", re.IGNORECASE)
-_DELIMITERS = (",", ";", "\t", "|")
-
-
-def check_file(path: str | Path, max_bytes: int | None = None) -> None:
-    """RegistryError unless ``path`` is a file of at most ``max_bytes`` (checked without reading it)."""
-    path = Path(path)
-    if not path.exists():
-        raise RegistryError(f"{path}: file not found")
-    if path.is_dir():
-        raise RegistryError(f"{path}: is a directory, not a registry file")
-    try:
-        size = path.stat().st_size
-    except OSError as e:
-        raise RegistryError(f"{path}: cannot be read ({e.strerror or e})") from None
-    if max_bytes is not None and size > max_bytes:
-        raise RegistryError(f"{path}: is {_size(size)}; registry files are read up to {_size(max_bytes)} "
-                            "(COOPGIS_INGEST_MAX_BYTES). Split it, or raise the limit if the machine has "
-                            "the memory")
-
-
-def _read_bytes(path: Path, max_bytes: int | None) -> bytes:
-    check_file(path, max_bytes)  # refused before a byte is read
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise RegistryError(f"{path}: cannot be read ({e.strerror or e})") from None
-    if not data:
-        raise RegistryError(f"{path}: file is empty (0 bytes)")
-    return data
-
-
-def _size(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:,} bytes" if unit == "bytes" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n:,.1f} GB"
-
-
-def _decode(path: Path, data: bytes) -> tuple[str, str]:
-    """The text of a CSV file and its encoding: from its BOM, else UTF-8, else Windows-1256 (checked)."""
-    for bom, enc in ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
-                     (b"\xfe\xff", "utf-16"), (b"\xef\xbb\xbf", "utf-8-sig")):
-        if data.startswith(bom):
-            try:
-                return data.decode(enc).lstrip("\ufeff"), enc
-            except UnicodeDecodeError as e:
-                raise RegistryError(f"{path}: starts with a {enc.upper()} byte order mark but is not {enc.upper()} "
-                                    f"text (first bad byte at {e.start})") from None
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    # Not UTF-8 as a whole: decide per line. UTF-8 lines beside others is a file of mixed encodings,
-    # which no single decoding reads right; Windows-1256 for the whole file would turn the UTF-8
-    # lines into mojibake.
-    lines = data.split(b"\n")
-    utf8, other = [], []
-    for n, line in enumerate(lines, start=1):
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError:
-            other.append(n)
-            continue
-        if not line.isascii():
-            utf8.append(n)
-    if utf8:
-        raise RegistryError(f"{path}: mixes text encodings: {_lines(utf8)} UTF-8, {_lines(other)} not (Windows-1256 "
-                            "or damaged). Save the whole file in one encoding (UTF-8) and ingest it again")
-    text = data.decode("cp1256", errors="replace")
-    letters = [c for c in text if not c.isascii() and c.isalpha()]
-    persian = sum("\u0600" <= c <= "\u06ff" for c in letters)
-    if "\ufffd" in text or (letters and persian < 0.8 * len(letters)):
-        raise RegistryError(f"{path}: is neither UTF-8 nor Windows-1256 Persian text (tried both); save it as "
-                            "UTF-8 and ingest it again")
-    return text, "cp1256"
-
-
-def _lines(numbers: list[int], shown: int = 5) -> str:
-    """'line 7' / 'lines 2, 3, 4, 5, 6 and 95 more'."""
-    if len(numbers) == 1:
-        return f"line {numbers[0]} is"
-    head = ", ".join(str(n) for n in numbers[:shown])
-    more = f" and {len(numbers) - shown} more" if len(numbers) > shown else ""
-    return f"lines {head}{more} are"
-
-
-def _check_text(path: Path, text: str) -> None:
-    sample = text[:65536]
-    if len(_CONTROL.findall(sample)) > max(2, len(sample) // 100):
-        raise RegistryError(f"{path}: is not a CSV or XLSX file (binary content)")
-    if _MARKUP.match(sample):
-        raise RegistryError(f"{path}: is an HTML/XML document, not a CSV or XLSX file; "
-                            "open it in Excel and save it as .xlsx or CSV")
-
-
-def _strip_controls(text: str) -> tuple[str, dict[int, int]]:
-    """The text without control characters (NUL ...; tab and line breaks stay), and {line: removed}."""
-    found = [m.start() for m in _CONTROL.finditer(text)]
-    if not found:
-        return text, {}
-    breaks = [m.start() for m in _LINE_BREAK.finditer(text)]
-    removed: dict[int, int] = {}
-    for pos in found:
-        line = bisect.bisect_left(breaks, pos) + 1
-        removed[line] = removed.get(line, 0) + 1
-    return _CONTROL.sub("", text), removed
-
-
-def _sniff_delimiter(lines: list[str]) -> str:
-    """The delimiter that makes the header line yield the most known columns."""
-    first = next((ln for ln in lines if ln.strip()), "")
-    best, best_score = ",", (-1, -1)
-    for d in _DELIMITERS:
-        try:
-            fields = next(csv.reader([first], delimiter=d), [])
-        except csv.Error:
-            continue
-        score = (sum(_canonical(_clean_header(f)) is not None for f in fields), len(fields))
-        if score > best_score:
-            best, best_score = d, score
-    return best
-
-
-@dataclass
-class _Records:
-    """What a file holds before validation: its records and where each one starts."""
-
-    records: list[list[str]]
-    lines: list[int]                 # per record: its first line (CSV) or row (XLSX) in the file
-    encoding: str
-    is_xlsx: bool
-    anomalies: dict[int, str]        # record index -> what is wrong with how it was written
-    controls: dict[int, int]         # line -> control characters removed
-
-
-def _csv_records(path: Path, data: bytes) -> _Records:
-    """The records of a CSV file; a quote that swallows whole lines is reported, not merged."""
-    text, encoding = _decode(path, data)
-    _check_text(path, text)
-    text, controls = _strip_controls(text)
-    lines = io.StringIO(text, newline="").readlines()   # on \r\n, \n or \r only, line ends kept
-    first = 0
-    m = re.match(r"sep=(.)\s*$", lines[0]) if lines else None  # Excel's delimiter hint line
-    if m:
-        delimiter, first = m.group(1), 1
-    else:
-        delimiter = _sniff_delimiter(lines[:50])
-    records, starts, anomalies = _parse_lines(lines, first, delimiter)
-    return _Records(records, starts, encoding, False, anomalies, controls)
-
-
-class _LineSource:
-    """The lines of a file for csv.reader, with the position of the next one (rewindable)."""
-
-    def __init__(self, lines: list[str], pos: int):
-        self.lines, self.pos = lines, pos
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> str:
-        if self.pos >= len(self.lines):
-            raise StopIteration
-        self.pos += 1
-        return self.lines[self.pos - 1]
-
-
-def _parse_lines(lines: list[str], first: int, delimiter: str) -> tuple[list[list[str]], list[int], dict[int, str]]:
-    """Records, the 1-based line each starts on, and anomalies by record index.
-
-    A record running over several lines is a value with line breaks, unless one of the
-    lines it swallowed looks like a record of its own (as many delimiters as the header):
-    then a quote was left open. That line is taken as a record on its own (flagged), and
-    reading starts again on the next line, so the lines after it are read as the records
-    they are.
-    """
-    src = _LineSource(lines, first)
-    reader = csv.reader(src, delimiter=delimiter, strict=False)
-    records: list[list[str]] = []
-    starts: list[int] = []
-    anomalies: dict[int, str] = {}
-    width = None
-    while True:
-        start = src.pos
-        try:
-            rec = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:  # e.g. a value over the CSV field limit
-            anomalies[len(records)] = f"line {start + 1} cannot be read as CSV ({e})"
-            records.append(next(csv.reader([lines[start][:2000]], delimiter=delimiter, strict=False), []))
-            starts.append(start + 1)
-            src.pos = start + 1
-            reader = csv.reader(src, delimiter=delimiter, strict=False)
-            continue
-        if width is None and "".join(rec).strip():
-            width = len(rec)
-        end = src.pos
-        if end - start > 1 and width and _swallowed(lines[start + 1:end], delimiter, width):
-            swallowed = f"line {end}" if end == start + 2 else f"lines {start + 2}-{end}"
-            anomalies[len(records)] = (f"unclosed quote on line {start + 1}: it would have swallowed {swallowed} into "
-                                       "one value; they are read on their own")
-            records.append(next(csv.reader([lines[start]], delimiter=delimiter, strict=False), []))
-            starts.append(start + 1)
-            src.pos = start + 1
-            reader = csv.reader(src, delimiter=delimiter, strict=False)
-            continue
-        records.append(rec)
-        starts.append(start + 1)
-    return records, starts, anomalies
-
-
-def _swallowed(continuation: list[str], delimiter: str, width: int) -> bool:
-    """True when a line inside one value has as many delimiters as a whole record."""
-    need = max(2, width - 1)
-    return any(line.count(delimiter) >= need for line in continuation)
-
-
-def _cell_str(v: Any) -> str:
-    """An Excel cell value as the text a person would have typed."""
-    if v is None:
-        return ""
-    if isinstance(v, str):
-        return v
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if math.isfinite(v) and v.is_integer() and abs(v) < 1e15:
-            return str(int(v))
-        return repr(v)
-    if isinstance(v, datetime):
-        return v.date().isoformat() if v.time() == time(0) else v.isoformat(sep=" ")
-    if isinstance(v, date):
-        return v.isoformat()
-    return str(v)
-
-
-def _xlsx_records(path: Path, data: bytes, max_bytes: int | None) -> _Records:
-    import openpyxl
-
-    _check_unpacked_size(path, data, max_bytes)
-    try:
-        wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as e:  # openpyxl fails in many ways on non-workbooks; all mean "cannot read"
-        raise RegistryError(f"{path}: is not a readable XLSX workbook ({type(e).__name__}: {e})") from None
-    controls: dict[int, int] = {}
-    try:
-        if not wb.worksheets:
-            raise RegistryError(f"{path}: workbook has no worksheet")
-        ws = wb.worksheets[0]
-        if hasattr(ws, "reset_dimensions"):
-            ws.reset_dimensions()  # do not trust the stored sheet size
-        records = []
-        for n, row in enumerate(ws.iter_rows(values_only=True), start=1):
-            cells = list(row)
-            while cells and (cells[-1] is None or cells[-1] == ""):
-                cells.pop()
-            values = [_cell_str(v) for v in cells]
-            removed = sum(len(_CONTROL.findall(v)) for v in values)
-            if removed:
-                controls[n] = removed
-                values = [_CONTROL.sub("", v) for v in values]
-            records.append(values)
-    except RegistryError:
-        raise
-    except Exception as e:
-        raise RegistryError(f"{path}: is not a readable XLSX workbook ({type(e).__name__}: {e})") from None
-    finally:
-        wb.close()
-    return _Records(records, list(range(1, len(records) + 1)), "xlsx", True, {}, controls)
-
-
-def _check_unpacked_size(path: Path, data: bytes, max_bytes: int | None) -> None:
-    """Refuse a workbook whose parts unpack to more than the limit (a small file can hold gigabytes)."""
-    import zipfile
-
-    try:
-        total = sum(i.file_size for i in zipfile.ZipFile(io.BytesIO(data)).infolist())
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise RegistryError(f"{path}: is not a readable XLSX workbook ({type(e).__name__}: {e})") from None
-    if max_bytes is not None and total > max_bytes:
-        raise RegistryError(f"{path}: unpacks to {_size(total)}; registry files are read up to {_size(max_bytes)} "
-                            "(COOPGIS_INGEST_MAX_BYTES)")
-
-
-def _load(path: Path, max_bytes: int | None) -> _Records:
-    data = _read_bytes(path, max_bytes)
-    suffix = path.suffix.lower()
-    if data.startswith(b"PK\x03\x04"):
-        return _xlsx_records(path, data, max_bytes)
-    if suffix in (".xlsx", ".xlsm"):
-        raise RegistryError(f"{path}: has a {suffix} name but is not an XLSX workbook (no ZIP signature)")
-    for magic, what in _SIGNATURES:
-        if data.startswith(magic):
-            raise RegistryError(f"{path}: is {what}, not a CSV or XLSX file")
-    return _csv_records(path, data)
 
 
 # ---- validation helpers ------------------------------------------------------
@@ -763,7 +243,7 @@ def _apply(values, header: str = "", *, fn: Callable[[str], Any], reason: str = 
 
 def _null(v: str) -> bool:
     s = v.strip()
-    return not s or (len(s) <= 4 and s.lower() in _NULLS)
+    return not s or (len(s) <= 4 and s.lower() in NULL_MARKERS)
 
 
 def _text(v: str) -> str | None:
@@ -771,7 +251,7 @@ def _text(v: str) -> str | None:
 
 
 def _registration_no(v: str) -> str | None:
-    return None if _null(v) else (_plain(v).replace(" ", "") or None)
+    return None if _null(v) else (registration_no_key(v) or None)
 
 
 _PHONE_SPLIT = re.compile(r"[,;،؛|\n]+|\s+و\s+")
@@ -801,6 +281,11 @@ def _vocab(parse: Callable[[object], str | None], header: str, unknown: str, mis
             raise _Invalid(unknown, f"{header!r}: {v.strip()!r} is not a known value")
         return code
     return fn
+
+
+def _women_led(v: str) -> bool | None:
+    """Yes/no, and زن/مرد (woman/man) for who leads the cooperative."""
+    return parse_bool(v, yes=("زن",), no=("مرد",))
 
 
 def _column_names(header: list[str]) -> list[str]:
@@ -842,28 +327,79 @@ def read_registry(path: str | Path, max_bytes: int | None = None) -> RegistryRea
             gc.enable()
 
 
-def _read_registry(path: Path, max_bytes: int | None) -> RegistryRead:
-    loaded = _load(path, max_bytes)
-    records, is_xlsx = loaded.records, loaded.is_xlsx
+@dataclass
+class _Header:
+    """The header row of a file: its cells, their canonical columns and where it is."""
 
-    # Header: first non-blank record. Blank records after the last data row are ignored.
+    index: int                      # record index of the header
+    row: int                        # its line (CSV) or row (XLSX) in the file
+    cells: list[str]
+    names: list[str]                # unique display names
+    canon: list[str | None]         # canonical column of each cell, None for unknown ones
+
+    @property
+    def width(self) -> int:
+        return len(self.cells)
+
+
+@dataclass
+class _Rows:
+    """The data records of a file, padded or cut to the header's width, with what was wrong with their shape."""
+
+    kept: list[list[str]] = field(default_factory=list)
+    source_rows: list[int] = field(default_factory=list)
+    file_lines: list[int] = field(default_factory=list)
+    overflow: dict[int, list[str]] = field(default_factory=dict)   # cells beyond the header
+    short: dict[int, int] = field(default_factory=dict)            # CSV records with fewer fields
+    anomaly: dict[int, str] = field(default_factory=dict)          # badly written (an unclosed quote)
+    blank_rows: int = 0
+
+
+def _read_registry(path: Path, max_bytes: int | None) -> RegistryRead:
+    loaded = load_records(path, max_bytes, lambda h: _canonical(_clean_header(h)) is not None)
+    head = _header(path, loaded)
+    rows = _data_rows(loaded, head)
+    cols = list(zip(*rows.kept, strict=True)) if rows.kept else [() for _ in range(head.width)]
+    problems: dict[int, dict[str, str]] = {}
+    out = _parse_columns(head, rows, cols, problems)
+    extra_pos = [j for j, c in enumerate(head.canon)
+                 if c is None and (head.cells[j] or any(v.strip() for v in cols[j]))]
+    unknown_columns = [head.names[j] for j in extra_pos]
+    out["extra"] = _extra(cols, extra_pos, unknown_columns, len(rows.kept))
+    out["source_row"] = rows.source_rows
+    quarantined = _quarantined(head, rows, problems, extra_pos, loaded.is_xlsx)
+    accepted = _accepted(out, problems, len(rows.kept))
+    if len(accepted) + len(quarantined) != len(rows.kept):
+        raise AssertionError(f"registry invariant broken: {len(accepted)} + {len(quarantined)} != {len(rows.kept)}")
+    return RegistryRead(
+        rows=len(rows.kept),
+        accepted=accepted,
+        quarantined=quarantined,
+        encoding=loaded.encoding,
+        header_map={head.names[j]: c for j, c in enumerate(head.canon) if c is not None},
+        unknown_columns=unknown_columns,
+        blank_rows=rows.blank_rows,
+        header_row=head.row,
+        path=str(path),
+        control_characters=loaded.controls,
+    )
+
+
+def _header(path: Path, loaded: Records) -> _Header:
+    """The first non-blank record as the header; RegistryError for clashing or missing required columns."""
+    records, is_xlsx = loaded.records, loaded.is_xlsx
     h_idx = next((i for i, r in enumerate(records) if "".join(r).strip()), None)
     if h_idx is None:
         where = "the first sheet is empty" if is_xlsx else "the file contains only blank lines"
         raise RegistryError(f"{path}: has no header row ({where})")
     header = [_clean_header(c) for c in records[h_idx]]
-    body = records[h_idx + 1:]
     header_row = loaded.lines[h_idx]
-
-    width = len(header)
     if is_xlsx:  # values beyond the header in a sheet are unnamed columns, not misaligned rows
-        width = max([width, *(len(r) for r in body)])
+        width = max([len(header), *(len(r) for r in records[h_idx + 1:])])
         header += [""] * (width - len(header))
-    names = _column_names(header)
     canon = [_canonical(h) for h in header]
-
     by_canon: dict[str, list[str]] = {}
-    for h, c in zip(header, canon):
+    for h, c in zip(header, canon, strict=True):
         if c is not None:
             by_canon.setdefault(c, []).append(h)
     clashes = {c: hs for c, hs in by_canon.items() if len(hs) > 1}
@@ -876,81 +412,70 @@ def _read_registry(path: Path, max_bytes: int | None) -> RegistryRead:
         found = ", ".join(repr(h) for h in header if h) or "none"
         raise RegistryError(f"{path}: missing required column(s): {wanted}. "
                             f"Headers found (row {header_row}): {found}")
+    return _Header(h_idx, header_row, header, _column_names(header), canon)
 
-    # Data rows: skip blank ones (counted); flag CSV records with too many or too few fields, and
-    # the ones the reader found badly written (an unclosed quote); pad short XLSX rows.
-    kept: list[list[str]] = []
-    source_rows: list[int] = []
-    file_lines: list[int] = []
-    overflow: dict[int, list[str]] = {}
-    short: dict[int, int] = {}     # CSV records with fewer fields than the header
-    anomaly: dict[int, str] = {}
-    blanks_pending = blank_rows = 0
+
+def _data_rows(loaded: Records, head: _Header) -> _Rows:
+    """Data records after the header: blank ones skipped (counted); CSV records with too many or too few
+    fields, and the ones the reader found badly written, flagged; short XLSX rows padded."""
+    out = _Rows()
+    width, is_xlsx = head.width, loaded.is_xlsx
+    blanks_pending = 0
     padding = [""] * width
-    for n, rec in enumerate(body, start=1):
-        problem = loaded.anomalies.get(h_idx + n)
-        if len(rec) != width:
-            if len(rec) < width:
-                if not is_xlsx:
-                    short[len(kept)] = len(rec)
-                rec = rec + padding[len(rec):]
-            elif "".join(rec[width:]).strip():
-                overflow[len(kept)] = rec[width:]
-                rec = rec[:width]
-            else:
-                rec = rec[:width]
-        if not "".join(rec).strip() and len(kept) not in overflow and problem is None:
-            short.pop(len(kept), None)
+    for n, rec in enumerate(loaded.records[head.index + 1:], start=1):
+        problem = loaded.anomalies.get(head.index + n)
+        at = len(out.kept)
+        if len(rec) < width:
+            if not is_xlsx:
+                out.short[at] = len(rec)
+            rec = rec + padding[len(rec):]
+        elif len(rec) > width:
+            if "".join(rec[width:]).strip():
+                out.overflow[at] = rec[width:]
+            rec = rec[:width]
+        if not "".join(rec).strip() and at not in out.overflow and problem is None:
+            out.short.pop(at, None)
             blanks_pending += 1
             continue
-        blank_rows += blanks_pending
+        out.blank_rows += blanks_pending
         blanks_pending = 0
         if problem is not None:
-            anomaly[len(kept)] = problem
-        kept.append(rec)
-        source_rows.append(n)
-        file_lines.append(loaded.lines[h_idx + n])
-    rows = len(kept)
-    cols = list(zip(*kept)) if rows else [() for _ in range(width)]
-    position = {c: j for j, c in enumerate(canon) if c is not None}
+            out.anomaly[at] = problem
+        out.kept.append(rec)
+        out.source_rows.append(n)
+        out.file_lines.append(loaded.lines[head.index + n])
+    return out
 
-    problems: dict[int, dict[str, str]] = {}
+
+def _parse_columns(head: _Header, rows: _Rows, cols: list, problems: dict[int, dict[str, str]]) -> dict[str, list]:
+    """Every known column parsed, value by value; what is wrong goes into ``problems`` (row -> reason -> text)."""
+    width, kept = head.width, rows.kept
+    position = {c: j for j, c in enumerate(head.canon) if c is not None}
+    empty_col = ("",) * len(kept)
 
     def flag(found) -> None:
         for i, reason, msg in found:
             problems.setdefault(i, {})[reason] = msg
 
-    empty_col = ("",) * rows
-
     def column(c: str) -> tuple[tuple, str]:
         j = position.get(c)
-        return (cols[j], header[j]) if j is not None else (empty_col, c)
+        return (cols[j], head.cells[j]) if j is not None else (empty_col, c)
 
     flag((i, "malformed_row", f"{width + len(cells)} fields but the header has {width}: unexpected {cells!r}")
-         for i, cells in overflow.items())
+         for i, cells in rows.overflow.items())
     flag((i, "malformed_row", f"only {count} of {width} fields" + (
           " and a value runs over several lines: probably an unclosed quote that swallowed the lines after it"
           if any("\n" in c or "\r" in c for c in kept[i]) else ""))
-         for i, count in short.items())
-    flag((i, "malformed_row", msg) for i, msg in anomaly.items())
+         for i, count in rows.short.items())
+    flag((i, "malformed_row", msg) for i, msg in rows.anomaly.items())
 
     out: dict[str, list] = {}
     raw, hdr = column("registration_no")
     out["registration_no"], _ = _apply(raw, hdr, fn=_registration_no)
-    first_seen: dict[str, int] = {}
-    for i, reg in enumerate(out["registration_no"]):
-        if reg is None:
-            flag([(i, "missing_registration_no", f"{hdr!r} is empty")])
-        elif reg in first_seen:
-            flag([(i, "duplicate_registration_no",
-                   f"registration number {reg!r} already appears at source_row {first_seen[reg]}")])
-        else:
-            first_seen[reg] = source_rows[i]
-
+    flag(_registration_problems(out["registration_no"], hdr, rows.source_rows))
     raw, hdr = column("name")
     out["name"], _ = _apply(raw, hdr, fn=_text)
     flag((i, "missing_name", f"{hdr!r} is empty") for i, v in enumerate(out["name"]) if v is None)
-
     for c, parse, unknown, missing_reason in (
         ("kind", parse_kind, "unknown_kind", "missing_kind"),
         ("sector", parse_sector, "unknown_sector", None),
@@ -959,83 +484,95 @@ def _read_registry(path: Path, max_bytes: int | None) -> RegistryRead:
         raw, hdr = column(c)
         out[c], found = _apply(raw, hdr, fn=_vocab(parse, hdr, unknown, missing_reason))
         flag(found)
-
     for c in ("province", "county", "district", "rural_district", "place", "address"):
         out[c], _ = _apply(*column(c), fn=_text)
-
-    lon, lon_bad = _apply(*column("lon"), fn=parse_coordinate, reason="bad_coordinate")
-    lat, lat_bad = _apply(*column("lat"), fn=parse_coordinate, reason="bad_coordinate")
-    bad_coord: dict[int, list[str]] = {}
-    for i, _, msg in (*lon_bad, *lat_bad):
-        bad_coord.setdefault(i, []).append(msg)
-    for i, (x, y) in enumerate(zip(lon, lat)):
-        if (x is None) != (y is None) and i not in bad_coord:
-            given, absent = ("longitude", "latitude") if y is None else ("latitude", "longitude")
-            bad_coord[i] = [f"{given} is given but {absent} is empty"]
+    out["lon"], out["lat"], bad_coord = _coordinates(column("lon"), column("lat"))
     flag((i, "bad_coordinate", "; ".join(msgs)) for i, msgs in bad_coord.items())
-    for i in bad_coord:
-        lon[i] = lat[i] = None
-    out["lon"], out["lat"] = lon, lat
-
-    for c, reason in (("members", "bad_members"), ("jobs", "bad_jobs")):
+    for c, fn, reason in (("members", parse_count, "bad_members"), ("jobs", parse_count, "bad_jobs"),
+                          ("women_led", _women_led, "bad_women_led")):
         raw, hdr = column(c)
-        out[c], found = _apply(raw, hdr, fn=parse_count, reason=reason)
+        out[c], found = _apply(raw, hdr, fn=fn, reason=reason)
         flag(found)
-
-    raw, hdr = column("women_led")
-    out["women_led"], found = _apply(raw, hdr, fn=parse_bool, reason="bad_women_led")
-    flag(found)
-
     raw, hdr = column("registered_on")
     dates, found = _apply(raw, hdr, fn=parse_date, reason="bad_date")
     flag(found)
     out["registered_on"] = [d[0] if d else None for d in dates]
     out["registered_on_jalali"] = [d[1] if d else None for d in dates]
-
     out["phone"], _ = _apply(*column("phone"), fn=_phone)
-
     flag((i, "no_location", "no province, county, place, address nor coordinates")
          for i, (prov, cty, plc, adr, x) in enumerate(
-             zip(out["province"], out["county"], out["place"], out["address"], lon))
+             zip(out["province"], out["county"], out["place"], out["address"], out["lon"], strict=True))
          if prov is None and cty is None and plc is None and adr is None and x is None and i not in bad_coord)
+    return out
 
-    # Unknown columns go to `extra`, as a JSON object of their non-empty values.
-    extra_pos = [j for j, c in enumerate(canon)
-                 if c is None and (header[j] or any(v.strip() for v in cols[j]))]
-    unknown_columns = [names[j] for j in extra_pos]
+
+def _registration_problems(numbers: list, header: str, source_rows: list[int]):
+    """Missing and repeated registration numbers (a repeat names the row it first appeared at)."""
+    first_seen: dict[str, int] = {}
+    for i, reg in enumerate(numbers):
+        if reg is None:
+            yield i, "missing_registration_no", f"{header!r} is empty"
+        elif reg in first_seen:
+            yield i, "duplicate_registration_no", f"registration number {reg!r} already appears at source_row " \
+                                                  f"{first_seen[reg]}"
+        else:
+            first_seen[reg] = source_rows[i]
+
+
+def _coordinates(lon_column: tuple[tuple, str], lat_column: tuple[tuple, str]):
+    """Longitudes, latitudes (None where a pair is not usable) and the messages of the bad pairs by row."""
+    lon, lon_bad = _apply(*lon_column, fn=parse_coordinate, reason="bad_coordinate")
+    lat, lat_bad = _apply(*lat_column, fn=parse_coordinate, reason="bad_coordinate")
+    bad: dict[int, list[str]] = {}
+    for i, _, msg in (*lon_bad, *lat_bad):
+        bad.setdefault(i, []).append(msg)
+    for i, (x, y) in enumerate(zip(lon, lat, strict=True)):
+        if (x is None) != (y is None) and i not in bad:
+            given, absent = ("longitude", "latitude") if y is None else ("latitude", "longitude")
+            bad[i] = [f"{given} is given but {absent} is empty"]
+    for i in bad:
+        lon[i] = lat[i] = None
+    return lon, lat, bad
+
+
+def _extra(cols: list, extra_pos: list[int], names: list[str], rows: int) -> list[str | None]:
+    """Unknown columns as one JSON object of their non-empty values per row (private: never published)."""
     extra: list[str | None] = [None] * rows
     if extra_pos:
-        for i, vals in enumerate(zip(*(cols[j] for j in extra_pos))):
-            obj = {k: v.strip() for k, v in zip(unknown_columns, vals) if v and not v.isspace()}
+        for i, vals in enumerate(zip(*(cols[j] for j in extra_pos), strict=True)):
+            obj = {k: v.strip() for k, v in zip(names, vals, strict=True) if v and not v.isspace()}
             if obj:
                 extra[i] = _JSON.encode(obj)
-    out["extra"] = extra
-    out["source_row"] = source_rows
+    return extra
 
-    # Split accepted / quarantined.
-    value_pos = sorted([j for j, c in enumerate(canon) if c is not None] + extra_pos)
-    quarantined = []
+
+def _quarantined(head: _Header, rows: _Rows, problems: dict[int, dict[str, str]], extra_pos: list[int],
+                 is_xlsx: bool) -> list[dict]:
+    """The quarantine entries: where each bad row is, its reasons in a fixed order and its values."""
+    value_pos = sorted([j for j, c in enumerate(head.canon) if c is not None] + extra_pos)
+    out = []
     for i in sorted(problems):
         found = problems[i]
-        values = {names[j]: kept[i][j] for j in value_pos}
-        for k, v in enumerate(overflow.get(i, ())):
-            values[f"column_{width + k + 1}"] = v
+        values = {head.names[j]: rows.kept[i][j] for j in value_pos}
+        for k, v in enumerate(rows.overflow.get(i, ())):
+            values[f"column_{head.width + k + 1}"] = v
         reasons = sorted(found, key=_REASON_ORDER.__getitem__)
-        quarantined.append({
-            "source_row": source_rows[i],
-            ("row" if is_xlsx else "line"): file_lines[i],
+        out.append({
+            "source_row": rows.source_rows[i],
+            ("row" if is_xlsx else "line"): rows.file_lines[i],
             "reasons": reasons,
             "detail": {r: found[r] for r in reasons},
             "values": values,
         })
+    return out
 
-    if problems:
-        good = [i for i in range(rows) if i not in problems]
 
-        def pick(lst: list) -> list:
-            return [lst[i] for i in good]
-    else:
-        pick = list
+def _accepted(out: dict[str, list], problems: dict[int, dict[str, str]], rows: int) -> pd.DataFrame:
+    """The rows without problems as a table with the canonical columns and types."""
+    good = [i for i in range(rows) if i not in problems] if problems else None
+
+    def pick(lst: list) -> list:
+        return lst if good is None else [lst[i] for i in good]
 
     def strings(c: str) -> pd.Series:
         return pd.Series(pick(out[c]), dtype=object)
@@ -1043,7 +580,7 @@ def _read_registry(path: Path, max_bytes: int | None) -> RegistryRead:
     def floats(c: str) -> pd.Series:
         return pd.Series(np.array([np.nan if v is None else v for v in pick(out[c])], dtype="float64"))
 
-    accepted = pd.DataFrame({
+    return pd.DataFrame({
         **{c: strings(c) for c in ("registration_no", "name", "kind", "sector", "status", "province",
                                    "county", "district", "rural_district", "place", "address")},
         "lon": floats("lon"),
@@ -1054,19 +591,3 @@ def _read_registry(path: Path, max_bytes: int | None) -> RegistryRead:
         **{c: strings(c) for c in ("registered_on", "registered_on_jalali", "phone", "extra")},
         "source_row": pd.Series(np.array(pick(out["source_row"]), dtype="int64")),
     }, columns=list(COLUMNS))
-
-    if len(accepted) + len(quarantined) != rows:
-        raise AssertionError(f"registry invariant broken: {len(accepted)} + {len(quarantined)} != {rows}")
-
-    return RegistryRead(
-        rows=rows,
-        accepted=accepted,
-        quarantined=quarantined,
-        encoding=loaded.encoding,
-        header_map={names[j]: c for j, c in enumerate(canon) if c is not None},
-        unknown_columns=unknown_columns,
-        blank_rows=blank_rows,
-        header_row=header_row,
-        path=str(path),
-        control_characters=loaded.controls,
-    )

@@ -43,7 +43,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 import jdatetime
@@ -140,7 +141,8 @@ _STATUS_P = {"active": 0.89, "troubled": 0.08, "dissolved": 0.03}
 # Gazetteer names clerks would write: letters and spaces only (no brackets, digits, slashes).
 _CLEAN_NAME = re.compile("[\u0621-\u063a\u0641-\u064a\u067e\u0686\u0698\u06a9\u06af\u06cc ]+")
 # Pumps, farms and works written without a space ("موتورحاجی"), which NOT_SETTLEMENT lets through.
-_GLUED_NOT_SETTLEMENT = re.compile("^(موتور|تلمبه|مرغداری|گاوداری|دامداری|دامپروری|کارخانه|شرکت|مزرعه|پمپ|ایستگاه|معدن)")
+_GLUED_NOT_SETTLEMENT = re.compile(
+    "^(موتور|تلمبه|مرغداری|گاوداری|دامداری|دامپروری|کارخانه|شرکت|مزرعه|پمپ|ایستگاه|معدن)")
 
 _ORGS = ("آموزش و پرورش", "فرهنگیان", "کارگران", "بهداشت و درمان", "شهرداری", "کشاورزان", "دامداران",
          "جهاد کشاورزی", "بازنشستگان", "کارکنان دولت")
@@ -242,6 +244,29 @@ def generate_sample(size: int, seed: int = 1404, boundaries: Boundaries | None =
     for i in np.flatnonzero(reason == "duplicate_registration_no"):
         dup_source[i] = int(rng.integers(0, i))
 
+    out = _registry_rows(n, P, U=U, arabic=arabic, typo=typo, english=english, given=given, reason=reason,
+                         dup_source=dup_source, kinds=kinds, sector_codes=sector_codes, status_codes=status_codes,
+                         women_led=women_led, members=members, jobs=jobs, reg_numbers=reg_numbers, phones=phones,
+                         years=years, months=months, days=days, lon=lon, lat=lat)
+    levels = P("level").tolist()
+    df = pd.DataFrame(out, columns=list(COLUMNS))
+    df["truth_level"] = levels
+    df["truth_place_code"] = P("code")
+    df["truth_county_osm"] = pd.array(P("county_osm"), dtype="Int64")
+    df["truth_province_iso"] = P("province_iso")
+    df["truth_lon"] = P("lon")
+    df["truth_lat"] = P("lat")
+    df["truth_bad_reason"] = reason.astype(str)
+    return df
+
+
+def _registry_rows(n: int, P: Callable[[str], np.ndarray], *, U: np.ndarray, arabic: np.ndarray,
+                   typo: np.ndarray, english: np.ndarray, given: np.ndarray, reason: np.ndarray,
+                   dup_source: np.ndarray, kinds: np.ndarray, sector_codes: np.ndarray, status_codes: np.ndarray,
+                   women_led: np.ndarray, members: np.ndarray, jobs: np.ndarray, reg_numbers: np.ndarray,
+                   phones: np.ndarray, years: np.ndarray, months: np.ndarray, days: np.ndarray, lon: np.ndarray,
+                   lat: np.ndarray) -> dict[str, list]:
+    """The registry's cells as a clerk would write them, row by row, from what was drawn (no randomness here)."""
     kind_t = {t.code: t for t in KINDS}
     sector_t = {t.code: t for t in SECTORS}
     status_t = {t.code: t for t in STATUSES}
@@ -272,10 +297,7 @@ def generate_sample(size: int, seed: int = 1404, boundaries: Boundaries | None =
         pform = _place_form(pname, is_city, u[4])
 
         # Registration number: unique digit strings (Persian digits now and then).
-        if dup_source[i] >= 0:
-            r = _ascii(regs[dup_source[i]])
-        else:
-            r = str(reg_l[i])
+        r = _ascii(regs[dup_source[i]]) if dup_source[i] >= 0 else str(reg_l[i])
         regs[i] = r.translate(_FA_DIGITS) if u[5] < 0.35 else r
 
         # Name, kind, sector, status.
@@ -343,15 +365,7 @@ def generate_sample(size: int, seed: int = 1404, boundaries: Boundaries | None =
         out["phone"][i] = _phone(p, u[31])
         out["synthetic"][i] = "true" if u[32] < 0.7 else "بله"
 
-    df = pd.DataFrame(out, columns=list(COLUMNS))
-    df["truth_level"] = levels
-    df["truth_place_code"] = P("code")
-    df["truth_county_osm"] = pd.array(P("county_osm"), dtype="Int64")
-    df["truth_province_iso"] = P("province_iso")
-    df["truth_lon"] = P("lon")
-    df["truth_lat"] = P("lat")
-    df["truth_bad_reason"] = reason.astype(str)
-    return df
+    return out
 
 
 def write_sample(df: pd.DataFrame, path: str | Path, *, with_truth: bool = False) -> Path:
@@ -369,12 +383,12 @@ def _candidates(b: Boundaries) -> pd.DataFrame:
     p = b.places
     by_level = {lv: p[p["level"] == lv] for lv in ("county", "district", "rural_district")}
     counties = by_level["county"].dropna(subset=["official_id"]).drop_duplicates("official_id")
-    county_fa = dict(zip(counties["official_id"], counties["display_name"]))
-    district_fa = dict(zip(by_level["district"]["official_id"], by_level["district"]["name"]))
-    rd_fa = dict(zip(by_level["rural_district"]["official_id"], by_level["rural_district"]["name"]))
-    county_en = dict(zip(b.counties["osm_relation_id"], b.counties["name_en"]))
-    prov_fa = dict(zip(b.provinces["iso_3166_2"], b.provinces["name_fa"]))
-    prov_en = dict(zip(b.provinces["iso_3166_2"], b.provinces["name_en"]))
+    county_fa = dict(zip(counties["official_id"], counties["display_name"], strict=False))
+    district_fa = dict(zip(by_level["district"]["official_id"], by_level["district"]["name"], strict=False))
+    rd_fa = dict(zip(by_level["rural_district"]["official_id"], by_level["rural_district"]["name"], strict=False))
+    county_en = dict(zip(b.counties["osm_relation_id"], b.counties["name_en"], strict=False))
+    prov_fa = dict(zip(b.provinces["iso_3166_2"], b.provinces["name_fa"], strict=False))
+    prov_en = dict(zip(b.provinces["iso_3166_2"], b.provinces["name_en"], strict=False))
     border = set(b.counties.loc[b.counties["border"].fillna(False).astype(bool), "osm_relation_id"])
 
     keep = ((p["level"] == "city") | ((p["level"] == "village") & p["settlement"])) \
@@ -448,7 +462,7 @@ def _jittered(rng: np.random.Generator, b: Boundaries, lon: np.ndarray, lat: np.
     with np.errstate(invalid="ignore"):
         jlat = lat + dist * np.cos(angle) / 111_320.0
         jlon = lon + dist * np.sin(angle) / (111_320.0 * np.cos(np.radians(lat)))
-    geoms = dict(zip(b.provinces["iso_3166_2"], b.provinces.geometry.values))
+    geoms = dict(zip(b.provinces["iso_3166_2"], b.provinces.geometry.values, strict=False))
     for p in sorted(set(iso[given])):
         rows = np.flatnonzero(given & (iso == p))
         out = ~shapely.contains_xy(geoms[p], jlon[rows], jlat[rows])
@@ -464,7 +478,7 @@ def _defective_coords(rng: np.random.Generator, cand: pd.DataFrame, lon: np.ndar
     located = cand[~np.isnan(cand["lon"].to_numpy())]
     l_iso = located["province_iso"].to_numpy()
     picks = rng.integers(0, 1 << 30, len(rows))
-    for i, d, pick in zip(rows, defects, picks):
+    for i, d, pick in zip(rows, defects, picks, strict=False):
         if d == "coord_swapped":
             lon[i], lat[i] = lat[i], lon[i]
         elif d == "coord_zero":
@@ -507,10 +521,7 @@ def _term(t: Term, u: float, arabic: bool) -> str:
     fa_aliases = _fa_aliases(t)
     if u < 0.08:
         return t.code
-    if u < 0.15 and fa_aliases:
-        s = fa_aliases[int((u - 0.08) / 0.07 * len(fa_aliases)) % len(fa_aliases)]
-    else:
-        s = t.fa
+    s = fa_aliases[int((u - 0.08) / 0.07 * len(fa_aliases)) % len(fa_aliases)] if u < 0.15 and fa_aliases else t.fa
     if u > 0.95:
         s = s.replace("\u200c", " ")
     return s.translate(_AR_LETTERS) if arabic else s
@@ -520,7 +531,7 @@ def _name_sector(code: str) -> str:
     return "" if code == "other" else next(t.fa for t in SECTORS if t.code == code)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fa_aliases(t: Term) -> tuple[str, ...]:
     return tuple(a for a in t.aliases if not a.isascii())
 

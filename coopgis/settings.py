@@ -68,6 +68,8 @@ class ServiceSettings(Settings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="largest request body")
     max_filter_values: int = Field(default=100, ge=1, description="most comma-separated values in one filter")
     max_filter_length: int = Field(default=2000, ge=10, description="longest filter parameter, in characters")
+    max_offset: int = Field(default=10_000_000, ge=0, description="largest offset into an items list")
+    audit_max_limit: int = Field(default=100_000, ge=1, description="most events one /audit answer lists")
     max_html_limit: int = Field(default=1000, ge=1, description="most items on one HTML page")
     free_page_size: int = Field(default=100, ge=0, description="unfiltered GeoJSON pages up to this size are "
                                                                "charged to no rate limit")
@@ -95,6 +97,13 @@ class ServiceSettings(Settings):
                                           description="time a client has to send a request's headers")
     max_connections: int = Field(default=1000, ge=1, description="open connections and requests per worker "
                                                                  "before new requests get a 503")
+    nearest_max_limit: int = Field(default=100, ge=1, description="most cooperatives one /nearest answer lists")
+    nearest_max_radius_km: float = Field(default=500.0, gt=0, description="largest /nearest search radius, in km")
+    search_max_limit: int = Field(default=100, ge=1, description="most cooperatives one /search answer lists")
+    search_max_query_length: int = Field(default=100, ge=10,
+                                         description="longest /search query, in characters once normalised")
+    reports_max_limit: int = Field(default=1000, ge=1, description="most location reports one list shows")
+    max_report_body_bytes: int = Field(default=16 * 1024, ge=1024, description="largest location report body")
     reports_per_hour: int = Field(default=60, ge=1, description="location reports one token may send per hour")
     pending_reports_per_cooperative: int = Field(default=5, ge=1,
                                                  description="pending (undecided) location reports one "

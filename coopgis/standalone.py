@@ -15,14 +15,12 @@ import numpy as np
 import orjson
 import shapely
 
-from coopgis.api.params import CooperativeFilter, parse_filter, select
 from coopgis.dataset import Dataset, plain_value
-from coopgis.maps import MapSettings, Preset, render_preset
-from coopgis.mapview import Page, page_facts
+from coopgis.filters import FILTER_NAMES, CooperativeFilter, parse_filter, select
+from coopgis.maps import MapSettings, Preset
+from coopgis.mapview import Page, page_facts, render_preset
 from coopgis.text import to_persian_digits
 
-FILTER_NAMES = ("kind", "sector", "status", "province", "county", "deprived", "border", "women_led",
-                "registered_year", "precision")
 POINT_FIELDS = ("registration_no", "name", "kind", "sector", "status", "members", "jobs", "precision", "county",
                 "province", "deprived", "border", "women_led")
 PROVINCE_FIELDS = ("iso_3166_2", "name_fa", "cooperatives", "members", "jobs", "in_deprived_areas")
@@ -49,7 +47,7 @@ class SelectionTooLarge(RenderError):
 
 
 def parse_filters(dataset: Dataset, values: dict[str, str | None]) -> CooperativeFilter:
-    """The API's filters from plain values (CLI options); ApiError for unknown values, as in the API."""
+    """The API's filters from plain values (CLI options); InputError for unknown values, as in the API."""
     return parse_filter(dataset, {name: values.get(name) for name in FILTER_NAMES})
 
 
@@ -64,14 +62,15 @@ def render_standalone(preset: Preset, dataset: Dataset, flt: CooperativeFilter, 
     rows = select(coll, flt, None)
     if len(rows) > map_settings.max_render:
         raise SelectionTooLarge(len(rows), map_settings.max_render)
-    rows = rows[np.isfinite(coll.lon[rows]) & np.isfinite(coll.lat[rows])]
+    lons, lats = coll.points
+    rows = rows[np.isfinite(lons[rows]) & np.isfinite(lats[rows])]
     provinces = flt.province or (sorted(set(coll.frame["province"].iloc[rows].dropna())) if flt.county else None)
     data = {"cooperatives": _points(coll, rows),
             "provinces": _polygons(dataset.collections["provinces"].frame, PROVINCE_FIELDS, PROVINCE_TOLERANCE),
             "counties": _counties(dataset, provinces)}
     extra = {}
     if len(rows) and (flt.province or flt.county):
-        lon, lat = coll.lon[rows], coll.lat[rows]
+        lon, lat = lons[rows], lats[rows]
         extra["fit"] = [[float(lat.min()), float(lon.min())], [float(lat.max()), float(lon.max())]]
     made = jdatetime.date.today().strftime("%Y/%m/%d")
     note = (f"پرونده مستقل، ساخته‌شده {to_persian_digits(made)}: {to_persian_digits(f'{len(rows):,}')} تعاونی"
@@ -85,7 +84,7 @@ def _points(coll, rows: np.ndarray) -> dict:
     frame = coll.frame.iloc[rows]
     values = {f: frame[f].tolist() if f in frame else [None] * len(rows) for f in POINT_FIELDS}
     feats = []
-    for i, (x, y) in enumerate(zip(coll.lon[rows].tolist(), coll.lat[rows].tolist())):
+    for i, (x, y) in enumerate(zip(coll.lon[rows].tolist(), coll.lat[rows].tolist(), strict=False)):
         props = {f: plain_value(values[f][i]) for f in POINT_FIELDS}
         feats.append({"type": "Feature", "id": props["registration_no"],
                       "geometry": {"type": "Point", "coordinates": [round(x, 6), round(y, 6)]},
@@ -108,5 +107,5 @@ def _polygons(frame: gpd.GeoDataFrame, fields: tuple[str, ...], tolerance: float
     records = frame[list(fields)].astype(object).to_dict("records")
     feats = [{"type": "Feature", "geometry": orjson.loads(t),
               "properties": {k: plain_value(v) for k, v in r.items()}}
-             for t, r in zip(texts, records) if t is not None]
+             for t, r in zip(texts, records, strict=False) if t is not None]
     return {"type": "FeatureCollection", "features": feats}

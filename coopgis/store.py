@@ -90,7 +90,7 @@ class FileStore:
         """The report of the ingest that wrote the dataset ({} when there is none)."""
         return self._read_report(self.version_folder())
 
-    def read_with_report(self) -> tuple[gpd.GeoDataFrame, dict]:
+    def read_with_ingest_report(self) -> tuple[gpd.GeoDataFrame, dict]:
         """The dataset and its own report, from one version even while a write swaps another in."""
         folder = self.version_folder()
         return self._read_dataset(folder), self._read_report(folder)

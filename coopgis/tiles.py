@@ -60,6 +60,7 @@ import shapely
 from mapbox_vector_tile.Mapbox import vector_tile_pb2
 
 from coopgis.dataset import Collection, Dataset, plain_value, right_sized
+from coopgis.media import GEOJSON, MVT
 from coopgis.vocab import KINDS
 
 EXTENT = 4096                 # MVT tile extent
@@ -73,7 +74,7 @@ EARTH_RADIUS = 6378137.0
 WORLD_M = 2 * math.pi * EARTH_RADIUS          # width of the Web Mercator world, metres
 MAX_LAT = 85.0511287798066                   # latitude at v = 0 (the edge of WebMercatorQuad)
 
-MEDIA = {"mvt": "application/vnd.mapbox-vector-tile", "geojson": "application/geo+json"}
+TILE_MEDIA = {"mvt": MVT, "geojson": GEOJSON}
 POINT_LAYER = "cooperatives"
 POLYGON_LAYERS = ("provinces", "counties", "deprivation")
 LAYERS = (POINT_LAYER, *POLYGON_LAYERS)
@@ -160,7 +161,7 @@ class Tile:
 
 def make_tile(body: bytes, features: int, fmt: str) -> Tile:
     digest = hashlib.blake2b(body, digest_size=12).hexdigest()
-    return Tile(body, f'"{fmt[0]}{digest}"', features, MEDIA[fmt])
+    return Tile(body, f'"{fmt[0]}{digest}"', features, TILE_MEDIA[fmt])
 
 
 class LRU:
@@ -298,7 +299,7 @@ class PointIndex:
     """The located cooperatives sorted by Morton code, with what tiles need of them."""
 
     def __init__(self, coll: Collection):
-        lon, lat = coll.lon, coll.lat
+        lon, lat = coll.points
         located = np.isfinite(lon) & np.isfinite(lat)
         rows = np.flatnonzero(located)
         u, v = lonlat_to_world(lon[rows], lat[rows])
@@ -308,7 +309,6 @@ class PointIndex:
         iy = np.clip(np.floor(v * scale), 0, top).astype(np.uint64)
         codes = morton(ix, iy)
         order = np.argsort(codes, kind="stable")
-        self.n_rows = len(coll)
         self.rows = rows[order]
         self.codes = codes[order]
         self.u = u[order]
@@ -348,9 +348,9 @@ class PointIndex:
     def properties(self, idx: np.ndarray) -> list[dict]:
         cols = [self.columns[c][idx].tolist() for c in POINT_PROPERTIES]
         out = []
-        for values in zip(*cols):
+        for values in zip(*cols, strict=False):
             p = {"cluster": False, "count": 1}
-            p.update(zip(POINT_PROPERTIES, values))
+            p.update(zip(POINT_PROPERTIES, values, strict=False))
             out.append(p)
         return out
 
@@ -371,7 +371,7 @@ class PrefixSums:
     starts: dict[int, np.ndarray]          # zoom -> sorted positions where a cluster cell begins
 
     @classmethod
-    def build(cls, index: "PointIndex") -> "PrefixSums":
+    def build(cls, index: PointIndex) -> PrefixSums:
         run = lambda a: np.concatenate(([0], np.cumsum(a)))  # noqa: E731
         k = len(index.kind_codes)
         onehot = np.zeros((len(index), k), np.int32)
@@ -458,7 +458,7 @@ class GeometrySet:
                 if simple is None:
                     simple = np.full(len(self.merc), None, dtype=object)
                     self._levels.put(level, simple)
-        missing = rows[np.equal(simple[rows], None)]
+        missing = rows[np.array([g is None for g in simple[rows]], dtype=bool)]
         if len(missing):
             tolerance = WORLD_M / (256 * 2 ** level) / 2
             simple[missing] = shapely.simplify(self.merc[missing], tolerance, preserve_topology=True)
@@ -475,7 +475,8 @@ class PolygonLayer:
         self.ids = [plain_value(v) for v in frame[coll.id_column].tolist()]
         self.mvt_ids = [_mvt_id(v) for v in self.ids]
         cols = {c: _column(frame, c).tolist() for c in coll.properties}
-        self.props = [dict(zip(cols, values)) for values in zip(*cols.values())] if cols else \
+        self.props = [dict(zip(cols, values, strict=False))
+                      for values in zip(*cols.values(), strict=False)] if cols else \
             [{} for _ in range(len(frame))]
         self.props_json = [orjson.Fragment(right_sized(orjson.dumps(p))) for p in self.props]
         self.ids_json = [orjson.Fragment(right_sized(orjson.dumps(i))) for i in self.ids]
@@ -627,13 +628,13 @@ class TileEngine:
             single = c.count == 1
             many = ~single
             singles = c.first[single]
-            props = [None] * len(c.count)
-            for i, p in zip(np.flatnonzero(single).tolist(), index.properties(singles)):
+            props: list[dict] = [{} for _ in range(len(c.count))]   # every slot is filled below
+            for i, p in zip(np.flatnonzero(single).tolist(), index.properties(singles), strict=False):
                 props[i] = p
             where = np.flatnonzero(many)
             kinds = index.kind_codes
             for i, cnt, mem, job, row in zip(where.tolist(), c.count[many].tolist(), c.members[many].tolist(),
-                                             c.jobs[many].tolist(), c.kinds[many].tolist()):
+                                             c.jobs[many].tolist(), c.kinds[many].tolist(), strict=False):
                 props[i] = {"cluster": True, "count": cnt, "members": mem, "jobs": job,
                             "kinds": {kinds[j]: k for j, k in enumerate(row) if k}}
             u, v = c.u, c.v
@@ -652,7 +653,7 @@ class TileEngine:
             lon, lat = index.lon[idx], index.lat[idx]
         if fmt == "geojson":
             feats = []
-            for fid, x_, y_, p in zip(ids.tolist(), lon.tolist(), lat.tolist(), props):
+            for fid, x_, y_, p in zip(ids.tolist(), lon.tolist(), lat.tolist(), props, strict=False):
                 feat = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [x_, y_]},
                         "properties": p}
                 if fid is not None:
@@ -665,7 +666,8 @@ class TileEngine:
             breakdown = p.pop("kinds", None)
             if breakdown:
                 p.update({f"kind_{k}": c for k, c in breakdown.items()})
-        return encode_point_layer(POINT_LAYER, list(zip(ids.tolist(), px.tolist(), py.tolist(), props))), len(props)
+        points = list(zip(ids.tolist(), px.tolist(), py.tolist(), props, strict=False))
+        return encode_point_layer(POINT_LAYER, points), len(props)
 
     # -- boundaries
     def _polygon_tile(self, name: str, z: int, x: int, y: int, fmt: str) -> tuple[bytes, int]:
@@ -678,7 +680,7 @@ class TileEngine:
             keep = [i for i, g in enumerate(polys) if g is not None and not g.is_empty]
             texts = shapely.to_geojson(np.array([polys[i] for i in keep] + [None], dtype=object)[:-1])
             feats = [{"type": "Feature", "id": layer.ids_json[r], "geometry": orjson.Fragment(t),
-                      "properties": layer.props_json[r]} for r, t in zip(rows[keep].tolist(), texts)]
+                      "properties": layer.props_json[r]} for r, t in zip(rows[keep].tolist(), texts, strict=False)]
             return right_sized(orjson.dumps({"type": "FeatureCollection", "features": feats})), len(feats)
         if not len(rows):
             return b"", 0
@@ -689,7 +691,7 @@ class TileEngine:
         oriented = shapely.orient_polygons(np.array([polys[i] for i in keep] + [None], dtype=object)[:-1],
                                            exterior_cw=False)
         feats = []
-        for i, g in zip(keep, oriented):
+        for i, g in zip(keep, oriented, strict=False):
             r = int(rows[i])
             feat = {"geometry": g, "properties": layer.props[r]}
             if layer.mvt_ids[r] is not None:

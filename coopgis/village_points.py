@@ -169,20 +169,20 @@ class _Matcher:
         vk = [village_keys(n) for n in self.v["name"]]
         self.v_whole = [w for w, _ in vk]
         self.v_parts = [p for _, p in vk]
-        pk = [place_keys(a, b) for a, b in zip(self.p["name_fa"].fillna(""), self.p["variants"])]
+        pk = [place_keys(a, b) for a, b in zip(self.p["name_fa"].fillna(""), self.p["variants"], strict=False)]
         self.p_primary = [a for a, _ in pk]
         self.p_variants = [b for _, b in pk]
         self.city_keys = set() if cities is None else set(zip(cities["county_id"].astype(str),
-                                                              cities["name"].map(name_key)))
+                                                              cities["name"].map(name_key), strict=False))
         # (county, key) -> the villages and places with that key, and how they carry it.
         self.v_bucket: dict[tuple[str, str], dict[int, str]] = defaultdict(dict)
-        for i, (c, whole, parts) in enumerate(zip(self.v_county, self.v_whole, self.v_parts)):
+        for i, (c, whole, parts) in enumerate(zip(self.v_county, self.v_whole, self.v_parts, strict=False)):
             if whole:
                 self.v_bucket[(c, whole)][i] = "whole"
             for k in sorted(parts):  # sorted: the build must not depend on the hash seed
                 self.v_bucket[(c, k)].setdefault(i, "part")
         self.p_bucket: dict[tuple[str, str], dict[int, str]] = defaultdict(dict)
-        for j, (c, primary, variants) in enumerate(zip(self.p_county, self.p_primary, self.p_variants)):
+        for j, (c, primary, variants) in enumerate(zip(self.p_county, self.p_primary, self.p_variants, strict=False)):
             if c and primary:
                 self.p_bucket[(c, primary)][j] = "primary"
             for k in sorted(variants) if c else ():
@@ -274,10 +274,10 @@ class _Matcher:
             shared = {rd for rd in rds if rds.count(rd) > 1}
             d = {(i, j): _km(self.p_lon[j], self.p_lat[j], *centre[rd_of[i]]) for i in vs for j in ps}
             for j in free_p:
-                i, clear = _nearest(list(vs), lambda i, j=j: d[(i, j)], group=rd_of.get)
+                i, clear = _nearest(list(vs), lambda i, j=j: d[(i, j)], group=rd_of.get)  # noqa: B023  (called here, before d changes)
                 if not clear or i in self.place_of or rd_of[i] in shared or d[(i, j)] > SETTLE_MAX_KM:
                     continue
-                back, clear = _nearest(list(ps), lambda jj, i=i: d[(i, jj)], group=lambda jj: jj)
+                back, clear = _nearest(list(ps), lambda jj, i=i: d[(i, jj)], group=lambda jj: jj)  # noqa: B023  (called here, before d changes)
                 if clear and back == j:
                     picks.append((i, j, "rural_district"))
         self._accept(picks)
@@ -287,13 +287,13 @@ class _Matcher:
         """One letter off or spelt with same-sounding letters; unique both ways among the county's names."""
         free_v: dict[str, list[int]] = defaultdict(list)
         all_v: dict[str, list[int]] = defaultdict(list)
-        for i, (c, whole) in enumerate(zip(self.v_county, self.v_whole)):
+        for i, (c, whole) in enumerate(zip(self.v_county, self.v_whole, strict=False)):
             if whole:
                 all_v[c].append(i)
                 if i not in self.place_of:
                     free_v[c].append(i)
         free_p: dict[str, list[int]] = defaultdict(list)
-        for j, (c, primary) in enumerate(zip(self.p_county, self.p_primary)):
+        for j, (c, primary) in enumerate(zip(self.p_county, self.p_primary, strict=False)):
             if c and primary and j not in self.village_of and self.group[j] == j:
                 free_p[c].append(j)
         picks = []
@@ -321,13 +321,13 @@ class _Matcher:
     def transliterated(self) -> None:
         """Places with no Persian name: romanised consonants equal to one village's, unique both ways."""
         skel_v: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for i, (c, name) in enumerate(zip(self.v_county, self.v["name"])):
+        for i, (c, name) in enumerate(zip(self.v_county, self.v["name"], strict=False)):
             s = persian_skeleton(_TRAILING_NUMBER.sub("", name))
             if len(s) >= SKELETON_MIN_LENGTH:
                 skel_v[(c, s)].append(i)
         skel_p: dict[tuple[str, str], list[int]] = defaultdict(list)
         for j, (c, primary, variants, latin) in enumerate(zip(self.p_county, self.p_primary, self.p_variants,
-                                                              self.p["name"].fillna(""))):
+                                                              self.p["name"].fillna(""), strict=False)):
             if c and not primary and not variants and latin:
                 s = latin_skeleton(latin)
                 if len(s) >= SKELETON_MIN_LENGTH:

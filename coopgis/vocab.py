@@ -1,4 +1,4 @@
-"""Controlled vocabularies of the registry: cooperative kinds, sectors and statuses.
+"""Controlled vocabularies: cooperative kinds, sectors and statuses, and the geocoding precisions.
 
 Each value has a stable English code (used in the store, the API and filters),
 a Persian label (shown to people) and an English label. Input is matched through
@@ -65,6 +65,15 @@ STATUSES: tuple[Term, ...] = (
     Term("dissolved", "منحل", "Dissolved", ("منحل شده", "تصفیه", "در حال تصفیه")),
 )
 
+# How a cooperative's point was found, finest first (README "Geocoding precision"). ``verified`` is a
+# field officer's accepted correction (corrections.py); the geocoder gives every other level.
+PRECISION_FA = {
+    "exact": "دقیق (مختصات ثبت‌شده)", "verified": "تأییدشده در بازدید", "village": "روستا", "city": "شهر",
+    "rural_district": "دهستان (نقطه نماینده)", "district": "بخش (نقطه نماینده)",
+    "county": "شهرستان (نقطه نماینده)", "province": "استان (نقطه نماینده)", "none": "نامعلوم",
+}
+PRECISIONS = tuple(PRECISION_FA)
+
 
 def _index(terms: tuple[Term, ...]) -> dict[str, str]:
     out: dict[str, str] = {}
@@ -114,3 +123,8 @@ def label(terms: tuple[Term, ...], code: str, lang: str = "fa") -> str:
         if t.code == code:
             return t.fa if lang == "fa" else t.en
     return code
+
+
+def parse_precision(value: object) -> str | None:
+    """The precision code of a value (exact, verified, village, ...), None for anything else."""
+    return value if isinstance(value, str) and value in PRECISION_FA else None

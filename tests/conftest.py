@@ -94,7 +94,7 @@ def live_server(sample_store, tmp_path_factory):
                 break
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError("server exited: " + open(log.name, "rb").read().decode(errors="replace"))
+                raise RuntimeError("server exited: " + open(log.name, "rb").read().decode(errors="replace")) from None
             time.sleep(0.2)
     else:
         proc.kill()
@@ -106,3 +106,39 @@ def live_server(sample_store, tmp_path_factory):
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+@pytest.fixture()
+def secured(tmp_path, sample_store, boundaries, geocoder):
+    """An app on a private copy of the sample store, with one token per role."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from coopgis.app import create_app
+    from coopgis.auth import TokenStore
+    from coopgis.settings import ServiceSettings
+
+    data = tmp_path / "data"
+    shutil.copytree(sample_store.folder, data)
+    tokens = TokenStore(tmp_path / "tokens.json")
+    keys = {role: tokens.add(f"{role}-user", role) for role in ("field_officer", "gis_staff", "admin")}
+    settings = ServiceSettings(data=data, tokens_file=tmp_path / "tokens.json", cors_origins=["http://intranet.local"])
+    app = create_app(settings)
+    client = TestClient(app)
+    client.keys = keys
+    client.as_role = lambda role: {"Authorization": f"Bearer {keys[role]}"}
+    return client
+
+
+def some_cooperative(client, precision: str | None = None) -> dict:
+    """A located cooperative that is not at a given coordinate (of ``precision`` when given)."""
+    feats = client.get("/collections/cooperatives/items?limit=200").json()["features"]
+    return next(f for f in feats if f["geometry"] and f["properties"]["precision"] != "exact"
+                and precision in (None, f["properties"]["precision"]))
+
+
+def location_report(client, reg, lon, lat, role="field_officer"):
+    """POST a location report for ``reg`` as ``role``."""
+    body = {"lon": lon, "lat": lat, "accuracy_m": 15, "reason": "دیدم", "note": None, "reporter": "x"}
+    return client.post(f"/cooperatives/{reg}/location-reports", json=body, headers=client.as_role(role))

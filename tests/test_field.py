@@ -13,8 +13,9 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from coopgis.api.field import DIRECTIONS, EARTH_RADIUS_KM, direction, search_index
-from coopgis.reports import REPORTS_FILE, ReportLog
+from coopgis.distance import EARTH_RADIUS_KM
+from coopgis.location_reports import REPORTS_FILE, LocationReportLog
+from coopgis.nearest import DIRECTIONS
 from coopgis.text import key, to_persian_digits, tokens
 
 PROBLEM = "application/problem+json"
@@ -33,22 +34,22 @@ def coops(dataset):
 
 
 @pytest.fixture(scope="module")
-def located(coops):
+def located_rows(coops):
     """(registration_no, lon, lat) of every cooperative with a point, from the GeoDataFrame itself."""
     f = coops.frame
     pts = f.geometry
     ok = pts.notna() & ~pts.is_empty
-    return [(r, g.x, g.y) for r, g in zip(f.loc[ok, "registration_no"], pts[ok])]
+    return [(r, g.x, g.y) for r, g in zip(f.loc[ok, "registration_no"], pts[ok], strict=False)]
 
 
-def brute_force(located, lon, lat, radius_km):
-    d = [(haversine_km(lon, lat, x, y), reg) for reg, x, y in located]
+def brute_force(located_rows, lon, lat, radius_km):
+    d = [(haversine_km(lon, lat, x, y), reg) for reg, x, y in located_rows]
     return sorted(t for t in d if t[0] <= radius_km)
 
 
-def isolated_point(located, min_km=5.0):
+def isolated_point(located_rows, min_km=5.0):
     """A cooperative's location with no other cooperative location within ``min_km``."""
-    points = sorted({(round(x, 6), round(y, 6)) for _, x, y in located})
+    points = sorted({(round(x, 6), round(y, 6)) for _, x, y in located_rows})
     arr = np.array(points)
     for x, y in points:
         near = np.abs(arr[:, 0] - x) + np.abs(arr[:, 1] - y) < 0.2
@@ -68,14 +69,14 @@ def assert_problem(r, status):
 
 # ---- nearest -----------------------------------------------------------------------------------
 
-def test_nearest_matches_brute_force(client, located):
-    _, lon, lat = located[len(located) // 2]
+def test_nearest_matches_brute_force(client, located_rows):
+    _, lon, lat = located_rows[len(located_rows) // 2]
     lon, lat = lon + 0.03, lat - 0.02
     r = client.get("/nearest", params={"lon": lon, "lat": lat, "radius_km": 300, "limit": 40})
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("application/geo+json")
     body = r.json()
-    expected = brute_force(located, lon, lat, 300)
+    expected = brute_force(located_rows, lon, lat, 300)
     assert body["type"] == "FeatureCollection"
     assert body["numberMatched"] == len(expected)
     assert body["numberReturned"] == len(body["features"]) == min(40, len(expected)) > 0
@@ -92,8 +93,8 @@ def test_nearest_matches_brute_force(client, located):
         assert f["geometry"]["type"] == "Point"
 
 
-def test_nearest_directions(client, located):
-    lon, lat = isolated_point(located)
+def test_nearest_directions(client, located_rows):
+    lon, lat = isolated_point(located_rows)
     # standing 1 km south of the cooperative, it is due north
     r = client.get("/nearest", params={"lon": lon, "lat": lat - 0.009, "limit": 1})
     p = r.json()["features"][0]["properties"]
@@ -112,25 +113,17 @@ def test_nearest_directions(client, located):
     assert (p["direction_en"], p["direction_fa"]) == ("SW", "جنوب غربی")
 
 
-def test_direction_words():
-    assert [direction(b) for b in (0, 45, 90, 135, 180, 225, 270, 315)] == list(DIRECTIONS)
-    assert direction(359.9) == ("N", "شمال") and direction(22.4) == ("N", "شمال")
-    assert direction(22.5) == ("NE", "شمال شرقی") and direction(337.4) == ("NW", "شمال غربی")
-    assert [fa for _, fa in DIRECTIONS] == ["شمال", "شمال شرقی", "شرق", "جنوب شرقی", "جنوب", "جنوب غربی",
-                                              "غرب", "شمال غربی"]
-
-
-def test_nearest_radius_respected(client, located):
-    _, lon, lat = located[0]
+def test_nearest_radius_respected(client, located_rows):
+    _, lon, lat = located_rows[0]
     for radius in (2, 25, 120):
         r = client.get("/nearest", params={"lon": lon, "lat": lat, "radius_km": radius, "limit": 100})
         body = r.json()
         assert all(f["properties"]["distance_km"] <= radius for f in body["features"])
-        assert body["numberMatched"] == len(brute_force(located, lon, lat, radius))
+        assert body["numberMatched"] == len(brute_force(located_rows, lon, lat, radius))
 
 
-def test_nearest_persian_digits_and_geo_uri(client, located):
-    reg, lon, lat = located[3]
+def test_nearest_persian_digits_and_geo_uri(client, located_rows):
+    reg, lon, lat = located_rows[3]
     ascii_ = client.get("/nearest", params={"lon": f"{lon:.4f}", "lat": f"{lat:.4f}", "limit": 5}).json()
     fa_lon = to_persian_digits(f"{lon:.4f}").replace(".", "٫")
     fa_lat = "".join("٠١٢٣٤٥٦٧٨٩"[int(c)] if c.isdigit() else c for c in f"{lat:.4f}")  # Arabic-Indic
@@ -145,8 +138,8 @@ def test_nearest_persian_digits_and_geo_uri(client, located):
     assert unquote(uri[uri.index("(") + 1:-1]) == first["properties"]["name"]
 
 
-def test_nearest_filters_and_limits(client, located):
-    _, lon, lat = located[10]
+def test_nearest_filters_and_limits(client, located_rows):
+    _, lon, lat = located_rows[10]
     r = client.get("/nearest", params={"lon": lon, "lat": lat, "radius_km": 500, "limit": 1000})
     assert r.status_code == 200 and r.json()["numberReturned"] <= 100
     r = client.get("/nearest", params={"lon": lon, "lat": lat, "radius_km": 500, "kind": "تولیدی"})
@@ -233,7 +226,8 @@ def test_search_name_all_words(client, coops):
 def test_search_village(client, coops):
     f = coops.frame
     villages = f[(f["place_level"] == "village")]
-    villages = villages[[key(p) not in key(n, prefixes=False) for p, n in zip(villages["place"], villages["name"])]]
+    villages = villages[[key(p) not in key(n, prefixes=False)
+                         for p, n in zip(villages["place"], villages["name"], strict=False)]]
     if villages.empty:
         pytest.skip("no village cooperative named otherwise")
     row = villages.iloc[0]
@@ -281,20 +275,14 @@ def test_search_bad_query(client, q):
     assert_problem(r, 400)
 
 
-def test_search_index_built_once(dataset):
-    coll = dataset.collections["cooperatives"]
-    assert search_index(coll, dataset) is search_index(coll, dataset)
-
-
 # ---- location reports --------------------------------------------------------------------------
 
 @pytest.fixture
 def reports_app(tmp_path, sample_store, dataset):
     """An app on a copy of the store folder, so reports do not land in the shared one."""
     from coopgis.app import create_app
-    from coopgis.settings import ServiceSettings
-
     from coopgis.auth import TokenStore
+    from coopgis.settings import ServiceSettings
 
     folder = tmp_path / "data"
     shutil.copytree(sample_store.folder, folder)
@@ -443,7 +431,7 @@ def test_reports_concurrent_posts(reports_app, coops):
 
 
 def test_report_log_threads_share_a_lock(tmp_path):
-    logs = [ReportLog(tmp_path), ReportLog(str(tmp_path) + "/")]   # two objects, one file
+    logs = [LocationReportLog(tmp_path), LocationReportLog(str(tmp_path) + "/")]   # two objects, one file
 
     def write(n):
         for i in range(50):

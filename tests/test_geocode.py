@@ -1,9 +1,10 @@
 """The geocoder as registry clerks and field officers use it: messy Persian, honest precision."""
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from coopgis.geocode import PRECISIONS
+from coopgis.vocab import PRECISIONS
 
 
 def test_village_with_a_known_coordinate(geocoder):

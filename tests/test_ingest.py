@@ -234,7 +234,7 @@ def test_dataset_and_report_switch_together_even_if_the_write_dies(live_store, t
     import coopgis.store as store_mod
 
     store, lines = live_store
-    frame, report = store.read_with_report()
+    frame, report = store.read_with_ingest_report()
     assert report["accepted"] == len(frame)
     fewer = _write(tmp_path / "fewer.csv", lines[:1300])
 
@@ -244,7 +244,7 @@ def test_dataset_and_report_switch_together_even_if_the_write_dies(live_store, t
     monkeypatch.setattr(store_mod, "write_private", die)   # the report of the new version cannot be written
     with pytest.raises(OSError):
         ingest(fewer, store, boundaries, geocoder)
-    frame, report = store.read_with_report()
+    frame, report = store.read_with_ingest_report()
     assert report["accepted"] == len(frame) == 1500 - len(report["quarantine"])
     assert [p.name for p in (store.folder / "versions").iterdir() if p.name.endswith(".tmp")] == []
 

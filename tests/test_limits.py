@@ -13,8 +13,8 @@ from conftest import UNLIMITED
 from fastapi.testclient import TestClient
 
 from coopgis.api.limits import HeavyGate
-from coopgis.api.params import parse_filter
 from coopgis.app import create_app
+from coopgis.filters import parse_filter
 from coopgis.settings import ServiceSettings
 
 KERMAN = "Kerman"
@@ -49,11 +49,9 @@ def test_a_filter_longer_than_the_limit_is_refused_unread(open_client):
 
 
 def test_repeated_values_are_looked_up_once(dataset, monkeypatch):
-    from coopgis.api import params
-
     once = parse_filter(dataset, {"county": KERMAN})
     calls = []
-    index = params._names(dataset)
+    index = dataset.names
     original = type(index).county
     monkeypatch.setattr(type(index), "county", lambda self, v: calls.append(v) or original(self, v))
     many = parse_filter(dataset, {"county": ",".join([KERMAN, "kerman ", "كرمان", KERMAN] * 20)})

@@ -1,7 +1,7 @@
 """Map presets, map pages, /vendor, the dashboard and standalone files; the pages in real headless Chromium.
 
 Browser tests drive Debian's /usr/bin/chromium through Playwright against a real uvicorn server
-(``live_server``, here with its log in a file, and a second one whose registry holds hostile
+(``maps_server``, here with its log in a file, and a second one whose registry holds hostile
 cooperative names). They are
 skipped, with the reason, when Chromium or the npm-installed map libraries are missing.
 Screenshots go to ``test-artifacts/``.
@@ -313,7 +313,7 @@ def hostile_store(sample_store, tmp_path_factory):
     frame = sample_store.read()
     picks = frame.index[frame["precision"].isin(["village", "city", "exact"])][:2]
     rows = []
-    for i, name in zip(picks, (HOSTILE, BACKTICK)):
+    for i, name in zip(picks, (HOSTILE, BACKTICK), strict=False):
         p = frame.geometry.at[i]
         frame.at[i, "name"] = name
         frame.at[i, "precision"] = "exact"
@@ -326,13 +326,9 @@ def hostile_store(sample_store, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def live_server(sample_store, tmp_path_factory):
-    """conftest's live server, with its log written to a file.
-
-    conftest's ``live_server`` sends the server's output to a pipe nobody reads; the browser tests'
-    tile requests fill it with access-log lines within a few hundred requests, and uvicorn then
-    blocks on the write and stops answering. Same server, same dataset, log in a file instead.
-    """
+def maps_server(sample_store, tmp_path_factory):
+    """A server of the browser tests' own on the sample dataset: the service's default page limits (conftest's
+    ``live_server`` lowers them for GDAL), rate limits raised, its log in a file."""
     with _serving(sample_store.folder, tmp_path_factory.mktemp("log") / "server.log") as url:
         yield url
 
@@ -409,12 +405,12 @@ READY = {"/maps/national": ".coop-cluster", "/maps/deprivation": "path.coop-clas
 
 
 @pytest.mark.parametrize("path", list(READY))
-def test_page_loads_with_no_errors_and_no_foreign_requests(browser, live_server, path):
-    with Visit(browser, live_server + path, wait_for=READY[path]) as v:
+def test_page_loads_with_no_errors_and_no_foreign_requests(browser, maps_server, path):
+    with Visit(browser, maps_server + path, wait_for=READY[path]) as v:
         v.settle()
         v.shot("page-" + (path.strip("/").replace("/", "-")))
         assert v.errors == []
-        assert v.foreign(live_server) == []
+        assert v.foreign(maps_server) == []
         assert v.page.evaluate("document.documentElement.dir") == "rtl"
         assert v.page.evaluate("getComputedStyle(document.body).fontFamily").startswith("Vazirmatn")
 
@@ -425,8 +421,8 @@ def _located(dataset, mask=None) -> int:
     return int((ok & (True if mask is None else np.asarray(mask))).sum())
 
 
-def test_national_map_draws_clusters_and_a_switchable_choropleth(browser, live_server, dataset):
-    with Visit(browser, live_server + "/maps/national", wait_for=".coop-cluster") as v:
+def test_national_map_draws_clusters_and_a_switchable_choropleth(browser, maps_server, dataset):
+    with Visit(browser, maps_server + "/maps/national", wait_for=".coop-cluster") as v:
         v.settle()
         page = v.page
         clusters = page.locator(".coop-cluster").count()
@@ -452,12 +448,12 @@ def test_national_map_draws_clusters_and_a_switchable_choropleth(browser, live_s
         page.locator(".leaflet-control-layers-overlays label", has_text="مناطق محروم").locator("input").check()
         page.wait_for_selector("path.coop-class-no_data, path.coop-class-not_listed", timeout=15_000)
         assert "طبقه محرومیت" in page.inner_text(".coop-legend")       # its legend comes with the layer
-        assert v.errors == [] and v.foreign(live_server) == []
+        assert v.errors == [] and v.foreign(maps_server) == []
 
 
-def test_kind_filter_changes_the_clusters(browser, live_server, dataset):
+def test_kind_filter_changes_the_clusters(browser, maps_server, dataset):
     kinds = dataset.cooperatives["kind"]
-    with Visit(browser, live_server + "/maps/national", wait_for=".coop-cluster") as v:
+    with Visit(browser, maps_server + "/maps/national", wait_for=".coop-cluster") as v:
         v.settle()
         before = v.total()
         assert before == _located(dataset)
@@ -477,9 +473,9 @@ def test_kind_filter_changes_the_clusters(browser, live_server, dataset):
         assert v.errors == []
 
 
-def test_a_province_link_filters_and_frames_the_national_map(browser, live_server, dataset):
+def test_a_province_link_filters_and_frames_the_national_map(browser, maps_server, dataset):
     province = dataset.cooperatives["province"].value_counts().index[0]
-    with Visit(browser, f"{live_server}/maps/national?province={province}", wait_for=".coop-cluster") as v:
+    with Visit(browser, f"{maps_server}/maps/national?province={province}", wait_for=".coop-cluster") as v:
         v.settle()
         assert v.page.evaluate("coopgis.state.map.getZoom()") > 5
         want = _located(dataset, dataset.cooperatives["province"] == province)
@@ -490,8 +486,8 @@ def test_a_province_link_filters_and_frames_the_national_map(browser, live_serve
         assert v.errors == []
 
 
-def test_deprivation_map_shows_classes_unknowns_borders_and_quota_rule(browser, live_server, dataset):
-    with Visit(browser, live_server + "/maps/deprivation", wait_for="path.coop-class-no_data") as v:
+def test_deprivation_map_shows_classes_unknowns_borders_and_quota_rule(browser, maps_server, dataset):
+    with Visit(browser, maps_server + "/maps/deprivation", wait_for="path.coop-class-no_data") as v:
         v.settle()
         page = v.page
         for cls in ("less_developed_2019", "not_listed", "no_data"):
@@ -504,12 +500,12 @@ def test_deprivation_map_shows_classes_unknowns_borders_and_quota_rule(browser, 
         assert page.locator(".coop-legend a.coop-source").count() >= 1
         assert v.total() == _located(dataset, dataset.cooperatives["deprived"].astype("boolean").fillna(False))
         v.shot("deprivation")
-        assert v.errors == [] and v.foreign(live_server) == []
+        assert v.errors == [] and v.foreign(maps_server) == []
 
 
-def test_sectors_map_has_one_layer_per_galaxy_sector(browser, live_server, dataset):
+def test_sectors_map_has_one_layer_per_galaxy_sector(browser, maps_server, dataset):
     sectors = dataset.cooperatives["sector"]
-    with Visit(browser, live_server + "/maps/sectors", wait_for=".coop-cluster") as v:
+    with Visit(browser, maps_server + "/maps/sectors", wait_for=".coop-cluster") as v:
         v.settle()
         page = v.page
         labels = page.eval_on_selector_all(".leaflet-control-layers-overlays label",
@@ -524,12 +520,12 @@ def test_sectors_map_has_one_layer_per_galaxy_sector(browser, live_server, datas
         assert v.errors == []
 
 
-def test_field_page_lists_the_nearest_cooperatives(browser, live_server, dataset):
+def test_field_page_lists_the_nearest_cooperatives(browser, maps_server, dataset):
     coll = dataset.collections["cooperatives"]
     row = int(np.flatnonzero(coll.frame["precision"].isin(["village", "exact"]).to_numpy())[0])
     lat, lon = float(coll.lat[row]) + 0.004, float(coll.lon[row]) + 0.004
-    api = httpx.get(f"{live_server}/nearest", params={"lon": f"{lon:.6f}", "lat": f"{lat:.6f}", "limit": 10}).json()
-    with Visit(browser, live_server + "/maps/field", wait_for=".coop-locate",
+    api = httpx.get(f"{maps_server}/nearest", params={"lon": f"{lon:.6f}", "lat": f"{lat:.6f}", "limit": 10}).json()
+    with Visit(browser, maps_server + "/maps/field", wait_for=".coop-locate",
                viewport={"width": 412, "height": 860}, is_mobile=True, has_touch=True,
                geolocation={"latitude": lat, "longitude": lon}, permissions=["geolocation"]) as v:
         v.page.click(".coop-locate")
@@ -545,7 +541,7 @@ def test_field_page_lists_the_nearest_cooperatives(browser, live_server, dataset
         assert first.locator(".coop-direction").inner_text() == api["features"][0]["properties"]["direction_fa"]
         assert first.locator("a.coop-directions").get_attribute("href").startswith("geo:")
         v.shot("field-nearest")
-        assert v.errors == [] and v.foreign(live_server) == []
+        assert v.errors == [] and v.foreign(maps_server) == []
 
 
 def test_popups_show_hostile_names_as_text(browser, hostile_server):
@@ -596,9 +592,9 @@ def test_field_search_and_location_report(browser, hostile_server):
     assert [(r["reporter"], r["note"]) for r in reports] == [("بازرس آزمون", HOSTILE)]
 
 
-def test_dashboard_totals_equal_stats_in_the_browser(browser, live_server):
-    stats = httpx.get(f"{live_server}/stats?by=province").json()["rows"][-1]
-    with Visit(browser, live_server + "/dashboard", wait_for="#province-table") as v:
+def test_dashboard_totals_equal_stats_in_the_browser(browser, maps_server):
+    stats = httpx.get(f"{maps_server}/stats?by=province").json()["rows"][-1]
+    with Visit(browser, maps_server + "/dashboard", wait_for="#province-table") as v:
         shown = v.page.eval_on_selector_all(
             "tr.total td[data-key]", "els => Object.fromEntries(els.map(e => [e.dataset.key, +e.dataset.value]))")
         assert shown and all(shown[k] == stats[k] for k in shown)
@@ -622,12 +618,12 @@ def test_standalone_file_opens_from_disk_with_no_network(browser, standalone_fil
         assert v.errors == [] and v.dialogs == []
 
 
-def test_bytes_before_the_first_clusters(browser, live_server):
+def test_bytes_before_the_first_clusters(browser, maps_server):
     with Visit(browser, "about:blank") as v:
         sizes = []
         v.page.on("requestfinished", lambda r: sizes.append(r.sizes()["responseBodySize"]))
         start = time.monotonic()
-        v.page.goto(live_server + "/maps/national", wait_until="domcontentloaded")
+        v.page.goto(maps_server + "/maps/national", wait_until="domcontentloaded")
         v.page.wait_for_selector(".coop-cluster")
         seconds = time.monotonic() - start
         before = sum(sizes)

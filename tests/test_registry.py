@@ -7,22 +7,15 @@ import random
 from datetime import datetime
 
 import openpyxl
-import pandas as pd
 import pytest
-from hypothesis import given, settings, strategies as st
 
 from coopgis.registry import (
     COLUMNS,
     REASONS,
     RegistryError,
     map_headers,
-    parse_bool,
-    parse_coordinate,
-    parse_count,
-    parse_date,
     read_registry,
 )
-from coopgis.text import norm
 
 FA_HEADER = ["شماره ثبت", "نام تعاونی", "نوع تعاونی", "رسته", "وضعیت", "استان", "شهرستان",
              "شهر یا روستا", "طول جغرافیایی", "عرض جغرافیایی", "تعداد اعضا", "تاریخ ثبت"]
@@ -418,7 +411,7 @@ def test_a_file_of_mixed_encodings_is_refused_naming_the_lines(tmp_path):
     utf8 = "".join(f"{i},تعاونی {i},مسکن,تهران\n" for i in range(1, 101)).encode("utf-8")
     cp = "".join(f"{i},تعاونی {i},مسکن,تهران\n" for i in range(101, 111)).replace("ی", "ي").encode("cp1256")
     path = tmp_path / "mixed.csv"
-    path.write_bytes("شماره ثبت,نام,نوع,استان\n".encode("utf-8") + utf8 + cp)
+    path.write_bytes("شماره ثبت,نام,نوع,استان\n".encode() + utf8 + cp)
     with pytest.raises(RegistryError, match=r"mixes text encodings.*lines 1, 2, 3, 4, 5 and 96 more are UTF-8.*"
                                             r"lines 102, 103, 104, 105, 106 and 5 more are not"):
         read_registry(path)
@@ -483,93 +476,3 @@ def test_dtypes_of_accepted(tmp_path):
     assert a["lon"].dtype == "float64" and a["source_row"].dtype == "int64"
     assert a["members"].isna().tolist() == [False, True]
     assert a["sector"].tolist() == [None, None]
-
-
-# ---- value parsers ------------------------------------------------------------------
-
-@pytest.mark.parametrize("value, expected", [
-    ("۱۴۰۲/۰۵/۱۲", ("2023-08-03", "1402/05/12")),
-    ("1402-5-12", ("2023-08-03", "1402/05/12")),
-    ("14020512", ("2023-08-03", "1402/05/12")),
-    ("2023-08-03", ("2023-08-03", "1402/05/12")),
-    ("2023/08/03", ("2023-08-03", "1402/05/12")),
-    (datetime(2023, 8, 3, 0, 0), ("2023-08-03", "1402/05/12")),
-    ("1403/12/30", ("2025-03-20", "1403/12/30")),  # Esfand 30 in a leap year
-    ("", (None, None)),
-    (None, (None, None)),
-])
-def test_parse_date(value, expected):
-    assert parse_date(value) == expected
-
-
-@pytest.mark.parametrize("value", ["1402/13/40", "1402/12/30", "03/08/2023", "2023-02-29", "tomorrow", "1200/01/01"])
-def test_parse_date_rejects(value):
-    with pytest.raises(ValueError):
-        parse_date(value)
-
-
-@pytest.mark.parametrize("value, expected", [("۱۲", 12), ("1,200", 1200), ("12.0", 12), ("0", 0), ("", None), (7, 7)])
-def test_parse_count(value, expected):
-    assert parse_count(value) == expected
-
-
-@pytest.mark.parametrize("value", ["-1", "1.5", "دوازده", True])
-def test_parse_count_rejects(value):
-    with pytest.raises(ValueError):
-        parse_count(value)
-
-
-@pytest.mark.parametrize("value, expected", [("۵۱٫۴۲", 51.42), ("51,42", 51.42), ("-3.5", -3.5), ("", None)])
-def test_parse_coordinate(value, expected):
-    assert parse_coordinate(value) == expected
-
-
-@pytest.mark.parametrize("value, expected", [
-    ("بله", True), ("خیر", False), ("آری", True), ("نه", False), ("دارد", True), ("ندارد", False),
-    ("هست", True), ("نیست", False), ("Yes", True), ("NO", False), ("true", True), ("False", False),
-    ("1", True), ("0", False), ("y", True), ("n", False), ("✓", True), ("", None),
-])
-def test_parse_bool(value, expected):
-    assert parse_bool(value) is expected
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.text())
-def test_parse_count_only_raises_value_error(text):
-    try:
-        n = parse_count(text)
-    except ValueError:
-        return
-    assert n is None or (isinstance(n, int) and n >= 0)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.one_of(st.text(), st.from_regex(r"\A[0-9۰-۹]{4}[/\-.][0-9۰-۹]{1,2}[/\-.][0-9۰-۹]{1,2}\Z"),
-                 st.from_regex(r"\A[0-9]{8}\Z")))
-def test_parse_date_only_raises_value_error(text):
-    try:
-        iso, jalali = parse_date(text)
-    except ValueError:
-        return
-    assert (iso is None) == (jalali is None)
-    if iso is not None:
-        assert pd.Timestamp(iso).strftime("%Y-%m-%d") == iso
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.text())
-def test_parse_coordinate_and_bool_only_raise_value_error(text):
-    for parse in (parse_coordinate, parse_bool):
-        try:
-            parse(text)
-        except ValueError:
-            pass
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.characters(max_codepoint=127)))
-def test_ascii_fast_path_matches_norm(text):
-    # registry skips norm() for ASCII numbers/codes; that is only valid while norm
-    # changes nothing in ASCII text but whitespace.
-    from coopgis.registry import _plain
-    assert _plain(text) == norm(text)

@@ -11,8 +11,17 @@ import shapely
 
 from coopgis.boundaries import load_boundaries
 from coopgis.registry import read_registry
-from coopgis.sample import (BAD_ROW_REASONS, COLUMNS, COORDINATE_DEFECTS, KIND_WEIGHTS, PUBLISHED_KINDS,
-                            SAMPLE_LABEL, TRUTH_COLUMNS, generate_sample, write_sample)
+from coopgis.sample import (
+    BAD_ROW_REASONS,
+    COLUMNS,
+    COORDINATE_DEFECTS,
+    KIND_WEIGHTS,
+    PUBLISHED_KINDS,
+    SAMPLE_LABEL,
+    TRUTH_COLUMNS,
+    generate_sample,
+    write_sample,
+)
 from coopgis.text import is_latin, key, strip_prefix, to_ascii_digits
 from coopgis.vocab import parse_kind, parse_sector, parse_status
 
@@ -37,7 +46,7 @@ def _ints(series: pd.Series) -> np.ndarray:
 
 
 def _province_shapes(boundaries) -> dict:
-    return dict(zip(boundaries.provinces["iso_3166_2"], boundaries.provinces.geometry.values))
+    return dict(zip(boundaries.provinces["iso_3166_2"], boundaries.provinces.geometry.values, strict=False))
 
 
 def test_same_size_and_seed_give_identical_csv(boundaries, tmp_path):
@@ -89,7 +98,7 @@ def test_all_provinces_have_cooperatives(small, boundaries):
 
 
 def test_structured_fields_name_the_true_places(small, boundaries):
-    names = dict(zip(boundaries.provinces["iso_3166_2"], boundaries.provinces["name_fa"]))
+    names = dict(zip(boundaries.provinces["iso_3166_2"], boundaries.provinces["name_fa"], strict=False))
     filled = small[small["province"] != ""]
     assert (filled["province"].map(lambda s: key(strip_prefix(s)))
             == filled["truth_province_iso"].map(lambda iso: key(names[iso]))).all()
@@ -210,7 +219,7 @@ def test_given_coordinates_lie_in_the_named_province(big, boundaries):
     lon = given["lon"].map(to_ascii_digits).str.replace("٫", ".").astype(float).to_numpy()
     lat = given["lat"].map(to_ascii_digits).str.replace("٫", ".").astype(float).to_numpy()
     iso = given["truth_province_iso"].to_numpy()
-    inside = np.array([shapely.contains_xy(shapes[p], x, y) for p, x, y in zip(iso, lon, lat)])
+    inside = np.array([shapely.contains_xy(shapes[p], x, y) for p, x, y in zip(iso, lon, lat, strict=False)])
     reason = given["truth_bad_reason"].to_numpy()
     fine = ~np.isin(reason, COORDINATE_DEFECTS)
     assert inside[fine].all()

@@ -8,45 +8,17 @@ import shutil
 
 import pandas as pd
 import pytest
+from conftest import has_sample_phone, location_report, some_cooperative
 from fastapi.testclient import TestClient
-
-from conftest import has_sample_phone
 
 from coopgis.app import create_app
 from coopgis.auth import TokenStore
 from coopgis.settings import ServiceSettings
 
-
-@pytest.fixture()
-def secured(tmp_path, sample_store, boundaries, geocoder):
-    """An app on a private copy of the sample store, with one token per role."""
-    data = tmp_path / "data"
-    shutil.copytree(sample_store.folder, data)
-    tokens = TokenStore(tmp_path / "tokens.json")
-    keys = {role: tokens.add(f"{role}-user", role) for role in ("field_officer", "gis_staff", "admin")}
-    settings = ServiceSettings(data=data, tokens_file=tmp_path / "tokens.json", cors_origins=["http://intranet.local"])
-    app = create_app(settings)
-    client = TestClient(app)
-    client.keys = keys
-    client.as_role = lambda role: {"Authorization": f"Bearer {keys[role]}"}
-    return client
-
-
-def _some_cooperative(client, precision: str | None = None) -> dict:
-    feats = client.get("/collections/cooperatives/items?limit=200").json()["features"]
-    return next(f for f in feats if f["geometry"] and f["properties"]["precision"] != "exact"
-                and precision in (None, f["properties"]["precision"]))
-
-
-def _report(client, reg, lon, lat, role="field_officer"):
-    body = {"lon": lon, "lat": lat, "accuracy_m": 15, "reason": "دیدم", "note": None, "reporter": "x"}
-    return client.post(f"/cooperatives/{reg}/location-reports", json=body, headers=client.as_role(role))
-
-
 # ---- roles -------------------------------------------------------------------------------------
 
-def test_public_reads_but_cannot_report(secured):
-    f = _some_cooperative(secured)
+def test_public_reads_but_cannotlocation_report(secured):
+    f = some_cooperative(secured)
     assert secured.get("/collections/cooperatives/items?limit=1").status_code == 200
     r = secured.post(f"/cooperatives/{f['id']}/location-reports",
                      json={"lon": 51.4, "lat": 35.7, "accuracy_m": 10, "reason": "x", "reporter": "x"})
@@ -72,7 +44,7 @@ def test_role_too_low_is_403(secured):
 
 
 def test_personal_data_only_for_admin_in_the_own_record(secured):
-    f = _some_cooperative(secured)
+    f = some_cooperative(secured)
     url = f"/cooperatives/{f['id']}"
     public = secured.get(url).json()["properties"]
     staff = secured.get(url, headers=secured.as_role("gis_staff")).json()["properties"]
@@ -97,107 +69,6 @@ def test_gis_staff_downloads_staff_fields(secured):
     assert "phone" not in staff.columns and len(staff) == len(public)
 
 
-# ---- corrections ----------------------------------------------------------------------------------
-
-def _inside(boundaries, county_osm):
-    c = boundaries.counties.set_index("osm_relation_id").geometry[county_osm]
-    p = c.representative_point()
-    return p.x, p.y
-
-
-def test_correction_end_to_end_with_etag(secured, boundaries):
-    f = _some_cooperative(secured)
-    reg = f["id"]
-    # Move it into another county: the joins must follow.
-    target = boundaries.counties[boundaries.counties["province_iso"] == "IR-21"].iloc[0]
-    lon, lat = _inside(boundaries, target["osm_relation_id"])
-    r = _report(secured, reg, lon, lat)
-    assert r.status_code == 201, r.text
-    report = r.json()
-    etag = secured.get(f"/cooperatives/{reg}").headers["etag"]
-
-    url = f"/location-reports/{report['id']}/decision"
-    assert secured.post(url, json={"decision": "accepted"}, headers=secured.as_role("field_officer")).status_code == 403
-    r = secured.post(url, json={"decision": "accepted"}, headers=secured.as_role("admin"))
-    assert r.status_code == 428
-    r = secured.post(url, json={"decision": "accepted"}, headers={**secured.as_role("admin"), "If-Match": '"stale"'})
-    assert r.status_code == 412 and r.headers["etag"] == etag
-    r = secured.post(url, json={"decision": "accepted", "comment": "بازدید شد"},
-                     headers={**secured.as_role("admin"), "If-Match": etag})
-    assert r.status_code == 200, r.text
-    assert r.headers["etag"] != etag
-
-    moved = secured.get(f"/cooperatives/{reg}")
-    props = moved.json()["properties"]
-    assert props["precision"] == "verified"
-    assert moved.json()["geometry"]["coordinates"] == pytest.approx([lon, lat])
-    assert props["province"] == "IR-21" and props["county"] == target["display_name_fa"]
-    # A second decision on the same report, or one with the old ETag, is refused.
-    again = secured.post(url, json={"decision": "rejected"}, headers={**secured.as_role("admin"), "If-Match": etag})
-    assert again.status_code in (409, 412)
-    audit = secured.get(f"/audit?registration_no={reg}", headers=secured.as_role("admin")).json()["events"]
-    kinds = [e.get("event", "report") for e in audit]
-    assert kinds == ["report", "decision"]
-    assert audit[1]["by"] == "admin-user" and audit[1]["from"]["lon"] == pytest.approx(
-        f["geometry"]["coordinates"][0]) and audit[1]["to"]["lon"] == pytest.approx(lon)
-
-
-def test_verified_location_survives_restart_and_reingest(secured, boundaries, geocoder, tmp_path):
-    from coopgis.ingest import ingest
-    from coopgis.store import FileStore
-
-    f = _some_cooperative(secured, "city")  # a city keeps its own point: the re-ingest puts it back there
-    lon, lat = f["geometry"]["coordinates"]
-    lon, lat = lon + 0.01, lat + 0.01
-    report = _report(secured, f["id"], lon, lat).json()
-    etag = secured.get(f"/cooperatives/{f['id']}").headers["etag"]
-    r = secured.post(f"/location-reports/{report['id']}/decision", json={"decision": "accepted"},
-                     headers={**secured.as_role("admin"), "If-Match": etag})
-    assert r.status_code == 200, r.text
-    settings = secured.app.state.settings
-
-    # Re-ingest the same registry into the same store: the conflict is reported, not applied.
-    csv = next(settings.data.parent.glob("*.csv"), None) or _write_sample(tmp_path, boundaries)
-    result = ingest(csv, FileStore(settings.data), boundaries, geocoder)
-    conflicts = {c["registration_no"]: c for c in result.report["verified_conflicts"]}
-    assert f["id"] in conflicts and conflicts[f["id"]]["distance_m"] > 100
-
-    # A new app on the same folder (a restart) serves the verified location and the same audit log.
-    restarted = TestClient(create_app(settings))
-    props = restarted.get(f"/cooperatives/{f['id']}").json()
-    assert props["properties"]["precision"] == "verified"
-    assert props["geometry"]["coordinates"] == pytest.approx([lon, lat])
-    events = restarted.get("/audit", headers=secured.as_role("admin")).json()["events"]
-    assert [e.get("event", "report") for e in events] == ["report", "decision"]
-
-
-def _write_sample(tmp_path, boundaries):
-    from coopgis.sample import generate_sample, write_sample
-
-    path = tmp_path / "sample.csv"
-    write_sample(generate_sample(1500, seed=11, boundaries=boundaries), path)
-    return path
-
-
-def test_accepted_correction_in_a_village_improves_geocoding(secured):
-    ds = secured.app.state.dataset
-    frame = ds.cooperatives
-    g = ds.geocoder
-    cand = frame[(frame["place_level"] == "village") & frame["precision"].isin(["rural_district", "district",
-                                                                                "county"])].iloc[0]
-    address = f"{cand['county']}، روستای {cand['place']}"
-    before = g.geocode(address)
-    assert before.place_code == cand["place_code"] and before.precision != "village"
-    lon, lat = cand.geometry.x + 0.002, cand.geometry.y + 0.002
-    report = _report(secured, cand["registration_no"], lon, lat).json()
-    etag = secured.get(f"/cooperatives/{cand['registration_no']}").headers["etag"]
-    r = secured.post(f"/location-reports/{report['id']}/decision", json={"decision": "accepted"},
-                     headers={**secured.as_role("admin"), "If-Match": etag})
-    assert r.status_code == 200
-    after = secured.app.state.dataset.geocoder.geocode(address)
-    assert after.precision == "village" and (after.lon, after.lat) == pytest.approx((lon, lat))
-
-
 # ---- limits, headers, hostile input ------------------------------------------------------------------
 
 def test_security_headers_and_csp_nonce(secured):
@@ -215,7 +86,7 @@ def test_security_headers_and_csp_nonce(secured):
 
 
 def test_body_size_limit(secured):
-    f = _some_cooperative(secured)
+    f = some_cooperative(secured)
     big = {"lon": 51.4, "lat": 35.7, "accuracy_m": 10, "reason": "x", "reporter": "x", "note": "ا" * 60_000}
     r = secured.post(f"/cooperatives/{f['id']}/location-reports", json=big, headers=secured.as_role("field_officer"))
     assert r.status_code == 413
@@ -422,8 +293,8 @@ def _tile_of(lon, lat, z):
 
 
 def test_files_with_personal_data_are_private(secured, tmp_path):
-    f = _some_cooperative(secured)
-    assert _report(secured, f["id"], *f["geometry"]["coordinates"]).status_code == 201
+    f = some_cooperative(secured)
+    assert location_report(secured, f["id"], *f["geometry"]["coordinates"]).status_code == 201
     data = secured.app.state.settings.data
     assert (data / "location-reports.jsonl").stat().st_mode & 0o777 == 0o600
     assert secured.app.state.settings.tokens_file.stat().st_mode & 0o777 == 0o600

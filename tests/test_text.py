@@ -1,6 +1,7 @@
 """The Persian normaliser: the one place where spellings are folded."""
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from coopgis.text import key, latin_key, norm, strip_prefix, to_ascii_digits, to_persian_digits, tokens
 

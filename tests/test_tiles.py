@@ -20,8 +20,8 @@ from fastapi.testclient import TestClient
 from coopgis import tiles
 from coopgis.api.errors import register_error_handlers
 from coopgis.api.limits import Limits
-from coopgis.app import set_dataset
 from coopgis.api.tiles import build_router
+from coopgis.app import set_dataset
 from coopgis.dataset import ATTRIBUTION, Dataset
 from coopgis.ingest import DATASET_COLUMNS
 from coopgis.joins import join_boundaries
@@ -72,37 +72,37 @@ def make_cooperatives(boundaries, n: int, seed: int = 7) -> gpd.GeoDataFrame:
 
 
 @pytest.fixture(scope="module")
-def dataset(boundaries):
+def grid_dataset(boundaries):
     return Dataset(make_cooperatives(boundaries, N_POINTS), boundaries)
 
 
 @pytest.fixture(scope="module")
-def settings():
+def tile_settings():
     return ServiceSettings(min_zoom=0, max_zoom=16, cluster_max_zoom=11, tile_cache_size=512, **UNLIMITED)
 
 
 @pytest.fixture(scope="module")
-def client(dataset, settings):
+def tiles_client(grid_dataset, tile_settings):
     app = FastAPI()
     register_error_handlers(app)
-    app.state.settings = settings
-    app.state.limits = Limits(settings)
-    set_dataset(app, dataset)
-    app.include_router(build_router(settings))
+    app.state.settings = tile_settings
+    app.state.limits = Limits(tile_settings)
+    set_dataset(app, grid_dataset)
+    app.include_router(build_router(tile_settings))
     with TestClient(app) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
-def located(dataset):
-    coll = dataset.collections["cooperatives"]
+def grid_located(grid_dataset):
+    coll = grid_dataset.collections["cooperatives"]
     ok = np.isfinite(coll.lon)
     return coll.frame[ok], coll.lon[ok], coll.lat[ok]
 
 
 def covering(lon, lat, z):
     """Every tile of zoom z holding at least one of the points (morecantile's own answer)."""
-    return sorted({(t.x, t.y) for t in (TMS.tile(a, b, z) for a, b in zip(lon, lat))})
+    return sorted({(t.x, t.y) for t in (TMS.tile(a, b, z) for a, b in zip(lon, lat, strict=False))})
 
 
 def in_tile(lon, lat, z, x, y):
@@ -111,8 +111,8 @@ def in_tile(lon, lat, z, x, y):
     return (lon >= b.left) & (lon < b.right) & (lat <= b.top) & (lat > b.bottom)
 
 
-def features(client, path, **params):
-    r = client.get(path, params=params)
+def features(tiles_client, path, **params):
+    r = tiles_client.get(path, params=params)
     assert r.status_code == 200, r.text
     if path.endswith(".mvt"):
         assert r.headers["content-type"] == MVT
@@ -127,27 +127,28 @@ def features(client, path, **params):
 def busiest_tile(lon, lat, z):
     n = 2 ** z
     u, v = tiles.lonlat_to_world(lon, lat)
-    keys = Counter(zip(np.floor(u * n).astype(int).tolist(), np.floor(v * n).astype(int).tolist()))
+    keys = Counter(zip(np.floor(u * n).astype(int).tolist(), np.floor(v * n).astype(int).tolist(), strict=False))
     return keys.most_common(1)[0][0]
 
 
 # ---- grid math ----------------------------------------------------------------------------------
 
-def test_tile_math_matches_morecantile(located):
-    _, lon, lat = located
+def test_tile_math_matches_morecantile(grid_located):
+    _, lon, lat = grid_located
     for z, x, y in ((0, 0, 0), (5, 20, 12), (8, 165, 101), (12, 2635, 1612), (16, 42000, 26000)):
         t = morecantile.Tile(x, y, z)
         assert np.allclose(tiles.tile_bounds(z, x, y), tuple(TMS.bounds(t)), atol=1e-9)
         assert np.allclose(tiles.mercator_bounds(z, x, y), tuple(TMS.xy_bounds(t)), atol=1e-6)
     u, v = tiles.lonlat_to_world(lon[:500], lat[:500])
     for z in (3, 9, 14):
-        ours = list(zip(np.floor(u * 2 ** z).astype(int).tolist(), np.floor(v * 2 ** z).astype(int).tolist()))
-        theirs = [(t.x, t.y) for t in (TMS.tile(a, b, z) for a, b in zip(lon[:500], lat[:500]))]
+        ours = list(zip(np.floor(u * 2 ** z).astype(int).tolist(), np.floor(v * 2 ** z).astype(int).tolist(),
+                        strict=False))
+        theirs = [(t.x, t.y) for t in (TMS.tile(a, b, z) for a, b in zip(lon[:500], lat[:500], strict=False))]
         assert ours == theirs
 
 
-def test_morton_span_is_the_tile(dataset):
-    index = tiles.TileEngine(dataset, 11).points()
+def test_morton_span_is_the_tile(grid_dataset):
+    index = tiles.TileEngine(grid_dataset, 11).points()
     for z, x, y in ((5, 20, 12), (9, 330, 202)):
         lo, hi = index.span(z, x, y)
         n = 2 ** z
@@ -158,13 +159,13 @@ def test_morton_span_is_the_tile(dataset):
 # ---- cooperatives -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("ext", ["geojson", "mvt"])
-def test_individual_points_match_the_tile_selection(client, located, ext):
-    frame, lon, lat = located
+def test_individual_points_match_the_tile_selection(tiles_client, grid_located, ext):
+    frame, lon, lat = grid_located
     z = 13
     x, y = busiest_tile(lon, lat, z)
     expected = set(frame["registration_no"][in_tile(lon, lat, z, x, y)])
     assert len(expected) > 20
-    feats = features(client, f"/tiles/cooperatives/{z}/{x}/{y}.{ext}")
+    feats = features(tiles_client, f"/tiles/cooperatives/{z}/{x}/{y}.{ext}")
     got = [f["properties"]["registration_no"] for f in feats]
     assert len(got) == len(expected) and set(got) == expected
     for f in feats:
@@ -194,43 +195,43 @@ def _xy(point):
 
 
 @pytest.mark.parametrize("ext", ["geojson", "mvt"])
-def test_clusters_conserve_counts_at_z5(client, located, ext):
-    frame, lon, lat = located
+def test_clusters_conserve_counts_at_z5(tiles_client, grid_located, ext):
+    frame, lon, lat = grid_located
     total = 0
     for x, y in covering(lon, lat, 5):
-        feats = features(client, f"/tiles/cooperatives/5/{x}/{y}.{ext}")
+        feats = features(tiles_client, f"/tiles/cooperatives/5/{x}/{y}.{ext}")
         assert len(feats) <= 1000
         total += sum(f["properties"]["count"] for f in feats)
     assert total == len(frame) and len(frame) > 20_000
 
 
-def test_clusters_conserve_filtered_counts(client, located):
-    frame, lon, lat = located
+def test_clusters_conserve_filtered_counts(tiles_client, grid_located):
+    frame, lon, lat = grid_located
     keep = frame["kind"].isin(["women", "housing"]).to_numpy()
     assert 0 < keep.sum() < len(frame)
     for ext in ("geojson", "mvt"):
         total = 0
         for x, y in covering(lon[keep], lat[keep], 5):
-            feats = features(client, f"/tiles/cooperatives/5/{x}/{y}.{ext}", kind="women,مسکن")
+            feats = features(tiles_client, f"/tiles/cooperatives/5/{x}/{y}.{ext}", kind="women,مسکن")
             total += sum(f["properties"]["count"] for f in feats)
         assert total == keep.sum()
     # and the filter really shapes what is inside
     x, y = busiest_tile(lon, lat, 5)
-    clusters = [f for f in features(client, f"/tiles/cooperatives/5/{x}/{y}.geojson", kind="women")
+    clusters = [f for f in features(tiles_client, f"/tiles/cooperatives/5/{x}/{y}.geojson", kind="women")
                 if f["properties"]["cluster"]]
     assert clusters and all(set(f["properties"]["kinds"]) == {"women"} for f in clusters)
 
 
-def test_clusters_are_grid_cells_with_sums_and_kinds(client, located):
-    frame, lon, lat = located
+def test_clusters_are_grid_cells_with_sums_and_kinds(tiles_client, grid_located):
+    frame, lon, lat = grid_located
     z = 8
     x, y = busiest_tile(lon, lat, z)
     inside = in_tile(lon, lat, z, x, y)
     sub = frame[inside]
     # cells of 32 px of a 256-px tile are the tiles of zoom z + 3
-    cells = [(t.x, t.y) for t in (TMS.tile(a, b, z + 3) for a, b in zip(lon[inside], lat[inside]))]
+    cells = [(t.x, t.y) for t in (TMS.tile(a, b, z + 3) for a, b in zip(lon[inside], lat[inside], strict=False))]
     expected = Counter(cells)
-    feats = features(client, f"/tiles/cooperatives/{z}/{x}/{y}.geojson")
+    feats = features(tiles_client, f"/tiles/cooperatives/{z}/{x}/{y}.geojson")
     assert sorted(f["properties"]["count"] for f in feats) == sorted(expected.values())
     assert len(feats) <= 64
     # each cluster sits in its cell, and its sums and kinds match its members
@@ -239,7 +240,7 @@ def test_clusters_are_grid_cells_with_sums_and_kinds(client, located):
         p = f["properties"]
         cx, cy = f["geometry"]["coordinates"]
         cell = TMS.tile(cx, cy, z + 3)
-        members = sub[cell_of.map(lambda c: c == (cell.x, cell.y)).to_numpy()]
+        members = sub[cell_of.map(lambda c: c == (cell.x, cell.y)).to_numpy()]  # noqa: B023  (used at once)
         assert len(members) == p["count"]
         if p["count"] == 1:
             assert p["cluster"] is False and p["registration_no"] == members["registration_no"].iloc[0]
@@ -250,11 +251,11 @@ def test_clusters_are_grid_cells_with_sums_and_kinds(client, located):
         assert sum(p["kinds"].values()) == p["count"]
 
 
-def test_mvt_clusters_have_flat_kind_counts(client, located):
-    _, lon, lat = located
+def test_mvt_clusters_have_flat_kind_counts(tiles_client, grid_located):
+    _, lon, lat = grid_located
     x, y = busiest_tile(lon, lat, 6)
-    geo = features(client, f"/tiles/cooperatives/6/{x}/{y}.geojson")
-    mvt = features(client, f"/tiles/cooperatives/6/{x}/{y}.mvt")
+    geo = features(tiles_client, f"/tiles/cooperatives/6/{x}/{y}.geojson")
+    mvt = features(tiles_client, f"/tiles/cooperatives/6/{x}/{y}.mvt")
     assert len(geo) == len(mvt)
     by_count = sorted((f["properties"]["count"], f["properties"].get("members")) for f in geo)
     assert by_count == sorted((f["properties"]["count"], f["properties"].get("members")) for f in mvt)
@@ -266,30 +267,30 @@ def test_mvt_clusters_have_flat_kind_counts(client, located):
             assert "kinds" not in p
 
 
-def test_no_z5_tile_is_crowded_even_with_many_points(client, located):
-    _, lon, lat = located
+def test_no_z5_tile_is_crowded_even_with_many_points(tiles_client, grid_located):
+    _, lon, lat = grid_located
     for x, y in covering(lon, lat, 5):
-        assert len(features(client, f"/tiles/cooperatives/5/{x}/{y}.mvt")) <= 64   # 8 x 8 cells
+        assert len(features(tiles_client, f"/tiles/cooperatives/5/{x}/{y}.mvt")) <= 64   # 8 x 8 cells
 
 
-def test_empty_tiles(client):
-    r = client.get("/tiles/cooperatives/6/5/40.geojson")       # the Pacific
+def test_empty_tiles(tiles_client):
+    r = tiles_client.get("/tiles/cooperatives/6/5/40.geojson")       # the Pacific
     assert r.status_code == 200 and r.headers["content-type"] == GEOJSON
     assert orjson.loads(r.content) == {"type": "FeatureCollection", "features": []}
-    r = client.get("/tiles/cooperatives/6/5/40.mvt")
+    r = tiles_client.get("/tiles/cooperatives/6/5/40.mvt")
     assert r.status_code == 200 and r.headers["content-type"] == MVT and r.content == b""
     assert mapbox_vector_tile.decode(r.content) == {}
-    assert client.get("/tiles/counties/6/5/40.mvt").content == b""
+    assert tiles_client.get("/tiles/counties/6/5/40.mvt").content == b""
 
 
 # ---- polygons -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("layer", ["provinces", "counties", "deprivation"])
-def test_polygons_are_clipped_to_the_tile_and_buffer(client, dataset, layer):
+def test_polygons_are_clipped_to_the_tile_and_buffer(tiles_client, grid_dataset, layer):
     z, x, y = 7, 82, 50                                       # around Tehran
     b = TMS.bounds(morecantile.Tile(x, y, z))
     mb = TMS.xy_bounds(morecantile.Tile(x, y, z))
-    feats = features(client, f"/tiles/{layer}/{z}/{x}/{y}.geojson")
+    feats = features(tiles_client, f"/tiles/{layer}/{z}/{x}/{y}.geojson")
     assert feats
     pad_m = (mb.right - mb.left) * 64 / 4096
     for f in feats:
@@ -300,12 +301,12 @@ def test_polygons_are_clipped_to_the_tile_and_buffer(client, dataset, layer):
         x1, y1 = TMS.xy(maxx, maxy)
         assert x0 >= mb.left - pad_m - 1 and x1 <= mb.right + pad_m + 1
         assert y0 >= mb.bottom - pad_m - 1 and y1 <= mb.top + pad_m + 1
-    coll = dataset.collections[layer]
+    coll = grid_dataset.collections[layer]
     hits = coll.frame[coll.frame.intersects(shapely.box(b.left, b.bottom, b.right, b.top))]
     assert {f["id"] for f in feats} >= set(hits[coll.id_column])
     assert set(coll.properties) <= set(feats[0]["properties"])
 
-    mvt = features(client, f"/tiles/{layer}/{z}/{x}/{y}.mvt")
+    mvt = features(tiles_client, f"/tiles/{layer}/{z}/{x}/{y}.mvt")
     assert len(mvt) == len(feats)
     for f in mvt:
         assert f["geometry"]["type"] in ("Polygon", "MultiPolygon")
@@ -320,8 +321,8 @@ def _rings(geom):
     return [ring for poly in polys for ring in poly]
 
 
-def test_polygons_are_simplified_per_zoom(client, dataset):
-    coll = dataset.collections["counties"]
+def test_polygons_are_simplified_per_zoom(tiles_client, grid_dataset):
+    coll = grid_dataset.collections["counties"]
     # a county of some detail that fits in a few z10 tiles
     frame = coll.frame.assign(nv=shapely.get_num_coordinates(coll.frame.geometry.values))
     frame = frame[(frame.geometry.bounds.maxx - frame.geometry.bounds.minx) < 0.6]
@@ -332,7 +333,7 @@ def test_polygons_are_simplified_per_zoom(client, dataset):
         minx, miny, maxx, maxy = county.geometry.bounds
         total = 0
         for t in TMS.tiles(minx, miny, maxx, maxy, [z]):
-            for f in features(client, f"/tiles/counties/{z}/{t.x}/{t.y}.geojson"):
+            for f in features(tiles_client, f"/tiles/counties/{z}/{t.x}/{t.y}.geojson"):
                 if f["id"] == cid:
                     total += sum(len(r) for r in _rings(f["geometry"]))
         return total
@@ -342,8 +343,8 @@ def test_polygons_are_simplified_per_zoom(client, dataset):
     assert v10 < county["nv"] * 1.5
 
 
-def test_polygon_mvt_rings_are_oriented_for_y_down(client):
-    feats = features(client, "/tiles/provinces/5/20/12.mvt")
+def test_polygon_mvt_rings_are_oriented_for_y_down(tiles_client):
+    feats = features(tiles_client, "/tiles/provinces/5/20/12.mvt")
     assert feats
     for f in feats:
         polys = f["geometry"]["coordinates"]
@@ -356,63 +357,63 @@ def test_polygon_mvt_rings_are_oriented_for_y_down(client):
 
 # ---- TileJSON -----------------------------------------------------------------------------------
 
-def test_tilejson(client, settings):
-    r = client.get("/tiles/cooperatives/tilejson.json")
+def test_tilejson(tiles_client, tile_settings):
+    r = tiles_client.get("/tiles/cooperatives/tilejson.json")
     assert r.status_code == 200
     doc = r.json()
     assert doc["tilejson"] == "3.0.0"
     assert doc["tiles"] == ["http://testserver/tiles/cooperatives/{z}/{x}/{y}.mvt"]
-    assert doc["minzoom"] == settings.min_zoom and doc["maxzoom"] == settings.max_zoom
+    assert doc["minzoom"] == tile_settings.min_zoom and doc["maxzoom"] == tile_settings.max_zoom
     assert len(doc["bounds"]) == 4 and doc["bounds"][0] < doc["bounds"][2]
     assert len(doc["center"]) == 3 and doc["bounds"][0] <= doc["center"][0] <= doc["bounds"][2]
     assert doc["attribution"] == ATTRIBUTION and doc["name"]
     (vl,) = doc["vector_layers"]
     assert vl["id"] == "cooperatives" and {"count", "cluster", "registration_no", "kind_women"} <= set(vl["fields"])
-    assert vl["minzoom"] == settings.min_zoom and vl["maxzoom"] == settings.max_zoom
+    assert vl["minzoom"] == tile_settings.min_zoom and vl["maxzoom"] == tile_settings.max_zoom
 
-    doc = client.get("/tiles/counties/tilejson.json", params={"format": "geojson"}).json()
+    doc = tiles_client.get("/tiles/counties/tilejson.json", params={"format": "geojson"}).json()
     assert doc["tiles"][0].endswith("/tiles/counties/{z}/{x}/{y}.geojson")
     assert doc["vector_layers"][0]["id"] == "counties" and "name_fa" in doc["vector_layers"][0]["fields"]
 
 
-def test_tilejson_carries_filters(client):
-    doc = client.get("/tiles/cooperatives/tilejson.json", params={"kind": "women", "border": "true",
+def test_tilejson_carries_filters(tiles_client):
+    doc = tiles_client.get("/tiles/cooperatives/tilejson.json", params={"kind": "women", "border": "true",
                                                                   "format": "mvt"}).json()
     url = doc["tiles"][0]
     assert url.startswith("http://testserver/tiles/cooperatives/{z}/{x}/{y}.mvt?")
     assert "kind=women" in url and "border=true" in url and "format" not in url
-    r = client.get("/tiles/cooperatives/tilejson.json", params={"kind": "no-such-kind"})
+    r = tiles_client.get("/tiles/cooperatives/tilejson.json", params={"kind": "no-such-kind"})
     assert r.status_code == 400 and r.headers["content-type"] == PROBLEM
-    r = client.get("/tiles/cooperatives/tilejson.json", params={"format": "png"})
+    r = tiles_client.get("/tiles/cooperatives/tilejson.json", params={"format": "png"})
     assert r.status_code == 400 and "mvt" in r.json()["detail"]
 
 
 # ---- HTTP caching -------------------------------------------------------------------------------
 
-def test_etag_304_and_cache(client, dataset, settings, located):
-    _, lon, lat = located
+def test_etag_304_and_cache(tiles_client, grid_dataset, tile_settings, grid_located):
+    _, lon, lat = grid_located
     x, y = busiest_tile(lon, lat, 7)
     path = f"/tiles/cooperatives/7/{x}/{y}.mvt"
-    engine = client.app.state.tile_engine
-    r = client.get(path)
+    engine = tiles_client.app.state.tile_engine
+    r = tiles_client.get(path)
     assert r.status_code == 200 and r.content
     etag = r.headers["etag"]
     assert etag.startswith('"') and r.headers["cache-control"] == "public, max-age=300"
     hits = engine.cache.hits
-    again = client.get(path)
+    again = tiles_client.get(path)
     assert again.content == r.content and again.headers["etag"] == etag
     assert engine.cache.hits == hits + 1
-    r304 = client.get(path, headers={"If-None-Match": etag})
+    r304 = tiles_client.get(path, headers={"If-None-Match": etag})
     assert r304.status_code == 304 and r304.content == b"" and r304.headers["etag"] == etag
-    assert client.get(path, headers={"If-None-Match": f'"other", W/{etag}'}).status_code == 304
-    assert client.get(path, headers={"If-None-Match": '"other"'}).status_code == 200
-    filtered = client.get(path, params={"kind": "women"})
+    assert tiles_client.get(path, headers={"If-None-Match": f'"other", W/{etag}'}).status_code == 304
+    assert tiles_client.get(path, headers={"If-None-Match": '"other"'}).status_code == 200
+    filtered = tiles_client.get(path, params={"kind": "women"})
     assert filtered.headers["etag"] != etag
-    assert client.get(path.replace(".mvt", ".geojson")).headers["etag"] != etag
+    assert tiles_client.get(path.replace(".mvt", ".geojson")).headers["etag"] != etag
 
 
-def test_cache_is_bounded(dataset):
-    engine = tiles.TileEngine(dataset, cluster_max_zoom=11, cache_size=3)
+def test_cache_is_bounded(grid_dataset):
+    engine = tiles.TileEngine(grid_dataset, cluster_max_zoom=11, cache_size=3)
     for x in range(6):
         engine.tile("cooperatives", 3, x, 3, "geojson")
     assert len(engine.cache) == 3
@@ -436,28 +437,28 @@ def test_cache_is_bounded(dataset):
     ("/tiles/villages/5/20/12.mvt", 404),
     ("/tiles/villages/tilejson.json", 404),
 ])
-def test_bad_tile_addresses_are_problems(client, path, status):
-    r = client.get(path)
+def test_bad_tile_addresses_are_problems(tiles_client, path, status):
+    r = tiles_client.get(path)
     assert r.status_code == status, r.text
     assert r.headers["content-type"] == PROBLEM
     body = r.json()
     assert body["status"] == status and body["detail"] and "Internal" not in body["title"]
 
 
-def test_bad_filter_on_a_tile_is_a_problem(client):
-    r = client.get("/tiles/cooperatives/5/20/12.mvt", params={"deprived": "maybe"})
+def test_bad_filter_on_a_tile_is_a_problem(tiles_client):
+    r = tiles_client.get("/tiles/cooperatives/5/20/12.mvt", params={"deprived": "maybe"})
     assert r.status_code == 400 and r.headers["content-type"] == PROBLEM
 
 
-def test_persian_digits_in_the_address(client):
-    a = client.get("/tiles/cooperatives/5/20/12.geojson")
-    b = client.get("/tiles/cooperatives/۵/۲۰/۱۲.geojson")
+def test_persian_digits_in_the_address(tiles_client):
+    a = tiles_client.get("/tiles/cooperatives/5/20/12.geojson")
+    b = tiles_client.get("/tiles/cooperatives/۵/۲۰/۱۲.geojson")
     assert b.status_code == 200 and a.content == b.content
 
 
-def test_clusters_from_running_sums_equal_grouping(dataset):
+def test_clusters_from_running_sums_equal_grouping(grid_dataset):
     """The unfiltered fast path gives exactly the clusters of grouping the points."""
-    index = tiles.TileEngine(dataset, 11).points()
+    index = tiles.TileEngine(grid_dataset, 11).points()
     checked = 0
     for z in (3, 5, 8, 11):
         n = 2 ** z

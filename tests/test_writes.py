@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from coopgis.app import create_app
 from coopgis.auth import TokenStore
-from coopgis.reports import REPORTS_FILE
+from coopgis.location_reports import REPORTS_FILE
 from coopgis.settings import ServiceSettings
 
 
@@ -118,7 +118,7 @@ def test_an_acceptance_updates_what_is_served_without_reading_the_store(folder, 
     def no_reading(self, *a, **k):
         raise AssertionError("the store was read again")
 
-    monkeypatch.setattr(FileStore, "read_with_report", no_reading)
+    monkeypatch.setattr(FileStore, "read_with_ingest_report", no_reading)
     monkeypatch.setattr(FileStore, "read", no_reading)
     assert _decide(c, rid, etag).status_code == 200
     props = c.get(f"/cooperatives/{f['id']}").json()
@@ -158,7 +158,7 @@ def test_reports_are_limited_per_token_and_per_cooperative(folder):
 def test_lookups_in_the_log_read_only_what_was_appended(folder, monkeypatch):
     import builtins
 
-    import coopgis.reports as reports_mod
+    import coopgis.location_reports as reports_mod
 
     c = _client(folder, reports_per_hour=10_000, pending_reports_per_cooperative=10_000)
     reg = _coop(c)["id"]
@@ -219,7 +219,7 @@ def _disk_full(*a, **k):
 
 
 def test_a_full_disk_is_a_507_naming_the_cause_and_nothing_else_breaks(folder, monkeypatch):
-    import coopgis.reports as reports_mod
+    import coopgis.location_reports as reports_mod
 
     c = _client(folder)
     f = _coop(c)
@@ -252,7 +252,6 @@ def test_ingest_on_a_full_disk_is_one_line_and_leaves_no_temp_files(folder, samp
     import geopandas as gpd
 
     from coopgis.cli import main
-
     from coopgis.store import FileStore
 
     data = folder[0]

@@ -22,14 +22,15 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from coopgis.api.errors import ApiError, NotFound, storage_error
-from coopgis.api.features import base_url, link
-from coopgis.api.field import current_location, registration_key
+from coopgis.api.links import base_url, link
 from coopgis.api.security import principal, require
 from coopgis.auth import Principal
 from coopgis.corrections import VERIFIED, location_etag
 from coopgis.dataset import PERSONAL_COLUMNS, Collection, Dataset
-from coopgis.reports import ReportLog, new_decision
+from coopgis.location_reports import LocationReportLog, new_decision
+from coopgis.media import GEOJSON, JSON
 from coopgis.text import norm, to_ascii_digits
+from coopgis.values import registration_no_key
 
 
 class DecisionIn(BaseModel):
@@ -53,11 +54,11 @@ def build_router(settings) -> APIRouter:
                 feature["properties"][col] = value if isinstance(value, str) else None
         reg = quote(str(feature["id"]), safe="")
         feature["links"] = [
-            link(f"{base_url(request)}/cooperatives/{reg}", "self", "application/geo+json"),
-            link(f"{base_url(request)}/cooperatives/{reg}/location-reports", "related", "application/json",
+            link(f"{base_url(request)}/cooperatives/{reg}", "self", GEOJSON),
+            link(f"{base_url(request)}/cooperatives/{reg}/location-reports", "related", JSON,
                  "location reports"),
         ]
-        return Response(orjson.dumps(feature), media_type="application/geo+json",
+        return Response(orjson.dumps(feature), media_type=GEOJSON,
                         headers={"ETag": _etag(coll, row, _log(request)), "Cache-Control": "no-store"})
 
     @router.post("/location-reports/{report_id}/decision", summary="Accept or reject a location report "
@@ -100,8 +101,9 @@ def build_router(settings) -> APIRouter:
 
     @router.get("/audit", summary="The audit log: every location report and decision (administrator)")
     def audit(request: Request, registration_no: str | None = Query(None, max_length=100),
-              limit: int = Query(1000, ge=1, le=100_000), who: Principal = Depends(require("admin"))):
-        reg = registration_key(registration_no) if registration_no and registration_no.strip() else None
+              limit: int = Query(min(1000, settings.audit_max_limit), ge=1, le=settings.audit_max_limit),
+              who: Principal = Depends(require("admin"))):
+        reg = registration_no_key(registration_no) if registration_no and registration_no.strip() else None
         events, matched, skipped = _log(request).events(reg, limit)
         return JSONResponse({"numberMatched": matched, "skipped_lines": skipped, "events": events})
 
@@ -110,33 +112,33 @@ def build_router(settings) -> APIRouter:
         request.app.state.reload_dataset()
         ds: Dataset = request.app.state.dataset
         return JSONResponse({"cooperatives": len(ds.cooperatives), "report": {
-            k: ds.report.get(k) for k in ("file", "created", "rows", "accepted", "quarantined")}})
+            k: ds.ingest_report.get(k) for k in ("file", "created", "rows", "accepted", "quarantined")}})
 
     return router
 
 
 def _find(request: Request, registration_no: str) -> tuple[Collection, int]:
     coll = request.app.state.dataset.collections["cooperatives"]
-    row = coll.row_of(registration_key(registration_no))
+    row = coll.row_of(registration_no_key(registration_no))
     if row is None:
         raise NotFound(f"no cooperative with registration number {registration_no!r}")
     return coll, row
 
 
-def _log(request: Request) -> ReportLog:
-    return request.app.state.report_log
+def _log(request: Request) -> LocationReportLog:
+    return request.app.state.location_reports
 
 
-def committed_location(coll: Collection, row: int, log: ReportLog) -> dict:
+def committed_location(coll: Collection, row: int, log: LocationReportLog) -> dict:
     """The cooperative's location as the log has it: its latest accepted report, else the served one."""
     reg = str(coll.frame[coll.id_column].iat[row])
     accepted = log.accepted_for(reg)
     if accepted is None:
-        return current_location(coll, row)
+        return coll.location(row)
     return {"lon": float(accepted["to"]["lon"]), "lat": float(accepted["to"]["lat"]), "precision": VERIFIED}
 
 
-def _etag(coll: Collection, row: int, log: ReportLog) -> str:
+def _etag(coll: Collection, row: int, log: LocationReportLog) -> str:
     reg = str(coll.frame[coll.id_column].iat[row])
-    loc = current_location(coll, row)
+    loc = coll.location(row)
     return location_etag(reg, loc["lon"], loc["lat"], loc["precision"], log.last_decision_id(reg) or "-")

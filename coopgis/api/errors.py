@@ -16,28 +16,26 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coopgis.budget import BudgetExceeded
+from coopgis.errors import InputError
+from coopgis.media import PROBLEM
 
 log = logging.getLogger("coopgis")
 
-PROBLEM = "application/problem+json"
 
 
-class ApiError(Exception):
-    """An error whose message is safe and useful to show to the caller."""
+class ApiError(InputError):
+    """An error whose message is safe and useful to show to the caller, with its HTTP status and headers.
 
-    status = 400
-    title = "Bad request"
+    The core raises :class:`coopgis.errors.InputError` (400); routers raise this for what only
+    HTTP has (404, 413, 429 ...).
+    """
 
     def __init__(self, detail: str, *, status: int | None = None, title: str | None = None,
-                 headers: dict[str, str] | None = None, **extra):
-        super().__init__(detail)
-        self.detail = detail
+                 headers: dict[str, str] | None = None, **extra: object):
+        super().__init__(detail, title=title, **extra)
         self.headers = headers or {}
         if status is not None:
             self.status = status
-        if title is not None:
-            self.title = title
-        self.extra = extra
 
 
 class NotFound(ApiError):
@@ -45,18 +43,13 @@ class NotFound(ApiError):
     title = "Not found"
 
 
-class NotAcceptable(ApiError):
-    status = 406
-    title = "Not acceptable"
-
-
 def storage_error(exc: OSError, what: str) -> ApiError:
     """The error a client gets when the server cannot write: 507 for a full disk, else 503, naming the cause."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return ApiError(f"the server's disk is full: {what}. Try again later, and tell the administrator",
                         status=507, title="Insufficient storage", cause="disk_full")
-    cause = {errno.EROFS: "the disk is read-only", errno.EIO: "the disk failed to write"}.get(
-        exc.errno, "the server cannot write to its disk")
+    causes = {errno.EROFS: "the disk is read-only", errno.EIO: "the disk failed to write"}
+    cause = causes.get(exc.errno or 0, "the server cannot write to its disk")
     return ApiError(f"{cause}: {what}. Try again later, and tell the administrator", status=503,
                     title="Storage unavailable", headers={"Retry-After": "60"}, cause="storage")
 
@@ -71,16 +64,14 @@ def problem(status: int, title: str, detail: str, instance: str | None = None,
 
 
 def register_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError):
-        return problem(exc.status, exc.title, exc.detail, request.url.path, exc.headers, **exc.extra)
+    @app.exception_handler(InputError)
+    async def _input_error(request: Request, exc: InputError):
+        headers = exc.headers if isinstance(exc, ApiError) else None
+        return problem(exc.status, exc.title, exc.detail, request.url.path, headers or None, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
-        parts = []
-        for e in exc.errors():
-            where = ".".join(str(x) for x in e.get("loc", ()) if x not in ("query", "path", "body"))
-            parts.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
+        parts = [_said(e) for e in exc.errors()]
         return problem(400, "Invalid parameter", "; ".join(parts) or "invalid request", request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
@@ -117,6 +108,24 @@ def register_error_handlers(app: FastAPI) -> None:
         log.exception("unexpected error on %s", request.url.path)
         return problem(500, "Internal error", "the server failed to answer this request; it has been logged",
                        request.url.path)
+
+
+def _said(error: dict) -> str:
+    """One validation error in words: the parameter, its value and what it must be."""
+    where = ".".join(str(x) for x in error.get("loc", ()) if x not in ("query", "path", "body"))
+    ctx = error.get("ctx") or {}
+    value = error.get("input")
+    words = {
+        "greater_than_equal": f"must be at least {ctx.get('ge')}",
+        "less_than_equal": f"must be at most {ctx.get('le')}",
+        "int_parsing": "must be a whole number",
+        "int_from_float": "must be a whole number",
+        "string_too_long": f"may be at most {ctx.get('max_length')} characters long",
+    }.get(str(error.get("type")))
+    if words and where:
+        shown = f"={value!r}" if isinstance(value, (str, int, float)) and len(str(value)) <= 40 else ""
+        return f"{where}{shown} {words}"
+    return f"{where}: {error.get('msg')}" if where else str(error.get("msg"))
 
 
 def _allowed_methods(request: Request) -> list[str]:

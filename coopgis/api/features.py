@@ -7,7 +7,7 @@ GeoPackage and KML. Formats are chosen by ``f=`` or the Accept header.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
 
 import numpy as np
@@ -20,11 +20,13 @@ from coopgis import budget, formats
 from coopgis.api.errors import ApiError, NotFound
 from coopgis.api.html import render
 from coopgis.api.limits import admit
+from coopgis.api.links import base_url, link, negotiate, self_url
+from coopgis.api.params import filter_dependency
 from coopgis.api.security import principal
 from coopgis.auth import Principal
-from coopgis.api.params import (CRS84, SUPPORTED_CRS, CooperativeFilter, filter_dependency, parse_bbox,
-                                parse_crs, select)
 from coopgis.dataset import ATTRIBUTION, COLLECTIONS, Collection, Dataset
+from coopgis.filters import CRS84, SUPPORTED_CRS, CooperativeFilter, parse_bbox, parse_crs, select
+from coopgis.media import GEOJSON, GPKG, JSON, KML, MEDIA, OPENAPI, TEXT_CSV, TEXT_HTML
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -33,11 +35,6 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
 ]
-ACCEPT = {
-    "application/geo+json": "geojson", "application/json": "json", "text/html": "html",
-    "text/csv": "csv", "application/geopackage+sqlite3": "gpkg",
-    "application/vnd.google-earth.kml+xml": "kml", "application/vnd.oai.openapi+json": "json",
-}
 F_DESCRIPTION = "output format: json, geojson, html; items also csv, gpkg, kml"
 
 
@@ -55,13 +52,13 @@ def build_router(settings) -> APIRouter:
             "description": "Iran's cooperatives: OGC API - Features, vector tiles, geocoding and statistics. "
                            + ATTRIBUTION,
             "links": [
-                link(f"{base}/?f=json", "self", "application/json", "This document"),
-                link(f"{base}/?f=html", "alternate", "text/html", "This document as HTML"),
-                link(f"{base}/api", "service-desc", "application/vnd.oai.openapi+json;version=3.0",
+                link(f"{base}/?f=json", "self", JSON, "This document"),
+                link(f"{base}/?f=html", "alternate", TEXT_HTML, "This document as HTML"),
+                link(f"{base}/api", "service-desc", OPENAPI,
                      "The API definition (OpenAPI 3.0)"),
-                link(f"{base}/conformance", "conformance", "application/json", "Conformance classes"),
-                link(f"{base}/collections", "data", "application/json", "Collections"),
-                link(f"{base}/maps", "alternate", "text/html", "Maps"),
+                link(f"{base}/conformance", "conformance", JSON, "Conformance classes"),
+                link(f"{base}/collections", "data", JSON, "Collections"),
+                link(f"{base}/maps", "alternate", TEXT_HTML, "Maps"),
             ],
         }
         if fmt == "html":
@@ -81,8 +78,8 @@ def build_router(settings) -> APIRouter:
         fmt = negotiate(request, f, ("json", "html"))
         base = base_url(request)
         body = {
-            "links": [link(f"{base}/collections?f=json", "self", "application/json"),
-                      link(f"{base}/collections?f=html", "alternate", "text/html")],
+            "links": [link(f"{base}/collections?f=json", "self", JSON),
+                      link(f"{base}/collections?f=html", "alternate", TEXT_HTML)],
             "collections": [collection_doc(request, name) for name in COLLECTIONS],
             "crs": SUPPORTED_CRS,
         }
@@ -114,7 +111,7 @@ def build_router(settings) -> APIRouter:
                                                                        " as HTML; larger values are treated as "
                                                                        "the maximum)",
                                               json_schema_extra={"maximum": max_limit, "default": default_limit}),
-                    offset: int = Query(0, ge=0, le=10_000_000, description="features to skip"),
+                    offset: int = Query(0, ge=0, le=settings.max_offset, description="features to skip"),
                     f: str | None = Query(None, description=F_DESCRIPTION),
                     flt: CooperativeFilter = Depends(filters),
                     who: Principal = Depends(principal)):
@@ -148,11 +145,11 @@ def build_router(settings) -> APIRouter:
         rows = np.array([row])
         geom = formats.geometries_in(coll, rows, out_crs)
         feature = coll.feature(row, geom[0] if geom else None, level)
-        links = [link(here + "?f=json", "self", "application/geo+json"),
-                 link(here + "?f=html", "alternate", "text/html"),
-                 link(f"{base}/collections/{coll.name}", "collection", "application/json")]
+        links = [link(here + "?f=json", "self", GEOJSON),
+                 link(here + "?f=html", "alternate", TEXT_HTML),
+                 link(f"{base}/collections/{coll.name}", "collection", JSON)]
         body = feature[:-1] + b',"links":' + _json(links) + b"}"
-        return Response(body, media_type=formats.MEDIA["geojson"], headers=crs_headers(out_crs))
+        return Response(body, media_type=MEDIA["geojson"], headers=crs_headers(out_crs))
 
     return router
 
@@ -204,13 +201,13 @@ def _items(request: Request, coll: Collection, fmt: str, size: int, limit: int |
                       title=COLLECTIONS[coll.name]["title_fa"])
     head = {
         "numberMatched": matched, "numberReturned": int(len(page)),
-        "timeStamp": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "links": page_links(request, matched, offset, size, "geojson"),
     }
     body = formats.geojson_stream(coll, page, out_crs, head, level)
     if len(page) <= BIG_PAGE:  # a small page in one piece: streaming costs a thread hop per chunk
-        return Response(b"".join(body), media_type=formats.MEDIA["geojson"], headers=crs_headers(out_crs))
-    return StreamingResponse(body, media_type=formats.MEDIA["geojson"], headers=crs_headers(out_crs))
+        return Response(b"".join(body), media_type=MEDIA["geojson"], headers=crs_headers(out_crs))
+    return StreamingResponse(body, media_type=MEDIA["geojson"], headers=crs_headers(out_crs))
 
 
 # ---- helpers used by other routers too ---------------------------------------------------------
@@ -219,76 +216,11 @@ def ds(request: Request) -> Dataset:
     return request.app.state.dataset
 
 
-def base_url(request: Request) -> str:
-    """The service's address for links: ``COOPGIS_PUBLIC_URL``, else the address the request reached
-    (the listening socket, with the root path). Never the Host header, which any client can set."""
-    public = request.app.state.settings.public_url
-    if public:
-        return public.rstrip("/")
-    scope = request.scope
-    scheme = scope.get("scheme", "http")
-    host, port = scope.get("server") or ("localhost", None)
-    host = f"[{host}]" if ":" in str(host) else host
-    netloc = host if port in (None, {"http": 80, "https": 443}.get(scheme)) else f"{host}:{port}"
-    return f"{scheme}://{netloc}{scope.get('app_root_path', scope.get('root_path', ''))}".rstrip("/")
-
-
-def self_url(request: Request, query: bool = True) -> str:
-    """This request's URL under :func:`base_url` (path and, when asked, query as received)."""
-    path = request.scope.get("path", "/")
-    root = request.scope.get("app_root_path", request.scope.get("root_path", ""))
-    if root and path.startswith(root):
-        path = path[len(root):]
-    url = base_url(request) + quote(path)
-    qs = request.scope.get("query_string", b"").decode("latin-1")
-    return url + ("?" + qs if query and qs else "")
-
-
-def link(href: str, rel: str, type_: str, title: str | None = None) -> dict:
-    out = {"href": href, "rel": rel, "type": type_}
-    if title:
-        out["title"] = title
-    return out
-
-
 def get_collection(request: Request, collection_id: str) -> Collection:
     coll = ds(request).collections.get(collection_id)
     if coll is None:
         raise NotFound(f"no collection {collection_id!r}; collections are: {', '.join(COLLECTIONS)}")
     return coll
-
-
-def negotiate(request: Request, f: str | None, allowed: tuple[str, ...]) -> str:
-    """The output format from ``f=`` or else the Accept header; JSON by default."""
-    if f:
-        fmt = f.strip().lower()
-        if fmt in ("application/geo+json",):
-            fmt = "geojson"
-        if fmt not in allowed:
-            raise ApiError(f"f={f!r} is not offered here; use one of: {', '.join(allowed)}",
-                           title="Unsupported format")
-        return fmt
-    accept = request.headers.get("accept", "")
-    best, best_q = None, -1.0
-    for part in accept.split(","):
-        media, _, params = part.strip().partition(";")
-        media = media.strip().lower()
-        q = 1.0
-        for p in params.split(";"):
-            name, _, value = p.strip().partition("=")
-            if name == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        fmt = ACCEPT.get(media)
-        if fmt in ("json", "geojson") and fmt not in allowed:
-            fmt = "json" if "json" in allowed else "geojson"
-        if fmt in allowed and q > best_q:
-            best, best_q = fmt, q
-    if best:
-        return best
-    return "geojson" if "geojson" in allowed else "json"
 
 
 def collection_doc(request: Request, name: str) -> dict:
@@ -306,14 +238,14 @@ def collection_doc(request: Request, name: str) -> dict:
         "defaultLimit": settings.default_limit, "maxLimit": settings.max_limit,
         "attribution": ATTRIBUTION,
         "links": [
-            link(href + "?f=json", "self", "application/json"),
-            link(href + "?f=html", "alternate", "text/html"),
-            link(href + "/items?f=geojson", "items", "application/geo+json", "Features as GeoJSON"),
-            link(href + "/items?f=html", "items", "text/html", "Features as HTML"),
-            link(href + "/items?f=csv", "enclosure", "text/csv", "Download as CSV"),
-            link(href + "/items?f=gpkg", "enclosure", "application/geopackage+sqlite3", "Download as GeoPackage"),
-            link(href + "/items?f=kml", "enclosure", "application/vnd.google-earth.kml+xml", "Download as KML"),
-            link(f"{base}/tiles/{name}/tilejson.json", "tiles", "application/json", "Vector tiles (TileJSON)"),
+            link(href + "?f=json", "self", JSON),
+            link(href + "?f=html", "alternate", TEXT_HTML),
+            link(href + "/items?f=geojson", "items", GEOJSON, "Features as GeoJSON"),
+            link(href + "/items?f=html", "items", TEXT_HTML, "Features as HTML"),
+            link(href + "/items?f=csv", "enclosure", TEXT_CSV, "Download as CSV"),
+            link(href + "/items?f=gpkg", "enclosure", GPKG, "Download as GeoPackage"),
+            link(href + "/items?f=kml", "enclosure", KML, "Download as KML"),
+            link(f"{base}/tiles/{name}/tilejson.json", "tiles", JSON, "Vector tiles (TileJSON)"),
         ],
     }
 
@@ -322,14 +254,14 @@ def page_links(request: Request, matched: int, offset: int, size: int, fmt: str)
     """self/alternate/next/prev links that keep every other query parameter."""
     params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("offset", "f", "limit")]
     url = self_url(request, query=False)
-    media = "text/html" if fmt == "html" else "application/geo+json"
+    media = TEXT_HTML if fmt == "html" else GEOJSON
 
     def href(off: int, f: str) -> str:
         return url + "?" + urlencode(params + [("f", f), ("limit", size), ("offset", off)])
 
     out = [link(href(offset, fmt), "self", media),
            link(href(offset, "html" if fmt != "html" else "geojson"), "alternate",
-                "text/html" if fmt != "html" else "application/geo+json")]
+                TEXT_HTML if fmt != "html" else GEOJSON)]
     if offset + size < matched:
         out.append(link(href(offset + size, fmt), "next", media, "next page"))
     if offset > 0:
@@ -344,7 +276,7 @@ def crs_headers(crs) -> dict:
 def download(request: Request, coll: Collection, rows: np.ndarray, crs, fmt: str, max_download: int,
              paged: bool, limit: int | None, offset: int, level: str = "public") -> Response:
     """A whole filtered selection (or one page of it when limit is given) as a file."""
-    if paged:
+    if paged and limit is not None:
         rows = rows[offset:offset + limit]
     if len(rows) > max_download:
         raise ApiError(f"{len(rows)} features match; one download holds at most {max_download}"
@@ -354,12 +286,12 @@ def download(request: Request, coll: Collection, rows: np.ndarray, crs, fmt: str
     name = f"{coll.name}.{formats.EXTENSION[fmt]}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"', **crs_headers(crs)}
     if fmt == "csv":
-        return StreamingResponse(formats.csv_stream(coll, rows, crs, level), media_type=formats.MEDIA["csv"],
+        return StreamingResponse(formats.csv_stream(coll, rows, crs, level), media_type=MEDIA["csv"],
                                  headers=headers)
     if fmt == "kml" and crs.epsg not in (None, 4326):
         raise ApiError("KML is always in WGS 84 longitude/latitude; leave crs out for f=kml")
     body = formats.ogr_file(coll, rows, crs, "GPKG" if fmt == "gpkg" else "KML", level)
-    return Response(body, media_type=formats.MEDIA[fmt], headers=headers)
+    return Response(body, media_type=MEDIA[fmt], headers=headers)
 
 
 def _json(value) -> bytes:

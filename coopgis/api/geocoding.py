@@ -6,8 +6,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from coopgis.api.errors import ApiError
+from coopgis.filters import number
 from coopgis.settings import ServiceSettings
-from coopgis.text import norm, to_ascii_digits
+from coopgis.text import norm
 
 
 def build_router(settings: ServiceSettings) -> APIRouter:
@@ -16,14 +17,13 @@ def build_router(settings: ServiceSettings) -> APIRouter:
 
     @router.get("/geocode", summary="Geocode an address (Persian, Arabic letter forms or Latin)")
     def geocode(request: Request,
-                q: str | None = Query(None, description=f"the address, at most {max_len} characters"),
+                q: str | None = Query(None, max_length=max_len,
+                                      description=f"the address, at most {max_len} characters"),
                 province: str | None = Query(None, max_length=max_len),
                 county: str | None = Query(None, max_length=max_len),
                 district: str | None = Query(None, max_length=max_len),
                 rural_district: str | None = Query(None, max_length=max_len),
                 place: str | None = Query(None, max_length=max_len, description="city or village")):
-        if q is not None and len(q) > max_len:
-            raise ApiError(f"q is {len(q)} characters long; the limit is {max_len}", title="Query too long")
         if not any(v and norm(v) for v in (q, province, county, district, rural_district, place)):
             raise ApiError("give q (an address) or at least one of province, county, district, "
                            "rural_district, place")
@@ -33,21 +33,11 @@ def build_router(settings: ServiceSettings) -> APIRouter:
         return JSONResponse({"query": q, **result.to_dict()})
 
     @router.get("/reverse", summary="Province, county, deprivation, border flag and nearest place of a point")
-    def reverse(request: Request, lon: str = Query(..., description="longitude (WGS 84)"),
-                lat: str = Query(..., description="latitude (WGS 84)")):
-        x, y = _number(lon, "lon"), _number(lat, "lat")
+    def reverse(request: Request, lon: str = Query(..., max_length=40, description="longitude (WGS 84)"),
+                lat: str = Query(..., max_length=40, description="latitude (WGS 84)")):
+        x, y = number(lon, "lon"), number(lat, "lat")
         if not (-180 <= x <= 180 and -90 <= y <= 90):
             raise ApiError(f"lon={lon!r}, lat={lat!r} is not a longitude/latitude pair")
         return JSONResponse(request.app.state.dataset.geocoder.reverse(x, y))
 
     return router
-
-
-def _number(value: str, name: str) -> float:
-    try:
-        v = float(to_ascii_digits(norm(value)).replace("٫", "."))
-    except ValueError:
-        raise ApiError(f"{name}={value!r} is not a number") from None
-    if v != v or v in (float("inf"), float("-inf")):
-        raise ApiError(f"{name}={value!r} is not a finite number")
-    return v

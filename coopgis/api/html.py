@@ -13,21 +13,23 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from coopgis.api.links import base_url
 from coopgis.dataset import ATTRIBUTION, COLLECTIONS
 from coopgis.text import to_persian_digits
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
-_env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
-                   trim_blocks=True, lstrip_blocks=True)
-_env.filters["fa"] = lambda v: "" if v is None else to_persian_digits(f"{v:,}" if isinstance(v, int) else v)
-_env.filters["cell"] = lambda v: "" if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v
-_env.globals.update(ATTRIBUTION=ATTRIBUTION, COLLECTIONS=COLLECTIONS)
+def make_templates() -> Environment:
+    """The Jinja2 environment of the HTML views (autoescaped); one per app, kept in ``app.state.templates``."""
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["fa"] = lambda v: "" if v is None else to_persian_digits(f"{v:,}" if isinstance(v, int) else v)
+    env.filters["cell"] = lambda v: "" if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v
+    env.globals.update(ATTRIBUTION=ATTRIBUTION, COLLECTIONS=COLLECTIONS)
+    return env
 
 
 def render(request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
-    from coopgis.api.features import base_url
-
     base = base_url(request)
-    html = _env.get_template(template).render(base=base, request=request, **context)
+    html = request.app.state.templates.get_template(template).render(base=base, request=request, **context)
     return HTMLResponse(html, status_code=status)

@@ -130,7 +130,7 @@ class HeavyGate:
         try:
             await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             with self._lock:
                 if not waiter.handed:
                     self._waiters.remove(waiter)

@@ -19,11 +19,12 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from coopgis.api.errors import ApiError, NotFound
-from coopgis.api.features import base_url, negotiate
 from coopgis.api.html import render
+from coopgis.api.links import base_url, negotiate, root_path
 from coopgis.assets import ASSETS, NPM_HINT, gzipped, missing_assets, read_asset
-from coopgis.maps import MapSettings, Preset, load_presets, render_preset
-from coopgis.mapview import Page, page_facts
+from coopgis.maps import MapSettings, Preset, load_presets
+from coopgis.mapview import Page, page_facts, render_preset
+from coopgis.media import HTML, etag_matches
 
 VENDOR_CACHE = "public, max-age=86400"
 PAGE_CACHE = "no-cache"
@@ -40,7 +41,7 @@ def build_router(settings, map_settings: MapSettings) -> APIRouter:
 
     def page_for(request: Request, preset: Preset) -> bytes:
         dataset = request.app.state.dataset
-        base = request.scope.get("root_path", "").rstrip("/")
+        base = root_path(request)
         key = (preset.name, preset.path.stat().st_mtime_ns, base, settings.basemap_url)
         with lock:
             entry = cache.get(dataset)
@@ -84,7 +85,7 @@ def build_router(settings, map_settings: MapSettings) -> APIRouter:
                            f"{absent[0]}); {NPM_HINT}", status=503, title="Map libraries missing")
         # Sent as plain text with no validator: a security layer may put a fresh CSP nonce into
         # every <script> of each HTML response, which it cannot do in a gzip body or a 304.
-        return Response(page_for(request, preset), media_type="text/html; charset=utf-8",
+        return Response(page_for(request, preset), media_type=HTML,
                         headers={"Cache-Control": PAGE_CACHE})
 
     @router.get("/vendor/{asset:path}", summary="A map library file (allow-listed)", response_class=Response,
@@ -106,7 +107,7 @@ def build_router(settings, map_settings: MapSettings) -> APIRouter:
 def _send(request: Request, body: bytes, packed: bytes | None, etag: str, media: str, cache: str) -> Response:
     """A response with ETag/304 and gzip when the client accepts it."""
     headers = {"ETag": etag, "Cache-Control": cache, "Vary": "Accept-Encoding"}
-    if any(part.strip().removeprefix("W/") == etag for part in request.headers.get("if-none-match", "").split(",")):
+    if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     if packed is not None and "gzip" in request.headers.get("accept-encoding", "").lower():
         return Response(packed, media_type=media, headers={**headers, "Content-Encoding": "gzip"})

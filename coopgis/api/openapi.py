@@ -15,6 +15,8 @@ import re
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from coopgis.media import GEOJSON, GPKG, JSON, KML, MVT, PROBLEM, TEXT_CSV, TEXT_HTML
+
 PROBLEM_SCHEMA = {
     "type": "object",
     "required": ["title", "status", "detail"],
@@ -23,23 +25,51 @@ PROBLEM_SCHEMA = {
         "detail": {"type": "string"}, "instance": {"type": "string"},
     },
 }
-ERROR_CODES = {"400": "Invalid parameter or body", "401": "Credentials missing or wrong",
-               "403": "Role not allowed", "404": "No such resource", "406": "Format not offered",
-               "409": "Conflict", "412": "Precondition failed (If-Match)", "413": "Too large",
-               "428": "If-Match required", "429": "Rate limited", "503": "Not available"}
+ERROR_TEXT = {"400": "Invalid parameter or body", "401": "Credentials missing or wrong",
+              "403": "Role not allowed", "404": "No such resource", "409": "Conflict",
+              "412": "Precondition failed (If-Match)", "413": "Too large", "415": "Body is not JSON",
+              "428": "If-Match required", "429": "Rate limited (Retry-After)", "500": "Map preset broken",
+              "503": "Busy or unavailable (Retry-After)", "507": "Disk full: nothing was saved"}
+# Every operation can answer 400 (a credential in the query string, a bad parameter) and 503 (too many
+# connections, the heavy gate, the time budget); these are the other errors each one gives.
+ERRORS = [  # (method, path pattern, more error codes); first match wins
+    ("get", r"^/collections/\{[^}]+\}/items$", "401 404 413 429"),
+    ("get", r"^/collections/\{[^}]+\}/items/\{[^}]+\}$", "401 404"),
+    ("get", r"^/collections/\{[^}]+\}$", "404"),
+    ("get", r"^/tiles/\{layer\}/\{z\}/", "404 429"),
+    ("get", r"^/tiles/\{layer\}/tilejson\.json$", "404"),
+    ("get", r"^/(geocode|reverse|nearest|search|stats)$", "429"),
+    ("post", r"^/cooperatives/\{[^}]+\}/location-reports$", "401 403 404 413 415 429 507"),
+    ("get", r"^/cooperatives/\{[^}]+\}/location-reports$", "401 403 404"),
+    ("get", r"^/location-reports$", "401 403"),
+    ("get", r"^/location-reports/\{[^}]+\}$", "401 403 404"),
+    ("post", r"^/location-reports/\{[^}]+\}/decision$", "401 403 404 409 412 413 428 507"),
+    ("get", r"^/cooperatives/\{[^}]+\}$", "401 404"),
+    ("get", r"^/audit$", "401 403"),
+    ("post", r"^/admin/reload$", "401 403 413"),
+    ("get", r"^/maps/\{[^}]+\}$", "404 500"),
+    ("get", r"^/vendor/", "404"),
+]
+
+
+def error_codes(method: str, path: str) -> list[str]:
+    """The error statuses an operation can answer with (400 and 503 always)."""
+    more = next((codes for m, pattern, codes in ERRORS if m == method and re.search(pattern, path)), "")
+    return sorted({"400", "503", *more.split()})
+
 
 # Media types of successful answers, by path pattern (first match wins).
 MEDIA = [
-    (r"^/collections/\{[^}]+\}/items$", ["application/geo+json", "text/html", "text/csv",
-                                           "application/geopackage+sqlite3",
-                                           "application/vnd.google-earth.kml+xml"]),
-    (r"^/collections/\{[^}]+\}/items/\{[^}]+\}$", ["application/geo+json", "text/html"]),
-    (r"^/(collections(/\{[^}]+\})?|conformance)?$", ["application/json", "text/html"]),
-    (r"^/tiles/.*\.(mvt|geojson)$|^/tiles/\{layer\}/\{z\}/\{x\}/\{y\}", ["application/vnd.mapbox-vector-tile",
-                                                                      "application/geo+json"]),
-    (r"^/stats$", ["application/json", "text/csv"]),
-    (r"^/(nearest|search)$", ["application/geo+json"]),
-    (r"^/(maps|dashboard)", ["text/html", "application/json"]),
+    (r"^/collections/\{[^}]+\}/items$", [GEOJSON, TEXT_HTML, TEXT_CSV,
+                                           GPKG,
+                                           KML]),
+    (r"^/collections/\{[^}]+\}/items/\{[^}]+\}$", [GEOJSON, TEXT_HTML]),
+    (r"^/(collections(/\{[^}]+\})?|conformance)?$", [JSON, TEXT_HTML]),
+    (r"^/tiles/.*\.(mvt|geojson)$|^/tiles/\{layer\}/\{z\}/\{x\}/\{y\}", [MVT,
+                                                                      GEOJSON]),
+    (r"^/stats$", [JSON, TEXT_CSV]),
+    (r"^/(nearest|search)$", [GEOJSON]),
+    (r"^/(maps|dashboard)", [TEXT_HTML, JSON]),
 ]
 
 
@@ -55,7 +85,7 @@ def openapi_30(app: FastAPI) -> dict:
     doc["components"]["schemas"].pop("ValidationError", None)
     for path, operations in doc.get("paths", {}).items():
         media = next((m for pattern, m in MEDIA if re.search(pattern, path)), None)
-        for op in operations.values():
+        for method, op in operations.items():
             responses = op.setdefault("responses", {})
             responses.pop("422", None)
             ok = next((code for code in responses if code.startswith("2")), None)
@@ -63,11 +93,34 @@ def openapi_30(app: FastAPI) -> dict:
                 schema = {"type": "string", "format": "binary"}
                 responses[ok]["content"] = {m: ({"schema": {}} if "json" in m else {"schema": schema})
                                             for m in media}
-            for code, text in ERROR_CODES.items():
+            for code in error_codes(method, path):
+                text = ERROR_TEXT[code]
+                if code == "429":
+                    text = rate_limited(method, path, app.state.settings)
                 responses.setdefault(code, {"description": text, "content": {
-                    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+                    PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}})
     app.openapi_schema = doc
     return doc
+
+
+def rate_limited(method: str, path: str, s) -> str:
+    """The 429 of an operation in words: which rate of which setting, per client."""
+    burst = f"bursts of {s.rate_burst} (COOPGIS_RATE_BURST)"
+    if method == "post":
+        return (f"Rate limited: {s.reports_per_hour} location reports per token and hour "
+                f"(COOPGIS_REPORTS_PER_HOUR), {s.pending_reports_per_cooperative} pending per cooperative "
+                "(COOPGIS_PENDING_REPORTS_PER_COOPERATIVE)")
+    if path.startswith("/tiles/"):
+        return (f"Rate limited (Retry-After): {s.rate_tiles_per_minute:g} uncached tiles per minute per client "
+                f"(COOPGIS_RATE_TILES_PER_MINUTE), bursts of {s.rate_tiles_burst} (COOPGIS_RATE_TILES_BURST); "
+                "cached tiles are free")
+    if path in ("/geocode", "/reverse", "/nearest", "/search"):
+        return (f"Rate limited (Retry-After): {s.rate_geocode_per_minute:g} per minute per client "
+                f"(COOPGIS_RATE_GEOCODE_PER_MINUTE), {burst}")
+    return (f"Rate limited (Retry-After): downloads (CSV, GeoPackage, KML, large pages) "
+            f"{s.rate_download_per_minute:g} per minute (COOPGIS_RATE_DOWNLOAD_PER_MINUTE), other charged pages "
+            f"and /stats {s.rate_read_per_minute:g} per minute (COOPGIS_RATE_READ_PER_MINUTE), {burst}; unfiltered "
+            f"pages of up to {s.free_page_size} features are free (COOPGIS_FREE_PAGE_SIZE)")
 
 
 def to_30(node):

@@ -138,11 +138,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._send_refusal()
 
     def _send_refusal(self) -> None:
+        if self._refusal is None:
+            return
         status, detail = self._refusal
         self._stop_timer()
         if self.transport is None or self.transport.is_closing():
             return
-        client = "%s:%d" % self.client if self.client else "?"
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else "?"
         log.warning("%s - refused a request head: %s", client, detail)
         body = orjson.dumps({"type": "about:blank", "title": _PHRASES[status].decode(), "status": status,
                              "detail": detail})

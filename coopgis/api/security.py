@@ -16,6 +16,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote_plus
 
 import orjson
@@ -119,7 +120,7 @@ class SecurityMiddleware:
             return message
 
         nonce = secrets.token_urlsafe(16)
-        state = {"html": False, "start": None, "chunks": [], "started": False}
+        state: dict[str, Any] = {"html": False, "start": None, "chunks": [], "started": False}
 
         async def wrapped_send(message):
             if message["type"] == "http.response.start":

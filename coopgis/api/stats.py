@@ -11,7 +11,9 @@ from starlette.concurrency import run_in_threadpool
 
 from coopgis.api.errors import ApiError
 from coopgis.api.limits import admit
-from coopgis.api.params import CooperativeFilter, filter_dependency, parse_bbox, select
+from coopgis.api.params import filter_dependency
+from coopgis.filters import CooperativeFilter, parse_bbox, select
+from coopgis.media import CSV, TEXT_CSV
 from coopgis.stats import FIELDS, GROUPS, group_stats
 
 
@@ -28,7 +30,7 @@ def build_router(settings) -> APIRouter:
                     flt: CooperativeFilter = Depends(filters)):
         if by not in GROUPS:
             raise ApiError(f"by={by!r}: use one of {', '.join(GROUPS)}")
-        fmt = (f or ("csv" if "text/csv" in request.headers.get("accept", "") else "json")).strip().lower()
+        fmt = (f or ("csv" if TEXT_CSV in request.headers.get("accept", "") else "json")).strip().lower()
         if fmt not in ("json", "csv"):
             raise ApiError(f"f={f!r}: use json or csv")
         await admit(request, "read", heavy=True)
@@ -47,6 +49,6 @@ def _stats(request: Request, by: str, bbox: str | None, fmt: str, flt: Cooperati
         w.writerow(["key", "name", *FIELDS])
         for r in table:
             w.writerow([r["key"], r["name"], *(r[k] for k in FIELDS)])
-        return Response("\ufeff" + buf.getvalue(), media_type="text/csv; charset=utf-8",
+        return Response("\ufeff" + buf.getvalue(), media_type=CSV,
                         headers={"Content-Disposition": f'attachment; filename="stats-{by}.csv"'})
     return JSONResponse({"by": by, "matched": int(len(rows)), "rows": table})

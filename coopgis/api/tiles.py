@@ -19,10 +19,12 @@ from starlette.concurrency import run_in_threadpool
 
 from coopgis import tiles as engine_mod
 from coopgis.api.errors import ApiError, NotFound
-from coopgis.api.features import base_url
 from coopgis.api.limits import admit
-from coopgis.api.params import CooperativeFilter, filter_dependency
+from coopgis.api.links import base_url
+from coopgis.api.params import filter_dependency
 from coopgis.dataset import ATTRIBUTION, COLLECTIONS
+from coopgis.filters import CooperativeFilter
+from coopgis.media import GEOJSON, MVT, etag_matches
 from coopgis.settings import ServiceSettings
 from coopgis.text import to_ascii_digits
 from coopgis.vocab import KINDS
@@ -118,14 +120,17 @@ def build_router(settings: ServiceSettings) -> APIRouter:
 
     @router.get("/tiles/{layer}/{z}/{x}/{y}", summary="One vector tile (MVT or GeoJSON)",
                 response_class=Response,
-                responses={200: {"content": {"application/vnd.mapbox-vector-tile": {},
-                                             "application/geo+json": {}}},
+                responses={200: {"content": {MVT: {},
+                                             GEOJSON: {}}},
                            304: {"description": "Not modified (If-None-Match matched the ETag)"}})
     async def tile(request: Request,
              layer: str = Path(description="cooperatives, provinces, counties or deprivation"),
-             z: str = Path(description="zoom level"),
-             x: str = Path(description="column, 0 .. 2^z - 1"),
-             y: str = Path(description="row with the format: {y}.mvt or {y}.geojson"),
+             z: str = Path(description=f"zoom level, {min_zoom}..{max_zoom} (Persian digits allowed)",
+                           json_schema_extra={"type": "integer", "minimum": min_zoom, "maximum": max_zoom}),
+             x: str = Path(description="column, 0 .. 2^z - 1 (Persian digits allowed)",
+                           json_schema_extra={"type": "integer", "minimum": 0, "maximum": 2 ** max_zoom - 1}),
+             y: str = Path(max_length=20, description="row, 0 .. 2^z - 1, with the format: {y}.mvt or {y}.geojson",
+                           json_schema_extra={"pattern": r"^[0-9۰-۹]+\.(mvt|geojson)$"}),
              flt: CooperativeFilter = Depends(filters)):
         check_layer(request, layer)
         row, dot, ext = y.rpartition(".")
@@ -166,17 +171,6 @@ def parse_int(value: str, name: str) -> int:
     if len(v) > 12:
         raise NotFound(f"{name}={value} is outside the tile grid", title="Tile out of range")
     return int(v)
-
-
-def etag_matches(header: str | None, etag: str) -> bool:
-    if not header:
-        return False
-    bare = etag.removeprefix("W/")
-    for part in header.split(","):
-        part = part.strip()
-        if part == "*" or part.removeprefix("W/") == bare:
-            return True
-    return False
 
 
 def vector_fields(request: Request, layer: str, fmt: str) -> dict[str, str]:

@@ -3,7 +3,8 @@
 One JSON object per line in ``<data>/location-reports.jsonl``. The log is only
 ever appended to: each record is written with one ``write`` under a lock (one
 per file for the threads of a process, plus ``flock`` for several worker
-processes; :mod:`coopgis.files`), then fsynced before the request is answered. A line cut short by a crash is skipped when reading and counted, and
+processes; :mod:`coopgis.files`), then fsynced before the request is answered. A line
+cut short by a crash is skipped when reading and counted, and
 the next append starts on a fresh line so it is not glued to the broken one.
 
 The file is also the audit log of the review: an administrator's decision is
@@ -20,18 +21,18 @@ import os
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
 from coopgis.files import flocked, fsync_dir, locked, open_private, thread_lock
 
-REPORTS_FILE = "location-reports.jsonl"
+REPORTS_FILE = "location-reports.jsonl"   # the log on disk
 STATUSES = ("pending", "accepted", "rejected")
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_decision(report: dict, decision: str, by: str, current: dict, comment: str | None) -> dict:
@@ -108,10 +109,10 @@ class _Index:
             self.submitted.setdefault(str(rec.get("reporter")), []).append(_epoch(rec.get("submitted_at")))
         elif kind == "decision" and _valid_decision(rec):
             reg = str(rec["registration_no"])
-            report = self.reports.get(rec["report_id"])
-            if report is not None:
-                report["status"] = rec["decision"]
-                report["decision"] = {k: rec.get(k) for k in ("id", "by", "at", "comment")}
+            decided = self.reports.get(rec["report_id"])
+            if decided is not None:
+                decided["status"] = rec["decision"]
+                decided["decision"] = {k: rec.get(k) for k in ("id", "by", "at", "comment")}
             self.last_decision[reg] = rec["id"]
             if rec["decision"] == "accepted":
                 self.accepted[reg] = rec
@@ -146,7 +147,7 @@ def _epoch(stamp) -> float:
         return 0.0
 
 
-class ReportLog:
+class LocationReportLog:
     """The append-only JSON Lines file of location reports in a dataset folder.
 
     Reading is incremental: the first question reads the whole file into an index (by

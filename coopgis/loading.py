@@ -1,0 +1,86 @@
+"""The served dataset, from the store: built when none exists, loaded with its verified locations.
+
+:func:`ensure_default_dataset` builds the embedded default (a labelled synthetic sample,
+ingested) the first time; :func:`load_dataset` reads the store and applies the accepted
+location reports, so ``coopgis serve``, ``coopgis render`` and the app factory serve the
+same thing. :func:`location_layer` is the boundaries and geocoder they share.
+
+Not here: the HTTP app (``app.py``), argument parsing (``cli.py``), ingest itself (``ingest.py``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from coopgis.boundaries import Boundaries, load_boundaries
+from coopgis.corrections import apply_verified, learn_villages
+from coopgis.dataset import Dataset
+from coopgis.geocode import Geocoder
+from coopgis.ingest import IngestResult, ingest, print_ingest_summary
+from coopgis.location_reports import LocationReportLog
+from coopgis.settings import Settings
+from coopgis.store import FileStore
+
+
+def location_layer(settings: Settings) -> tuple[Boundaries, Geocoder]:
+    """The boundaries of ``settings`` (cached) and a geocoder over them."""
+    b = load_boundaries(settings.boundaries, deprivation=settings.deprivation, cache_dir=settings.cache_dir)
+    return b, Geocoder(b)
+
+
+def run_ingest(path: Path, store: FileStore, boundaries: Boundaries, geocoder: Geocoder, progress: bool,
+               **checks) -> IngestResult:
+    """:func:`coopgis.ingest.ingest`, with a progress bar on stderr when ``progress``."""
+    if not progress:
+        return ingest(path, store, boundaries, geocoder, **checks)
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, unit=" rows", desc="geocoding", file=sys.stderr, leave=False)
+    try:
+        return ingest(path, store, boundaries, geocoder, progress=bar.update, **checks)
+    finally:
+        bar.close()
+
+
+def ensure_default_dataset(settings: Settings, force: bool = False, out: TextIO | None = None) -> Path:
+    """Build the embedded default dataset (a labelled synthetic sample, ingested) when none exists.
+
+    The ingest summary is printed to ``out`` (standard output by default).
+    """
+    from coopgis.sample import generate_sample, write_sample
+
+    store = FileStore(settings.data)
+    if store.exists() and not force:
+        return store.path
+    boundaries, geocoder = location_layer(settings)
+    settings.data.mkdir(parents=True, exist_ok=True)
+    csv = settings.data / f"sample-{settings.sample_size}-synthetic.csv"
+    print(f"building the default dataset: {settings.sample_size} synthetic cooperatives -> {settings.data}",
+          file=sys.stderr)
+    write_sample(generate_sample(settings.sample_size, seed=settings.sample_seed, boundaries=boundaries), csv)
+    result = run_ingest(csv, store, boundaries, geocoder, progress=sys.stderr.isatty())
+    print_ingest_summary(result.report, store.path, out or sys.stdout)
+    return store.path
+
+
+def load_dataset(settings: Settings, previous: Dataset | None = None,
+                 log: LocationReportLog | None = None) -> Dataset:
+    """The dataset in ``settings.data`` with its verified locations applied.
+
+    The embedded default sample is built first when no dataset exists. ``previous``
+    lends its boundaries and geocoder, so a reload does not rebuild them; ``log`` is the
+    app's location-report log (read afresh when not given).
+    """
+    store = FileStore(settings.data)
+    if not store.exists():
+        ensure_default_dataset(settings)
+    if previous is not None:
+        boundaries, geocoder = previous.boundaries, previous.geocoder
+    else:
+        boundaries, geocoder = location_layer(settings)
+    frame, report = store.read_with_ingest_report()
+    accepted, _ = (log or LocationReportLog(settings.data)).accepted()
+    learn_villages(geocoder, frame, accepted)
+    return Dataset(apply_verified(frame, accepted, boundaries), boundaries, report, geocoder, verified=accepted)

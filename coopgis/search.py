@@ -1,0 +1,281 @@
+"""Finding cooperatives by what a field officer types: registration number, name, place or address.
+
+:func:`build_search_index` makes, once per served table, the keys of names, places,
+counties and (when first needed) addresses, a word vocabulary of the names and the
+English names of places and counties; :func:`search_rows` ranks the matches in fixed
+score ranges (registration number > name > place > address > fuzzy, typo-tolerant with
+rapidfuzz). Every key goes through :func:`coopgis.text.key`, so Persian and Arabic
+letter forms, digits, ZWNJ and spacing do not matter.
+
+Not here: HTTP parameters and the GeoJSON answer (``api/field.py``); the index of the
+served dataset is kept by the dataset (``Dataset.search_index``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from rapidfuzz import fuzz, process
+
+from coopgis.text import is_latin, key, latin_key, tokens
+from coopgis.values import registration_no_key
+
+if TYPE_CHECKING:
+    from coopgis.boundaries import Boundaries
+
+FUZZY_CUTOFF = 80
+# Score ranges keep the match kinds in order: registration_no > name > place > address > fuzzy.
+SCORE = {"registration_no": 100.0, "name": 90.0, "place": 80.0, "address": 70.0, "fuzzy": 50.0}
+
+
+@dataclass
+class Vocabulary:
+    """Distinct word keys of a text column and, per word, the rows it occurs in."""
+
+    words: list[str]
+    postings: list[np.ndarray]
+    position: dict[str, int]
+
+    @classmethod
+    def build(cls, texts) -> Vocabulary:
+        rows: dict[str, list[int]] = {}
+        cache: dict[str, str] = {}
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                continue
+            for tok in tokens(text):
+                k = cache.get(tok)
+                if k is None:
+                    k = cache[tok] = key(tok, prefixes=False)
+                if k:
+                    lst = rows.setdefault(k, [])
+                    if not lst or lst[-1] != i:
+                        lst.append(i)
+        words = list(rows)
+        return cls(words, [np.asarray(rows[w], dtype=np.int64) for w in words],
+                   {w: i for i, w in enumerate(words)})
+
+
+@dataclass
+class KeyColumn:
+    """Matching keys of one column: joined into one string for substring search, and grouped by value."""
+
+    keys: list[str]
+    lengths: np.ndarray
+    joined: str
+    starts: np.ndarray          # offset of each row's key in ``joined`` (keys are separated by newlines)
+    groups: dict[str, np.ndarray]
+
+    @classmethod
+    def build(cls, values, to_key) -> KeyColumn:
+        cache: dict[str, str] = {}
+        keys = []
+        for v in values:
+            if not isinstance(v, str):
+                keys.append("")
+                continue
+            k = cache.get(v)
+            if k is None:
+                k = cache[v] = to_key(v)
+            keys.append(k)
+        lengths = np.fromiter((len(k) for k in keys), np.int64, len(keys))
+        starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]]).astype(np.int64)
+        groups: dict[str, list[int]] = {}
+        for i, k in enumerate(keys):
+            if k:
+                groups.setdefault(k, []).append(i)
+        return cls(keys, lengths, "\n".join(keys) + "\n", starts,
+                   {k: np.asarray(v, np.int64) for k, v in groups.items()})
+
+    def containing(self, needle: str, allowed: np.ndarray | None = None, need: int | None = None) -> np.ndarray:
+        """Rows whose key contains ``needle``, in row order; with ``allowed``/``need``, the first ``need``
+        allowed ones. Keys hold no newline, so a hit never spans two rows."""
+        out: list[int] = []
+        if not needle or "\n" in needle:
+            return np.empty(0, np.int64)
+        text, starts, n = self.joined, self.starts, len(self.starts)
+        i = text.find(needle)
+        while i >= 0:
+            r = int(np.searchsorted(starts, i, "right")) - 1
+            if allowed is None or allowed[r]:
+                out.append(r)
+                if need is not None and len(out) >= need:
+                    break
+            if r + 1 >= n:
+                break
+            i = text.find(needle, int(starts[r + 1]))  # one hit per row is enough
+        return np.asarray(out, np.int64)
+
+
+@dataclass
+class SearchIndex:
+    name: KeyColumn
+    name_words: Vocabulary
+    place: KeyColumn
+    county: KeyColumn
+    latin: dict[str, np.ndarray]      # latin_key of English place/county names -> rows
+    place_keys: list[str]             # distinct place/county keys, for fuzzy matching
+    latin_keys: list[str]
+    addresses: list                   # the address column; its keys are made when first needed
+    _address: KeyColumn | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def rows(self) -> int:
+        return len(self.addresses)
+
+    @property
+    def address(self) -> KeyColumn:
+        if self._address is None:
+            with self._lock:
+                if self._address is None:
+                    self._address = KeyColumn.build(self.addresses, lambda v: key(v, prefixes=False))
+        return self._address
+
+
+def build_search_index(f: pd.DataFrame, boundaries: Boundaries | None = None) -> SearchIndex:
+    """The search index of a cooperatives table; ``boundaries`` add the English place and county names."""
+    names = f["name"].tolist()
+    name = KeyColumn.build(names, lambda v: key(v, prefixes=False))
+    place = KeyColumn.build(f["place"].tolist(), key)
+    county = KeyColumn.build(f["county"].tolist(), key)
+    latin: dict[str, list[np.ndarray]] = {}
+    if boundaries is not None:
+        b = boundaries
+        en_of_place: dict[tuple[str, str], str] = {}
+        p = b.places
+        for lvl, code, en in zip(p["level"], p["code"], p["name_en"], strict=False):
+            if isinstance(en, str) and en:
+                en_of_place.setdefault((lvl, str(code)), en)
+        for (lvl, code), rows in f.groupby(["place_level", "place_code"], dropna=True).indices.items():
+            en = en_of_place.get((lvl, str(code)))
+            if en and latin_key(en):
+                latin.setdefault(latin_key(en), []).append(np.asarray(rows, np.int64))
+        en_of_county = dict(zip(b.counties["osm_relation_id"].astype("int64"), b.counties["name_en"], strict=False))
+        for osm, rows in f.groupby("county_osm", dropna=True).indices.items():
+            en = en_of_county.get(int(osm))
+            if isinstance(en, str) and latin_key(en):
+                latin.setdefault(latin_key(en), []).append(np.asarray(rows, np.int64))
+    latin_rows = {k: np.unique(np.concatenate(v)) for k, v in latin.items()}
+    return SearchIndex(name, Vocabulary.build(names), place, county, latin_rows,
+                       sorted(set(place.groups) | set(county.groups)), sorted(latin_rows), f["address"].tolist())
+
+
+def search_rows(idx: SearchIndex, row_of: Callable[[str], int | None], text: str, limit: int,
+                mask: np.ndarray | None = None) -> list[tuple[int, str, float]]:
+    """Up to ``limit`` (row, match, score), best first: registration number, name, place, address, fuzzy.
+
+    ``row_of`` finds a row by registration number (``Collection.row_of``).
+    """
+    n = idx.rows
+    allowed = np.ones(n, bool) if mask is None else mask.copy()   # rows not yet taken and passing the filters
+    out: list[tuple[int, str, float]] = []
+
+    def take(rows: np.ndarray, match: str, scores: np.ndarray | float) -> None:
+        """Add the best of ``rows`` (higher score first, then row order) until ``limit`` is reached."""
+        rows = np.asarray(rows, np.int64)
+        tenths = np.broadcast_to(np.round(np.asarray(scores, float) * 10).astype(np.int64), rows.shape)
+        keep = allowed[rows]
+        rows, tenths = rows[keep], tenths[keep]
+        room = limit - len(out)
+        if not len(rows) or room <= 0:
+            return
+        rank = -tenths * (n + 1) + rows          # one integer: score descending, then row ascending
+        if len(rank) > room:
+            part = np.argpartition(rank, room - 1)[:room]
+            rows, tenths, rank = rows[part], tenths[part], rank[part]
+        order = np.argsort(rank, kind="stable")
+        for r, t in zip(rows[order], tenths[order], strict=False):
+            out.append((int(r), match, float(t) / 10))
+            allowed[r] = False
+
+    def full() -> bool:
+        return len(out) >= limit
+
+    # 1. registration number; a number that is one is not looked for anywhere else
+    reg = registration_no_key(text)
+    row = row_of(reg)
+    if row is not None:
+        take(np.array([row]), "registration_no", SCORE["registration_no"])
+    numeric = reg.isdigit()
+    if full() or (numeric and row is not None):
+        return out
+    latin = is_latin(text)
+    qkey = key(text)
+    words = [w for w in (key(t, prefixes=False) for t in tokens(text)) if w]
+    # 2. name holds every word of the query (as part of a word, or across the spaces of the name)
+    if words:
+        hit = None
+        for w in words:
+            m = np.zeros(n, bool)
+            ids = [i for i, v in enumerate(idx.name_words.words) if w in v]
+            if ids:
+                m[np.concatenate([idx.name_words.postings[i] for i in ids])] = True
+            else:  # the name may write it with or without a space: "احمد آباد" / "احمدآباد"
+                m[idx.name.containing(w)] = True
+            hit = m if hit is None else (hit & m)
+            if not hit.any():
+                break
+        hit = np.flatnonzero(hit & allowed) if hit is not None else np.empty(0, np.int64)
+        if len(hit):
+            covered = sum(len(w) for w in words)
+            take(hit, "name", SCORE["name"] + 9.0 * np.minimum(1.0, covered / np.maximum(idx.name.lengths[hit], 1)))
+    if full() or numeric:  # digits in addresses are house numbers; fuzzy digits match anything
+        return out
+    # 3. the village or city, or the county, is the query
+    if latin:
+        lk = latin_key(text)
+        if lk in idx.latin:
+            take(idx.latin[lk], "place", SCORE["place"] + 5)
+    elif qkey:
+        if qkey in idx.place.groups:
+            take(idx.place.groups[qkey], "place", SCORE["place"] + 5)
+        if not full() and qkey in idx.county.groups:
+            take(idx.county.groups[qkey], "place", SCORE["place"])
+    if full():
+        return out
+    # 4. the address holds the query (a village the geocoder did not resolve)
+    if not latin and len(qkey) >= 3:
+        take(idx.address.containing(qkey, allowed, limit - len(out)), "address", SCORE["address"])
+    if full():
+        return out
+    # 5. fuzzy: every query word close to a word of the name, or the query close to a place name
+    similarity = np.zeros(n)     # best rapidfuzz similarity per row, 0 = no fuzzy match
+    if latin:
+        for k, sim, _ in process.extract(latin_key(text), idx.latin_keys, scorer=fuzz.ratio,
+                                         score_cutoff=FUZZY_CUTOFF, limit=None):
+            rows = idx.latin[k]
+            similarity[rows] = np.maximum(similarity[rows], sim)
+    else:
+        long_words = [w for w in words if len(w) >= 3]  # a fuzzy one- or two-letter word matches anything
+        total: np.ndarray | None = None
+        for w in long_words:
+            best = np.zeros(n)
+            for _, sim, i in process.extract(w, idx.name_words.words, scorer=fuzz.ratio,
+                                             score_cutoff=FUZZY_CUTOFF, limit=None):
+                rows = idx.name_words.postings[i]
+                best[rows] = np.maximum(best[rows], sim)
+            total = best if total is None else np.where((total > 0) & (best > 0), total + best, 0.0)
+        if total is not None:
+            similarity = total / len(long_words)
+        if len(qkey) >= 3:
+            for k, sim, _ in process.extract(qkey, idx.place_keys, scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF,
+                                             limit=None):
+                for groups in (idx.place.groups, idx.county.groups):
+                    group = groups.get(k)
+                    if group is not None:
+                        similarity[group] = np.maximum(similarity[group], sim)
+    rows = np.flatnonzero(similarity)
+    if len(rows):
+        take(rows, "fuzzy", _fuzzy_score(similarity[rows]))
+    return out
+
+
+def _fuzzy_score(similarity):
+    """A rapidfuzz similarity (80..100) mapped into the fuzzy range 50..69."""
+    return SCORE["fuzzy"] + (np.asarray(similarity, float) - FUZZY_CUTOFF) * 0.95

@@ -1,0 +1,281 @@
+/*
+ * coopgis map pages, part 3 of 4: the layers. Cooperatives come from the server's clustered
+ * GeoJSON tiles or, in a standalone file, from GeoJSON embedded in the page; boundaries are MVT
+ * through Leaflet.VectorGrid or embedded GeoJSON.
+ */
+(function () {
+  'use strict';
+
+  var _ = window.coopgis._, state = window.coopgis.state;
+  var COARSE = _.COARSE, ZERO_COLOR = _.ZERO_COLOR, faNum = _.faNum, el = _.el, query = _.query,
+    paramsOf = _.paramsOf, matches = _.matches, coopPopup = _.coopPopup, clusterPopup = _.clusterPopup,
+    polygonPopup = _.polygonPopup;
+
+  function coopColor(spec, props) {
+    if (spec.color) { return spec.color; }
+    return state.cfg.colors.kinds[props.kind] || '#555555';
+  }
+
+  function clusterMarker(latlng, props, spec) {
+    var n = props.count || 0;
+    var text = faNum(n);
+    var d = Math.round(Math.max(15 + 4.5 * Math.log10(Math.max(n, 2)), 6 + 5.6 * text.length));
+    var body = el('div', 'coop-cluster-body');
+    body.style.width = d + 'px';
+    body.style.height = d + 'px';
+    body.style.background = spec.color || state.cfg.colors.cluster;
+    body.appendChild(el('span', 'coop-cluster-count', text));
+    var icon = L.divIcon({html: body, className: 'coop-cluster', iconSize: [d, d]});
+    var m = L.marker(latlng, {icon: icon, keyboard: false, riseOnHover: true});
+    m.coopCount = n;
+    m.bindPopup(function () { return clusterPopup(props, latlng); }, {className: 'coop-popup-wrap'});
+    return m;
+  }
+
+  function pointMarker(latlng, props, spec, id) {
+    var coarse = !!COARSE[props.precision];
+    var color = coopColor(spec, props);
+    var m = L.circleMarker(latlng, {
+      radius: coarse ? 7 : 5.5, color: coarse ? color : '#ffffff', weight: coarse ? 2.2 : 1.2,
+      dashArray: coarse ? '3 3' : null, fillColor: color, fill: true, fillOpacity: coarse ? 0.08 : 0.95,
+      className: 'coop-point ' + (coarse ? 'coop-coarse' : 'coop-precise')
+    });
+    m.coopCount = 1;
+    m.bindPopup(function () { return coopPopup(props, id || props.registration_no, latlng); },
+      {className: 'coop-popup-wrap', maxWidth: 320});
+    return m;
+  }
+
+  function drawFeatures(features, spec) {
+    var group = L.layerGroup();
+    features.forEach(function (f) {
+      var c = f.geometry && f.geometry.coordinates;
+      if (!c) { return; }
+      var p = f.properties || {};
+      var latlng = L.latLng(c[1], c[0]);
+      group.addLayer(p.cluster ? clusterMarker(latlng, p, spec) : pointMarker(latlng, p, spec, f.id));
+    });
+    return group;
+  }
+
+  var CoopTiles = L.GridLayer.extend({
+    initialize: function (spec, options) {
+      L.GridLayer.prototype.initialize.call(this, options);
+      this.spec = spec;
+      this.on('tileunload', this._unloadTile, this);
+    },
+    onAdd: function (map) {
+      this._markers = L.layerGroup().addTo(map);
+      L.GridLayer.prototype.onAdd.call(this, map);
+    },
+    onRemove: function (map) {
+      L.GridLayer.prototype.onRemove.call(this, map);
+      map.removeLayer(this._markers);
+      this._markers = null;
+      this.fire('coopdata');
+    },
+    refresh: function () {
+      if (this._map) { this.redraw(); }
+    },
+    createTile: function (coords, done) {
+      var tile = document.createElement('div');
+      var self = this;
+      var url = state.cfg.base + '/tiles/cooperatives/' + coords.z + '/' + coords.x + '/' + coords.y + '.geojson' +
+        query(paramsOf(this.spec));
+      tile.coopAbort = window.AbortController ? new AbortController() : null;
+      fetch(url, tile.coopAbort ? {signal: tile.coopAbort.signal} : {})
+        .then(function (r) {
+          if (!r.ok) { throw new Error('HTTP ' + r.status); }
+          return r.json();
+        })
+        .then(function (fc) {
+          if (tile.coopGone || !self._markers) { return; }
+          tile.coopGroup = drawFeatures(fc.features || [], self.spec);
+          tile.coopCount = (fc.features || []).reduce(function (s, f) { return s + (f.properties.count || 0); }, 0);
+          self._markers.addLayer(tile.coopGroup);
+          done(null, tile);
+          self.fire('coopdata');
+        })
+        .catch(function (err) {
+          if (!tile.coopGone) { done(err, tile); }
+        });
+      return tile;
+    },
+    shownCount: function () {
+      var sum = 0;
+      var tiles = this._tiles || {};
+      Object.keys(tiles).forEach(function (k) {
+        var t = tiles[k];
+        if (t.current && t.el.coopCount) { sum += t.el.coopCount; }
+      });
+      return sum;
+    },
+    _unloadTile: function (e) {
+      var tile = e.tile;
+      tile.coopGone = true;
+      if (tile.coopAbort) { tile.coopAbort.abort(); }
+      if (tile.coopGroup && this._markers) { this._markers.removeLayer(tile.coopGroup); }
+    }
+  });
+
+  // Cooperatives embedded in a standalone page, clustered here on the same 32-pixel grid as the server's.
+
+  var CoopLocal = L.Layer.extend({
+    initialize: function (spec, features) {
+      this.spec = spec;
+      this.features = features;
+      this._count = 0;
+    },
+    onAdd: function (map) {
+      this._markers = L.layerGroup().addTo(map);
+      map.on('moveend', this.refresh, this);
+      this.refresh();
+    },
+    onRemove: function (map) {
+      map.off('moveend', this.refresh, this);
+      map.removeLayer(this._markers);
+      this._markers = null;
+      this._count = 0;
+      this.fire('coopdata');
+    },
+    refresh: function () {
+      if (!this._map) { return; }
+      var map = this._map;
+      var z = map.getZoom();
+      var params = paramsOf(this.spec);
+      var view = map.getBounds().pad(0.25);
+      var cells = {};
+      var order = [];
+      this.features.forEach(function (f) {
+        var c = f.geometry.coordinates;
+        var ll = L.latLng(c[1], c[0]);
+        if (!view.contains(ll) || !matches(f.properties, params)) { return; }
+        var key = f.id;
+        if (z <= state.cfg.clusterMaxZoom) {
+          var px = map.project(ll, z);
+          key = Math.floor(px.x / 32) + ':' + Math.floor(px.y / 32);
+        }
+        if (!cells[key]) { cells[key] = []; order.push(key); }
+        cells[key].push(f);
+      });
+      var features = order.map(function (key) { return clusterOf(cells[key]); });
+      this._markers.clearLayers();
+      this._markers.addLayer(drawFeatures(features, this.spec));
+      this._count = features.reduce(function (s, f) { return s + (f.properties.count || 1); }, 0);
+      this.fire('coopdata');
+    },
+    shownCount: function () { return this._count; }
+  });
+
+  function clusterOf(members) {
+    if (members.length === 1) {
+      var one = members[0];
+      return {type: 'Feature', id: one.id, geometry: one.geometry,
+        properties: Object.assign({cluster: false, count: 1}, one.properties)};
+    }
+    var x = 0, y = 0, people = 0, jobs = 0, kinds = {};
+    members.forEach(function (f) {
+      x += f.geometry.coordinates[0];
+      y += f.geometry.coordinates[1];
+      people += f.properties.members || 0;
+      jobs += f.properties.jobs || 0;
+      if (f.properties.kind) { kinds[f.properties.kind] = (kinds[f.properties.kind] || 0) + 1; }
+    });
+    return {type: 'Feature', geometry: {type: 'Point', coordinates: [x / members.length, y / members.length]},
+      properties: {cluster: true, count: members.length, members: people, jobs: jobs, kinds: kinds}};
+  }
+
+  function rampColor(value, breaks) {
+    if (!value) { return ZERO_COLOR; }
+    var ramp = state.cfg.colors.ramp;
+    for (var i = 0; i < breaks.length; i++) {
+      if (value <= breaks[i]) { return ramp[i]; }
+    }
+    return ramp[Math.min(breaks.length, ramp.length - 1)];
+  }
+
+  function countiesShown() {
+    return Object.keys(state.specs).some(function (id) {
+      var s = state.specs[id];
+      return s.source === 'counties' && s.style === 'choropleth' && state.layers[id] &&
+        state.map.hasLayer(state.layers[id]) &&
+        state.map.getZoom() >= (s.minZoom || 0);
+    });
+  }
+
+  function polygonStyle(spec) {
+    var colors = state.cfg.colors;
+    return function (p, zoom) {
+      if (spec.minZoom !== null && spec.minZoom !== undefined && zoom < spec.minZoom) { return null; }
+      var cls = 'coop-area coop-' + spec.source;
+      if (spec.style === 'choropleth') {
+        if (spec.source === 'provinces' && countiesShown()) {
+          return {fill: false, color: '#263238', weight: 2.2, opacity: 0.9, className: cls + ' coop-outline'};
+        }
+        var breaks = state.cfg.breaks[spec.source][state.measure] || [];
+        return {fill: true, fillColor: rampColor(p[state.measure], breaks), fillOpacity: 0.78, color: '#5f6b73',
+          weight: spec.source === 'provinces' ? 1.2 : 0.6, opacity: 0.9, className: cls + ' coop-choropleth'};
+      }
+      if (spec.style === 'outline') {
+        return {fill: false, color: spec.source === 'provinces' ? '#37474f' : '#78909c',
+          weight: spec.source === 'provinces' ? 1.6 : 0.7, opacity: 0.9, className: cls + ' coop-outline'};
+      }
+      if (spec.style === 'classes') {
+        var c = p.deprivation_class || 'no_data';
+        if (c === 'no_data') {
+          return {fill: true, fillColor: 'url(#coop-hatch)', fillOpacity: 0.8, color: '#8a8a8a', weight: 0.6,
+            dashArray: '3 3', className: cls + ' coop-class-no_data'};
+        }
+        return {fill: true, fillColor: colors.classes[c] || '#cccccc', fillOpacity: 0.75, color: '#7d7d7d',
+          weight: 0.6, className: cls + ' coop-class-' + c};
+      }
+      if (spec.style === 'border') {
+        return p.border === true || p.border === 'true' ?
+          {fill: false, color: colors.border, weight: 2.6, opacity: 0.95, className: cls + ' coop-border'} : null;
+      }
+      return null;
+    };
+  }
+
+  function tilePolygons(spec) {
+    var style = polygonStyle(spec);
+    var styles = {};
+    styles[spec.source] = function (p, z) { return style(p, z) || []; };
+    var layer = L.vectorGrid.protobuf(state.cfg.base + '/tiles/' + spec.source + '/{z}/{x}/{y}.mvt', {
+      rendererFactory: L.svg.tile, vectorTileLayerStyles: styles, interactive: true,
+      minZoom: spec.minZoom || 0, maxZoom: spec.maxZoom || 22, bounds: L.latLngBounds(state.cfg.bounds),
+      zIndex: spec.zIndex
+    });
+    layer.on('click', function (e) {
+      if (!e.layer || !e.layer.properties) { return; }
+      L.popup({className: 'coop-popup-wrap', maxWidth: 320}).setLatLng(e.latlng)
+        .setContent(polygonPopup(spec, e.layer.properties)).openOn(state.map);
+    });
+    layer.coopRestyle = function () { layer.redraw(); };
+    return layer;
+  }
+
+  function embeddedPolygons(spec) {
+    var style = polygonStyle(spec);
+    var source = spec.source === 'deprivation' ? 'counties' : spec.source;
+    var hidden = {stroke: false, fill: false, interactive: false};
+    function styleOf(f) { return style(f.properties, state.map.getZoom()) || hidden; }
+    var layer = L.geoJSON(state.data[source], {
+      style: styleOf,
+      onEachFeature: function (f, lyr) {
+        lyr.on('click', function (e) {
+          if (!style(f.properties, state.map.getZoom())) { return; }
+          L.popup({className: 'coop-popup-wrap', maxWidth: 320}).setLatLng(e.latlng)
+            .setContent(polygonPopup(spec, f.properties)).openOn(state.map);
+        });
+      }
+    });
+    layer.coopRestyle = function () { layer.setStyle(styleOf); };
+    return layer;
+  }
+
+  _.coopColor = coopColor; _.clusterMarker = clusterMarker; _.pointMarker = pointMarker;
+  _.drawFeatures = drawFeatures; _.CoopTiles = CoopTiles; _.CoopLocal = CoopLocal; _.clusterOf = clusterOf;
+  _.rampColor = rampColor; _.countiesShown = countiesShown; _.polygonStyle = polygonStyle;
+  _.tilePolygons = tilePolygons; _.embeddedPolygons = embeddedPolygons;
+}());
