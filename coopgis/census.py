@@ -60,12 +60,12 @@ def census_tables(source: Path, counties: gpd.GeoDataFrame, parents: dict[str, s
                        keep_default_na=False)
     ind = pd.read_csv(source / "deprivation/census1395_county_indicators.csv", dtype=str, keep_default_na=False)
 
-    unit_of_code = dict(zip(walk["official_county_code"], walk["census1395_sci_code"]))
-    unit_of_id = dict(zip(walk["official_county_id"], walk["census1395_sci_code"]))
+    unit_of_code = dict(zip(walk["official_county_code"], walk["census1395_sci_code"], strict=True))
+    unit_of_id = dict(zip(walk["official_county_id"], walk["census1395_sci_code"], strict=True))
     carved = set(walk.loc[walk["same_unit"] != "yes", "official_county_code"])
     rows = []
     for osm, iso, code in zip(counties["osm_relation_id"].astype(str), counties["province_iso"],
-                              counties["official_county_code"].fillna("").astype(str)):
+                              counties["official_county_code"].fillna("").astype(str), strict=True):
         if code and code in unit_of_code:
             unit, link = unit_of_code[code], ("carved_1398" if code in carved else "same")
         elif osm in parents and parents[osm] in unit_of_id:
