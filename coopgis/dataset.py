@@ -26,10 +26,12 @@ import shapely
 
 from coopgis.boundaries import Boundaries
 from coopgis.geocode import Geocoder
+from coopgis.labels import LabelTable, build_labels
 from coopgis.names import NameIndex
 from coopgis.nearest import NearestIndex
 from coopgis.privacy import mask_numbers
 from coopgis.search import SearchIndex, build_search_index
+from coopgis.standins import FieldGuide, build_guide
 from coopgis.text import to_persian_digits
 from coopgis.vocab import KINDS, SECTORS, STATUSES, label
 
@@ -119,6 +121,14 @@ class Collection:
         return (b'{"type":"Feature","id":' + ids[i] + b',"geometry":' + (geometry or geoms[i])
                 + b',"properties":' + props[i] + b"}")
 
+    def feature_with(self, i: int, extra: dict, level: str = "public") -> bytes:
+        """One GeoJSON Feature with ``extra`` properties after the row's own."""
+        ids, geoms, props = self.parts(level)
+        p = props[i]
+        more = orjson.dumps(extra)[1:-1]
+        body = p[:-1] + (b"," if len(p) > 2 and more else b"") + more + b"}"
+        return b'{"type":"Feature","id":' + ids[i] + b',"geometry":' + geoms[i] + b',"properties":' + body + b"}"
+
     @property
     def points(self) -> tuple[np.ndarray, np.ndarray]:
         """Longitudes and latitudes of a point collection (NaN where a row has no location)."""
@@ -172,6 +182,8 @@ class Dataset:
         self.verified = dict(verified or {})   # registration number -> the accepted decision applied
         self._names: NameIndex | None = None
         self._search: SearchIndex | None = None
+        self._labels: LabelTable | None = None
+        self._guide: FieldGuide | None = None
         self._lock = threading.Lock()
         coops = cooperatives.reset_index(drop=True).copy()
         if "uncertainty_m" not in coops.columns:  # a store written before uncertainty was measured
@@ -211,6 +223,16 @@ class Dataset:
         """Build the nearest and search indexes now (about 2 s for 100,000 cooperatives)."""
         self.collections["cooperatives"].nearest_index()
         self.search_index()
+        self.field_guide()
+
+    def field_guide(self) -> FieldGuide:
+        """Per cooperative: stand-in or not, the area it stands for, a real place to go to (made on first use)."""
+        if self._guide is None:
+            with self._lock:
+                if self._guide is None:
+                    coll = self.collections["cooperatives"]
+                    self._guide = build_guide(coll.frame, *coll.points, self.boundaries)
+        return self._guide
 
     @property
     def names(self) -> NameIndex:
@@ -220,6 +242,24 @@ class Dataset:
                 if self._names is None:
                     self._names = NameIndex(self.boundaries, self.geocoder)
         return self._names
+
+    def place_labels(self) -> LabelTable:
+        """The place-name labels of the boundaries, with their zooms (made on first use, about a second)."""
+        if self._labels is None:
+            with self._lock:
+                if self._labels is None:
+                    self._labels = build_labels(self.boundaries)
+        return self._labels
+
+    @property
+    def labels_made(self) -> LabelTable | None:
+        """The labels if they were made already (None: not yet)."""
+        return self._labels
+
+    def lend_labels(self, other: Dataset) -> None:
+        """Use ``other``'s labels when it has made them over the same boundaries (a reload)."""
+        if other.boundaries is self.boundaries and self._labels is None:
+            self._labels = other._labels
 
     def search_index(self) -> SearchIndex:
         """The search index of the cooperatives (made on first use)."""
@@ -239,9 +279,10 @@ class Dataset:
 
         frame = apply_verified(self.cooperatives, accepted, self.boundaries)
         learn_villages(self.geocoder, frame, accepted)
-        moved = np.flatnonzero(frame["registration_no"].astype(str).isin(list(accepted)).to_numpy())
         out = copy.copy(self)
         out._lock = threading.Lock()
+        moved = np.flatnonzero(frame["registration_no"].astype(str).isin(list(accepted)).to_numpy())
+        out._guide = self._guide.verified(moved) if self._guide is not None else None
         # The search index and the name index stay: names, places and addresses do not move (a moved
         # cooperative is found under its former county's name until the next reload).
         out.cooperatives = frame

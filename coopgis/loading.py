@@ -83,4 +83,7 @@ def load_dataset(settings: Settings, previous: Dataset | None = None,
     frame, report = store.read_with_ingest_report()
     accepted, _ = (log or LocationReportLog(settings.data)).accepted()
     learn_villages(geocoder, frame, accepted)
-    return Dataset(apply_verified(frame, accepted, boundaries), boundaries, report, geocoder, verified=accepted)
+    dataset = Dataset(apply_verified(frame, accepted, boundaries), boundaries, report, geocoder, verified=accepted)
+    if previous is not None:
+        dataset.lend_labels(previous)
+    return dataset

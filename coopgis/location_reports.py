@@ -16,6 +16,7 @@ Applying accepted reports to the dataset is ``corrections.py``'s job.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import os
 import threading
@@ -52,9 +53,14 @@ def new_decision(report: dict, decision: str, by: str, current: dict, comment: s
 
 
 def new_report(registration_no: str, reporter: str, current: dict, lon: float, lat: float, accuracy_m: float,
-               reason: str, note: str | None) -> dict:
-    """A new pending report; ``current`` is the cooperative's location now ({lon, lat, precision})."""
-    return {
+               reason: str, note: str | None, idempotency_key: str | None = None) -> dict:
+    """A new pending report; ``current`` is the cooperative's location now ({lon, lat, precision}).
+
+    With ``idempotency_key`` (the client's ``Idempotency-Key``) the record also keeps the key and a
+    fingerprint of what was reported, so a retry of the same report is recognised (:meth:`LocationReportLog.
+    by_idempotency_key`) and the same key with another report is told apart.
+    """
+    record = {
         "id": uuid.uuid4().hex,
         "registration_no": registration_no,
         "reporter": reporter,
@@ -65,6 +71,17 @@ def new_report(registration_no: str, reporter: str, current: dict, lon: float, l
         "note": note,
         "status": "pending",
     }
+    if idempotency_key is not None:
+        record["idempotency_key"] = idempotency_key
+        record["fingerprint"] = report_fingerprint(registration_no, lon, lat, accuracy_m, reason, note)
+    return record
+
+
+def report_fingerprint(registration_no: str, lon: float, lat: float, accuracy_m: float, reason: str,
+                       note: str | None) -> str:
+    """A digest of what a report says (not when or by whom), to recognise a retry of the same report."""
+    text = orjson.dumps([str(registration_no), float(lon), float(lat), float(accuracy_m), reason, note])
+    return hashlib.sha256(text).hexdigest()
 
 
 @dataclass
@@ -95,6 +112,7 @@ class _Index:
     last_decision: dict[str, str] = field(default_factory=dict)  # registration number -> decision id
     accepted: dict[str, dict] = field(default_factory=dict)      # registration number -> accepted decision
     submitted: dict[str, list[float]] = field(default_factory=dict)  # reporter -> times (epoch s)
+    by_key: dict[tuple[str, str], str] = field(default_factory=dict)  # (reporter, idempotency key) -> id
     accepted_changes: int = 0                                  # grows whenever `accepted` changes
 
     def add(self, rec: dict) -> None:
@@ -107,6 +125,8 @@ class _Index:
             self.reports[rec["id"]] = report
             self.by_reg.setdefault(reg, []).append(rec["id"])
             self.submitted.setdefault(str(rec.get("reporter")), []).append(_epoch(rec.get("submitted_at")))
+            if isinstance(rec.get("idempotency_key"), str):
+                self.by_key.setdefault((str(rec.get("reporter")), rec["idempotency_key"]), rec["id"])
         elif kind == "decision" and _valid_decision(rec):
             reg = str(rec["registration_no"])
             decided = self.reports.get(rec["report_id"])
@@ -222,6 +242,13 @@ class LocationReportLog:
         with self._guard:
             times = self._refresh().submitted.get(reporter, [])
             return [t for t in times[-5000:] if t >= since]
+
+    def by_idempotency_key(self, reporter: str, key: str) -> dict | None:
+        """The report ``reporter`` sent with ``Idempotency-Key: key`` (keys are the reporter's own), if any."""
+        with self._guard:
+            idx = self._refresh()
+            found = idx.by_key.get((reporter, key))
+            return dict(idx.reports[found]) if found else None
 
     def pending(self, registration_no: str) -> int:
         """Reports on a cooperative still waiting for a decision."""

@@ -135,6 +135,15 @@ def load_preset(path: Path) -> Preset:
     return _Checker(path).preset(doc)
 
 
+def preset_from_text(name: str, text: str) -> Preset:
+    """A preset written in code rather than in ``maps/`` (e.g. a field pack's map), checked the same way."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PresetError(f"{name}.toml: not valid TOML ({exc})") from None
+    return _Checker(Path(f"{name}.toml")).preset(doc)
+
+
 # ---- validation -------------------------------------------------------------------------------
 
 class _Checker:
@@ -350,4 +359,5 @@ class _Checker:
                           color=None if t.get("color") is None else self.color(t["color"], f"{where}.color"))
 
 
-__all__ = ["MapSettings", "Preset", "PresetError", "LayerSpec", "LegendItem", "load_presets", "load_preset"]
+__all__ = ["MapSettings", "Preset", "PresetError", "LayerSpec", "LegendItem", "load_presets", "load_preset",
+           "preset_from_text"]

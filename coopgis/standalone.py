@@ -29,6 +29,8 @@ COUNTY_FIELDS = ("osm_relation_id", "province_iso", "name_fa", "official_county_
 DEPRIVATION_FIELDS = ("deprivation_class", "deprived", "source_url", "note")
 PROVINCE_TOLERANCE = 0.03      # degrees; coverage_simplify removes vertices below this squared area
 COUNTY_TOLERANCE = 0.02
+NATIONAL_LABEL_ZOOM = 9        # a file of the whole country names places down to cities, not villages
+LABEL_MARGIN = 0.1             # degrees of labels kept around the selected provinces or counties
 
 
 class RenderError(Exception):
@@ -52,8 +54,11 @@ def parse_filters(dataset: Dataset, values: dict[str, str | None]) -> Cooperativ
 
 
 def render_standalone(preset: Preset, dataset: Dataset, flt: CooperativeFilter, map_settings: MapSettings,
-                      cluster_max_zoom: int = 11, label: str = "") -> str:
-    """The HTML of a standalone file; :class:`RenderError` when the preset or selection does not fit."""
+                      cluster_max_zoom: int = 11, label: str = "", made: str | None = None) -> str:
+    """The HTML of a standalone file; :class:`RenderError` when the preset or selection does not fit.
+
+    ``made`` is the Jalali date the file says it was made (default: today).
+    """
     if preset.controls["field"]:
         raise RenderError(f"the map {preset.name!r} needs the server (nearest cooperatives, search, location "
                           "reports); render a map without a field panel, such as national, deprivation or "
@@ -67,17 +72,36 @@ def render_standalone(preset: Preset, dataset: Dataset, flt: CooperativeFilter, 
     provinces = flt.province or (sorted(set(coll.frame["province"].iloc[rows].dropna())) if flt.county else None)
     data = {"cooperatives": _points(coll, rows),
             "provinces": _polygons(dataset.collections["provinces"].frame, PROVINCE_FIELDS, PROVINCE_TOLERANCE),
-            "counties": _counties(dataset, provinces)}
+            "counties": _counties(dataset, provinces),
+            "places": _labels(dataset, flt)}
     extra = {}
     if len(rows) and (flt.province or flt.county):
         lon, lat = lons[rows], lats[rows]
         extra["fit"] = [[float(lat.min()), float(lon.min())], [float(lat.max()), float(lon.max())]]
-    made = jdatetime.date.today().strftime("%Y/%m/%d")
+    made = made or jdatetime.date.today().strftime("%Y/%m/%d")
     note = (f"پرونده مستقل، ساخته‌شده {to_persian_digits(made)}: {to_persian_digits(f'{len(rows):,}')} تعاونی"
             + (f" (\u2068{label}\u2069)" if label else "") + ". رنگ استان‌ها و شهرستان‌ها جمع کل داده‌هاست.")
     page = Page(base="", web_dir=map_settings.web_dir, facts=page_facts(dataset, cluster_max_zoom), inline=True,
                 data=data, note=note, extra=extra)
     return render_preset(preset, page)
+
+
+def _labels(dataset: Dataset, flt: CooperativeFilter) -> list[list]:
+    """The place-name labels the file shows: every label of the selected provinces or counties (with a
+    margin), or the labels down to :data:`NATIONAL_LABEL_ZOOM` for the whole country."""
+    table = dataset.place_labels()
+    areas = None
+    if flt.county:
+        counties = dataset.collections["counties"].frame
+        areas = counties[counties["osm_relation_id"].astype(str).isin([str(c) for c in flt.county])]
+    elif flt.province:
+        provinces = dataset.collections["provinces"].frame
+        areas = provinces[provinces["iso_3166_2"].isin(flt.province)]
+    if areas is None or areas.empty:
+        return table.records(table.rows_in((-180, -90, 180, 90), NATIONAL_LABEL_ZOOM))
+    minx, miny, maxx, maxy = areas.total_bounds
+    return table.records(table.rows_in((minx - LABEL_MARGIN, miny - LABEL_MARGIN, maxx + LABEL_MARGIN,
+                                        maxy + LABEL_MARGIN)))
 
 
 def _points(coll, rows: np.ndarray) -> dict:

@@ -36,6 +36,12 @@ Boundaries (provinces, counties, deprivation)
     tile on each side (64 units in MVT, the same margin for GeoJSON). Counties and
     deprivation share one geometry cache.
 
+Places (place-name labels)
+    The labels of :mod:`coopgis.labels`, whose zooms were decided once for the whole country,
+    sorted by Morton code like the cooperatives: a tile is the run of its area with
+    ``min_zoom <= z <= max_zoom``, each label's GeoJSON bytes made once. A label is in the
+    tile of its point only.
+
 Formats
     MVT (extent 4096, y down, layer named as the collection) and GeoJSON
     (FeatureCollection in longitude/latitude, RFC 7946). An empty tile is an empty
@@ -59,7 +65,8 @@ import pandas as pd
 import shapely
 from mapbox_vector_tile.Mapbox import vector_tile_pb2
 
-from coopgis.dataset import Collection, Dataset, plain_value, right_sized
+from coopgis.dataset import Collection, Dataset, Packed, plain_value, right_sized
+from coopgis.labels import LABEL_MAX_ZOOM, LABEL_MIN_ZOOM, LabelTable
 from coopgis.media import GEOJSON, MVT
 from coopgis.vocab import KINDS
 
@@ -77,7 +84,8 @@ MAX_LAT = 85.0511287798066                   # latitude at v = 0 (the edge of We
 TILE_MEDIA = {"mvt": MVT, "geojson": GEOJSON}
 POINT_LAYER = "cooperatives"
 POLYGON_LAYERS = ("provinces", "counties", "deprivation")
-LAYERS = (POINT_LAYER, *POLYGON_LAYERS)
+PLACES_LAYER = "places"      # place-name labels (coopgis.labels): a tile layer, not a collection
+LAYERS = (POINT_LAYER, *POLYGON_LAYERS, PLACES_LAYER)
 
 # Properties of a single cooperative in a tile (a short subset of the public columns;
 # never phone). `county` is the county name, `province` the ISO 3166-2 code.
@@ -496,6 +504,67 @@ class PolygonLayer:
         return rows[keep], clipped[keep]
 
 
+class PlaceLayer:
+    """Place-name labels ready for tiles: sorted by Morton code, each label's feature made once."""
+
+    PROPERTIES = ("name", "kind", "min_zoom", "max_zoom", "rank")
+
+    def __init__(self, table: LabelTable):
+        self.table = table
+        u, v = lonlat_to_world(table.lon, table.lat)
+        scale, top = float(2 ** INDEX_BITS), 2 ** INDEX_BITS - 1
+        ix = np.clip(np.floor(u * scale), 0, top).astype(np.uint64)
+        iy = np.clip(np.floor(v * scale), 0, top).astype(np.uint64)
+        codes = morton(ix, iy)
+        order = np.argsort(codes, kind="stable")
+        self.codes = codes[order]
+        self.u, self.v = u[order], v[order]
+        self.min_zoom = table.min_zoom[order]
+        self.max_zoom = table.max_zoom[order]
+        self.rank = table.rank[order]
+        self.props = [{"name": table.name[r], "kind": table.kind[r], "min_zoom": int(table.min_zoom[r]),
+                       "max_zoom": int(table.max_zoom[r]), "rank": int(table.rank[r])} for r in order.tolist()]
+        lon, lat = np.round(table.lon[order], 6), np.round(table.lat[order], 6)
+        self.geojson = Packed(orjson.dumps({"type": "Feature", "id": int(table.rank[r]),
+                                            "geometry": {"type": "Point", "coordinates": [float(x), float(y)]},
+                                            "properties": p})
+                              for r, x, y, p in zip(order.tolist(), lon.tolist(), lat.tolist(), self.props,
+                                                    strict=True))
+        # Per zoom, the labels shown there (positions in Morton order) and their codes: a tile is then
+        # two binary searches and a slice, however many labels other zooms have in its area.
+        self.by_zoom: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for z in range(LABEL_MIN_ZOOM, LABEL_MAX_ZOOM + 1):
+            shown = np.flatnonzero((self.min_zoom <= z) & (self.max_zoom >= z))
+            self.by_zoom[z] = (self.codes[shown], shown)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def select(self, z: int, x: int, y: int) -> np.ndarray:
+        """Sorted positions of the labels shown in a tile."""
+        if z < LABEL_MIN_ZOOM:
+            return np.empty(0, np.int64)
+        codes, shown = self.by_zoom[min(z, LABEL_MAX_ZOOM)]   # deeper zooms show what the deepest shows
+        shift = 2 * (INDEX_BITS - z)
+        m = morton(x, y)
+        lo = int(np.searchsorted(codes, np.uint64(m << shift), side="left"))
+        hi = int(np.searchsorted(codes, np.uint64((m + 1) << shift), side="left"))
+        return shown[lo:hi]
+
+    def tile(self, z: int, x: int, y: int, fmt: str) -> tuple[bytes, int]:
+        idx = self.select(z, x, y)
+        if fmt == "geojson":
+            return (b'{"type":"FeatureCollection","features":[' + b",".join(self.geojson[i] for i in idx.tolist())
+                    + b"]}"), len(idx)
+        n = 2 ** z
+        px = np.floor((self.u[idx] * n - x) * EXTENT).astype(np.int64).clip(0, EXTENT - 1)
+        py = np.floor((self.v[idx] * n - y) * EXTENT).astype(np.int64).clip(0, EXTENT - 1)
+        feats: list[tuple[int | None, int, int, dict]] = [
+            (int(self.rank[i]), a, b, self.props[i]) for i, a, b in zip(idx.tolist(), px.tolist(), py.tolist(),
+                                                                         strict=True)]
+        return encode_point_layer(PLACES_LAYER, feats), len(feats)
+
+
 def _polygonal(g):
     """Only the polygon parts of a geometry (clipping and snapping can leave lines or points)."""
     if g is None:
@@ -539,6 +608,7 @@ class TileEngine:
         self._points: PointIndex | None = None
         self._polygons: dict[str, PolygonLayer] = {}
         self._geometry_sets: dict[tuple, GeometrySet] = {}
+        self._places: PlaceLayer | None = None
         self._lock = threading.RLock()
 
     # -- lazily built structures
@@ -565,12 +635,25 @@ class TileEngine:
                     layer = self._polygons[name] = PolygonLayer(coll, gset)
         return layer
 
+    def places(self) -> PlaceLayer:
+        if self._places is None:
+            with self._lock:
+                if self._places is None:
+                    self._places = PlaceLayer(self.dataset.place_labels())
+        return self._places
+
+    def lend_places(self, other: TileEngine) -> None:
+        """Keep ``other``'s label tiles when this dataset has the same labels (a decision or a reload)."""
+        if self._places is None and other._places is not None and other._places.table is self.dataset.labels_made:
+            self._places = other._places
+
     def warm(self) -> None:
-        """Build the point index and the polygon layers now rather than on the first tile."""
+        """Build the point index, the polygon layers and the labels now rather than on the first tile."""
         self.points()
         for name in POLYGON_LAYERS:
             if name in self.dataset.collections:
                 self.polygons(name)
+        self.places()
 
     def filter_mask(self, flt) -> np.ndarray | None:
         """The filter as a boolean mask over the sorted points (None: no filter)."""
@@ -591,7 +674,7 @@ class TileEngine:
 
     def tile(self, layer: str, z: int, x: int, y: int, fmt: str, flt=None) -> Tile:
         """The encoded tile, from the cache when it was made before."""
-        if layer not in LAYERS or layer not in self.dataset.collections:
+        if layer not in LAYERS or (layer != PLACES_LAYER and layer not in self.dataset.collections):
             raise KeyError(layer)
         fkey = filter_key(flt) if layer == POINT_LAYER else ()
         key = (layer, z, x, y, fmt, fkey)
@@ -600,6 +683,8 @@ class TileEngine:
             return hit
         if layer == POINT_LAYER:
             body, n = self._point_tile(z, x, y, fmt, flt)
+        elif layer == PLACES_LAYER:
+            body, n = self.places().tile(z, x, y, fmt)
         else:
             body, n = self._polygon_tile(layer, z, x, y, fmt)
         tile = make_tile(body, n, fmt)

@@ -73,6 +73,8 @@ PRECISION_FA = {
     "county": "شهرستان (نقطه نماینده)", "province": "استان (نقطه نماینده)", "none": "نامعلوم",
 }
 PRECISIONS = tuple(PRECISION_FA)
+# Precisions whose point stands in for an area (its median or seat town), not for the cooperative's place.
+STAND_IN_PRECISIONS = ("rural_district", "district", "county", "province")
 
 
 def _index(terms: tuple[Term, ...]) -> dict[str, str]:

@@ -35,21 +35,33 @@ def coops(dataset):
 
 @pytest.fixture(scope="module")
 def located_rows(coops):
-    """(registration_no, lon, lat) of every cooperative with a point, from the GeoDataFrame itself."""
+    """(registration_no, lon, lat, stand-in) of every cooperative with a point, from the GeoDataFrame itself."""
     f = coops.frame
     pts = f.geometry
     ok = pts.notna() & ~pts.is_empty
-    return [(r, g.x, g.y) for r, g in zip(f.loc[ok, "registration_no"], pts[ok], strict=False)]
+    stand_in = f.loc[ok, "precision"].isin(["rural_district", "district", "county", "province"])
+    return [(r, g.x, g.y, s) for r, g, s in zip(f.loc[ok, "registration_no"], pts[ok], stand_in, strict=False)]
 
 
 def brute_force(located_rows, lon, lat, radius_km):
-    d = [(haversine_km(lon, lat, x, y), reg) for reg, x, y in located_rows]
+    d = [(haversine_km(lon, lat, x, y), reg) for reg, x, y, _ in located_rows]
     return sorted(t for t in d if t[0] <= radius_km)
+
+
+def brute_force_ranked(located_rows, lon, lat, radius_km):
+    """(ranking distance, distance, registration_no) inside the radius, in the order a field list shows them:
+    a stand-in point counts 25 % + 1 km farther (README, Field work), ties by the row's order."""
+    out = []
+    for i, (reg, x, y, stand_in) in enumerate(located_rows):
+        d = haversine_km(lon, lat, x, y)
+        if d <= radius_km:
+            out.append((d * 1.25 + 1.0 if stand_in else d, i, d, reg))
+    return [(rank, d, reg) for rank, _, d, reg in sorted(out)]
 
 
 def isolated_point(located_rows, min_km=5.0):
     """A cooperative's location with no other cooperative location within ``min_km``."""
-    points = sorted({(round(x, 6), round(y, 6)) for _, x, y in located_rows})
+    points = sorted({(round(x, 6), round(y, 6)) for _, x, y, _ in located_rows})
     arr = np.array(points)
     for x, y in points:
         near = np.abs(arr[:, 0] - x) + np.abs(arr[:, 1] - y) < 0.2
@@ -70,20 +82,21 @@ def assert_problem(r, status):
 # ---- nearest -----------------------------------------------------------------------------------
 
 def test_nearest_matches_brute_force(client, located_rows):
-    _, lon, lat = located_rows[len(located_rows) // 2]
+    _, lon, lat, _ = located_rows[len(located_rows) // 2]
     lon, lat = lon + 0.03, lat - 0.02
     r = client.get("/nearest", params={"lon": lon, "lat": lat, "radius_km": 300, "limit": 40})
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("application/geo+json")
     body = r.json()
-    expected = brute_force(located_rows, lon, lat, 300)
+    expected = brute_force_ranked(located_rows, lon, lat, 300)
     assert body["type"] == "FeatureCollection"
     assert body["numberMatched"] == len(expected)
     assert body["numberReturned"] == len(body["features"]) == min(40, len(expected)) > 0
     got = [f["properties"]["distance_km"] for f in body["features"]]
-    assert got == sorted(got)
-    assert got == pytest.approx([round(d, 2) for d, _ in expected[:40]], abs=0.011)
-    by_reg = {reg: d for d, reg in expected}
+    assert got == pytest.approx([round(d, 2) for _, d, _ in expected[:40]], abs=0.011)
+    ranked = [d * 1.25 + 1 if f["properties"]["stand_in"] else d for d, f in zip(got, body["features"], strict=True)]
+    assert ranked == sorted(ranked) or ranked == pytest.approx(sorted(ranked), abs=0.02)
+    by_reg = {reg: d for _, d, reg in expected}
     for f in body["features"]:
         p = f["properties"]
         assert p["distance_km"] == pytest.approx(by_reg[p["registration_no"]], abs=0.006)
@@ -114,7 +127,7 @@ def test_nearest_directions(client, located_rows):
 
 
 def test_nearest_radius_respected(client, located_rows):
-    _, lon, lat = located_rows[0]
+    _, lon, lat, _ = located_rows[0]
     for radius in (2, 25, 120):
         r = client.get("/nearest", params={"lon": lon, "lat": lat, "radius_km": radius, "limit": 100})
         body = r.json()
@@ -123,14 +136,14 @@ def test_nearest_radius_respected(client, located_rows):
 
 
 def test_nearest_persian_digits_and_geo_uri(client, located_rows):
-    reg, lon, lat = located_rows[3]
+    reg, lon, lat, _ = located_rows[3]
     ascii_ = client.get("/nearest", params={"lon": f"{lon:.4f}", "lat": f"{lat:.4f}", "limit": 5}).json()
     fa_lon = to_persian_digits(f"{lon:.4f}").replace(".", "٫")
     fa_lat = "".join("٠١٢٣٤٥٦٧٨٩"[int(c)] if c.isdigit() else c for c in f"{lat:.4f}")  # Arabic-Indic
     r = client.get("/nearest", params={"lon": fa_lon, "lat": fa_lat, "limit": "۵"})
     assert r.status_code == 200, r.text
     assert r.json()["features"] == ascii_["features"]
-    first = r.json()["features"][0]
+    first = next(f for f in r.json()["features"] if not f["properties"]["stand_in"])   # stand-ins: test_standins
     uri = first["properties"]["geo_uri"]
     x, y = first["geometry"]["coordinates"]
     assert uri.startswith(f"geo:{y:.6f},{x:.6f}?q={y:.6f},{x:.6f}(")
@@ -139,7 +152,7 @@ def test_nearest_persian_digits_and_geo_uri(client, located_rows):
 
 
 def test_nearest_filters_and_limits(client, located_rows):
-    _, lon, lat = located_rows[10]
+    _, lon, lat, _ = located_rows[10]
     r = client.get("/nearest", params={"lon": lon, "lat": lat, "radius_km": 500, "limit": 1000})
     assert r.status_code == 200 and r.json()["numberReturned"] <= 100
     r = client.get("/nearest", params={"lon": lon, "lat": lat, "radius_km": 500, "kind": "تولیدی"})

@@ -32,11 +32,13 @@ from coopgis.media import GEOJSON, JSON
 from coopgis.text import norm, to_ascii_digits
 from coopgis.values import registration_no_key
 
+MAX_COMMENT = 2000
+
 
 class DecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     decision: str = Field(pattern="^(accepted|rejected)$", description="accepted or rejected")
-    comment: str | None = Field(None, max_length=2000)
+    comment: str | None = Field(None, max_length=MAX_COMMENT)
 
 
 def build_router(settings) -> APIRouter:

@@ -20,7 +20,7 @@ import time
 from datetime import UTC, datetime
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -31,14 +31,20 @@ from coopgis.api.params import Integer, count_query, filter_dependency
 from coopgis.api.security import require
 from coopgis.auth import Principal
 from coopgis.dataset import Collection, Dataset
+from coopgis.distance import haversine_km
 from coopgis.filters import CooperativeFilter, count, number
+from coopgis.geocode import join_county
 from coopgis.location_reports import STATUSES, LocationReportLog, new_report
 from coopgis.media import GEOJSON, JSON
-from coopgis.nearest import direction, geo_uri, nearest_rows
+from coopgis.nearest import direction, initial_bearing, nearest_rows
 from coopgis.search import search_rows
 from coopgis.settings import ServiceSettings
+from coopgis.standins import FieldGuide
 from coopgis.text import norm, to_ascii_digits
 from coopgis.values import registration_no_key
+
+MAX_IDEMPOTENCY_KEY = 100
+IDEMPOTENCY_KEY = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_IDEMPOTENCY_KEY}}}")
 
 
 def build_router(settings: ServiceSettings) -> APIRouter:
@@ -68,13 +74,15 @@ def build_router(settings: ServiceSettings) -> APIRouter:
                            title="Radius out of range")
         coll = ds.collections["cooperatives"]
         mask = None if flt.is_empty() else flt.mask(coll)
-        hit = nearest_rows(coll.nearest_index(), x, y, radius, size, mask)
-        features = [_feature(coll, int(r), _nearest_props(coll, int(r), d, b))
+        guide = ds.field_guide()
+        hit = nearest_rows(coll.nearest_index(), x, y, radius, size, mask, stand_in=guide.stand_in)
+        features = [_feature(coll, int(r), _nearest_props(coll, guide, int(r), d, b, (x, y)))
                     for r, d, b in zip(hit.rows, hit.distance_km, hit.bearing_deg, strict=False)]
         head = {"type": "FeatureCollection", "numberMatched": hit.matched, "numberReturned": len(features),
                 "timeStamp": _now(),
                 "query": {"lon": x, "lat": y, "radius_km": radius, "limit": size},
                 "nearest_place": ds.geocoder.nearest_place(x, y),
+                "county": _county_here(request, ds, x, y),
                 "links": [link(self_url(request), "self", GEOJSON)]}
         return _collection(head, features)
 
@@ -86,17 +94,23 @@ def build_router(settings: ServiceSettings) -> APIRouter:
                                      description="registration number, part of a name, or a village, city "
                                                  f"or county name; 1..{longest_q} characters once normalised"),
                limit: Integer | None = count_query(20, most_found),
+               lon: str | None = Query(None, max_length=40, description="the searcher's longitude (WGS 84), for "
+                                                                           "distance and direction; with lat"),
+               lat: str | None = Query(None, max_length=40, description="the searcher's latitude (WGS 84); with lon"),
                flt: CooperativeFilter = Depends(filters)):
         text = _search_text(q, longest_q)
         size = count(limit, "limit", 20, most_found)
         ds = _ds(request)
+        here = _here(ds, lon, lat)
         coll = ds.collections["cooperatives"]
         mask = None if flt.is_empty() else flt.mask(coll)
         hits = search_rows(ds.search_index(), coll.row_of, text, size, mask)
-        features = [_feature(coll, r, {"match": m, "score": s}) for r, m, s in hits]
+        guide = ds.field_guide()
+        features = [_feature(coll, r, {"match": m, "score": s, **_search_props(coll, guide, r, here)})
+                    for r, m, s in hits]
+        query = {"q": text, "limit": size} | ({"lon": here[0], "lat": here[1]} if here else {})
         head = {"type": "FeatureCollection", "numberReturned": len(features), "timeStamp": _now(),
-                "query": {"q": text, "limit": size},
-                "links": [link(self_url(request), "self", GEOJSON)]}
+                "query": query, "links": [link(self_url(request), "self", GEOJSON)]}
         return _collection(head, features)
 
     # ---- location reports -------------------------------------------------------------------
@@ -107,7 +121,12 @@ def build_router(settings: ServiceSettings) -> APIRouter:
     def create_report(request: Request,
                       registration_no: str = Path(description="registration number (Persian digits allowed)"),
                       reporter: str = Depends(reporter_identity),
-                      body: LocationReportIn = Depends(report_body)):
+                      body: LocationReportIn = Depends(report_body),
+                      idempotency_key: str | None = Header(
+                          None, alias="Idempotency-Key", max_length=MAX_IDEMPOTENCY_KEY,
+                          description="a key the client makes once per report (e.g. a UUID) and sends again with "
+                                      "every retry: the report is recorded once, and a retry answers the "
+                                      "recorded report (header Idempotent-Replayed: true)")):
         ds = _ds(request)
         coll = ds.collections["cooperatives"]
         reg = registration_no_key(registration_no)
@@ -115,11 +134,19 @@ def build_router(settings: ServiceSettings) -> APIRouter:
         if row is None:
             raise NotFound(f"no cooperative with registration number {registration_no!r}")
         check_point(ds, body.lon, body.lat)
+        key = _idempotency_key(idempotency_key)
         reg = str(coll.frame[coll.id_column].iat[row])
         log = _log(request)
         record = new_report(reg, reporter, coll.location(row), body.lon, body.lat, body.accuracy_m,
-                            body.reason, body.note)
-        with log.exclusive():  # the limits hold across threads and worker processes
+                            body.reason, body.note, idempotency_key=key)
+        with log.exclusive():  # the limits and the keys hold across threads and worker processes
+            sent = log.by_idempotency_key(reporter, key) if key else None
+            if sent is not None:  # a retry: answer what was recorded, record nothing, charge nothing
+                if sent.get("fingerprint") != record["fingerprint"]:
+                    raise ApiError(f"Idempotency-Key {key!r} was used for another report (report {sent['id']}); "
+                                   "make a new key for each report", status=409, title="Idempotency key reused")
+                return JSONResponse(sent, status_code=201, headers={
+                    "Location": f"{base_url(request)}/location-reports/{sent['id']}", "Idempotent-Replayed": "true"})
             check_report_limits(log, reporter, reg, request.app.state.settings)
             try:
                 log.append(record)
@@ -176,6 +203,17 @@ def _search_text(q: str | None, longest: int) -> str:
     return text
 
 
+def _idempotency_key(value: str | None) -> str | None:
+    """The Idempotency-Key header: 1 to 100 letters, digits and - _ . : (a UUID fits); 400 otherwise."""
+    if value is None:
+        return None
+    key = value.strip()
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        raise ApiError(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} letters, digits, '-', '_', '.' or ':' "
+                       "(a UUID fits)", title="Invalid Idempotency-Key")
+    return key
+
+
 def check_point(ds: Dataset, lon: float, lat: float) -> None:
     """400 unless lon/lat is a point in Iran; the message says what looks wrong."""
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
@@ -195,13 +233,62 @@ def check_point(ds: Dataset, lon: float, lat: float) -> None:
                        title="Point outside Iran", issue="coord_outside_iran")
 
 
-def _nearest_props(coll: Collection, row: int, distance_km: float, bearing_deg: float) -> dict:
-    en, fa = direction(bearing_deg)
-    name = coll.frame["name"].iat[row]
+def _here(ds: Dataset, lon: str | None, lat: str | None) -> tuple[float, float] | None:
+    """The searcher's point when both lon and lat are given (checked like /nearest), else None."""
+    given = [v for v in (lon, lat) if v is not None and v.strip()]
+    if not given:
+        return None
+    if len(given) == 1:
+        raise ApiError("give both lon and lat (the searcher's location), or neither", title="Incomplete location")
+    x, y = number(lon or "", "lon"), number(lat or "", "lat")
+    check_point(ds, x, y)
+    return x, y
+
+
+def _honest(coll: Collection, guide: FieldGuide, row: int, here: tuple[float, float] | None) -> dict:
+    """What every field list says of a cooperative's point: approximate or not, stand-in or not, the area a
+    stand-in stands for, and where its directions lead (never to a stand-in point)."""
     lon, lat = coll.points
+    name = coll.frame["name"].iat[row]
+    precision = coll.frame["precision"].iat[row]
+    uncertainty = coll.frame["uncertainty_m"].iat[row]
+    out = guide.describe(row, precision if isinstance(precision, str) else None, float(lon[row]), float(lat[row]),
+                         name if isinstance(name, str) else None, here)
+    out["approximate"] = bool(out["stand_in"] or (isinstance(uncertainty, (int, float)) and uncertainty > 0))
+    out["geo_uri"] = out["directions"]["geo_uri"] if out["directions"] else None
+    return out
+
+
+def _nearest_props(coll: Collection, guide: FieldGuide, row: int, distance_km: float, bearing_deg: float,
+                   here: tuple[float, float]) -> dict:
+    en, fa = direction(bearing_deg)
     return {"distance_km": round(float(distance_km), 2), "bearing_deg": round(float(bearing_deg), 1) % 360,
-            "direction_fa": fa, "direction_en": en,
-            "geo_uri": geo_uri(float(lon[row]), float(lat[row]), name if isinstance(name, str) else None)}
+            "direction_fa": fa, "direction_en": en, **_honest(coll, guide, row, here)}
+
+
+def _search_props(coll: Collection, guide: FieldGuide, row: int, here: tuple[float, float] | None) -> dict:
+    out = _honest(coll, guide, row, here)
+    lon, lat = coll.points
+    x, y = float(lon[row]), float(lat[row])
+    if here is not None and math.isfinite(x) and math.isfinite(y):
+        bearing = initial_bearing(here[0], here[1], x, y)
+        en, fa = direction(bearing)
+        out = {"distance_km": round(float(haversine_km(here[0], here[1], x, y)), 2),
+               "bearing_deg": round(bearing, 1) % 360, "direction_fa": fa, "direction_en": en, **out}
+    return out
+
+
+def _county_here(request: Request, ds: Dataset, lon: float, lat: float) -> dict | None:
+    """The county the searcher stands in, with the address of its offline field pack."""
+    osm = join_county(ds.boundaries, lon, lat)
+    if osm is None:
+        return None
+    counties = ds.collections["counties"].frame
+    row = counties.loc[counties["osm_relation_id"] == int(osm)]
+    if row.empty:
+        return None
+    return {"osm_relation_id": int(osm), "name_fa": row["name_fa"].iat[0],
+            "cooperatives": int(row["cooperatives"].iat[0]), "pack": f"{base_url(request)}/packs/{int(osm)}.zip"}
 
 
 # ---- location reports ------------------------------------------------------------------------
@@ -320,11 +407,7 @@ def _log(request: Request) -> LocationReportLog:
 
 def _feature(coll: Collection, row: int, extra: dict) -> bytes:
     """The cooperative's public feature with ``extra`` properties appended."""
-    ids, geoms, props = coll.parts()
-    p = props[row]
-    more = orjson.dumps(extra)[1:-1]
-    body = p[:-1] + (b"," if len(p) > 2 else b"") + more + b"}"
-    return b'{"type":"Feature","id":' + ids[row] + b',"geometry":' + geoms[row] + b',"properties":' + body + b"}"
+    return coll.feature_with(row, extra)
 
 
 def _collection(head: dict, features: list[bytes]) -> Response:

@@ -39,7 +39,7 @@ ERRORS = [  # (method, path pattern, more error codes); first match wins
     ("get", r"^/tiles/\{layer\}/\{z\}/", "404 429"),
     ("get", r"^/tiles/\{layer\}/tilejson\.json$", "404"),
     ("get", r"^/(geocode|reverse|nearest|search|stats)$", "429"),
-    ("post", r"^/cooperatives/\{[^}]+\}/location-reports$", "401 403 404 413 415 429 507"),
+    ("post", r"^/cooperatives/\{[^}]+\}/location-reports$", "401 403 404 409 413 415 429 507"),
     ("get", r"^/cooperatives/\{[^}]+\}/location-reports$", "401 403 404"),
     ("get", r"^/location-reports$", "401 403"),
     ("get", r"^/location-reports/\{[^}]+\}$", "401 403 404"),
@@ -49,6 +49,8 @@ ERRORS = [  # (method, path pattern, more error codes); first match wins
     ("post", r"^/admin/reload$", "401 403 413"),
     ("get", r"^/maps/\{[^}]+\}$", "404 500"),
     ("get", r"^/vendor/", "404"),
+    ("get", r"^/packs/", "401 403 404 429"),
+    ("get", r"^/whoami$", "401"),
 ]
 
 

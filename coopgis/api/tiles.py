@@ -1,9 +1,10 @@
 """Vector tiles (MVT and GeoJSON) in the WebMercatorQuad grid, and TileJSON 3.0.0 per layer.
 
 ``/tiles/{layer}/{z}/{x}/{y}.mvt`` and ``.geojson`` for cooperatives (clustered up
-to ``cluster_max_zoom``, filtered like items) and the boundary layers provinces,
+to ``cluster_max_zoom``, filtered like items), the boundary layers provinces,
 counties and deprivation (simplified and clipped per tile; filters do not apply to
-them). The tile work is in :mod:`coopgis.tiles`; this router parses addresses,
+them) and ``places``, the place-name labels every map draws (:mod:`coopgis.labels`).
+The tile work is in :mod:`coopgis.tiles`; this router parses addresses,
 answers conditional requests and sets caching headers.
 """
 
@@ -53,6 +54,18 @@ COOPERATIVE_FIELDS = {
     "province": "String: province ISO 3166-2 code (single cooperatives)",
 }
 
+PLACES = {"title": "Place names", "title_fa": "نام مکان‌ها",
+          "description": "Persian labels of provinces, counties, cities and placed villages, each shown from the "
+                         "zoom where it has room (decided once for the whole country, so labels never overlap)."}
+PLACE_FIELDS = {
+    "name": "String: the place's Persian name",
+    "kind": "String: province, county, city, village, or village_unsure (a weak or outlier village point)",
+    "min_zoom": "Number: the smallest zoom the label shows at",
+    "max_zoom": "Number: the largest zoom the label shows at (99: every deeper zoom)",
+    "rank": "Number: importance, 0 first (province > county > city by population > village)",
+}
+IRAN_EXTENT = [44.0, 25.0, 63.4, 39.8]
+
 
 def build_router(settings: ServiceSettings) -> APIRouter:
     router = APIRouter(tags=["Vector tiles"])
@@ -63,7 +76,8 @@ def build_router(settings: ServiceSettings) -> APIRouter:
         return request.app.state.tile_engine
 
     def check_layer(request: Request, layer: str) -> str:
-        if layer not in engine_mod.LAYERS or layer not in request.app.state.dataset.collections:
+        if layer not in engine_mod.LAYERS or (layer not in request.app.state.dataset.collections
+                                              and layer != engine_mod.PLACES_LAYER):
             raise NotFound(f"no tile layer {layer!r}; layers are: {', '.join(engine_mod.LAYERS)}")
         return layer
 
@@ -74,13 +88,16 @@ def build_router(settings: ServiceSettings) -> APIRouter:
             "layers": [{"id": name, "title": COLLECTIONS[name]["title"], "title_fa": COLLECTIONS[name]["title_fa"],
                         "tilejson": f"{base}/tiles/{name}/tilejson.json",
                         "tiles": [f"{base}/tiles/{name}/{{z}}/{{x}}/{{y}}.mvt"]}
-                       for name in engine_mod.LAYERS if name in request.app.state.dataset.collections],
+                       for name in engine_mod.LAYERS if name in request.app.state.dataset.collections]
+                      + [{"id": engine_mod.PLACES_LAYER, "title": PLACES["title"], "title_fa": PLACES["title_fa"],
+                          "tilejson": f"{base}/tiles/{engine_mod.PLACES_LAYER}/tilejson.json",
+                          "tiles": [f"{base}/tiles/{engine_mod.PLACES_LAYER}/{{z}}/{{x}}/{{y}}.mvt"]}],
             "attribution": ATTRIBUTION,
         })
 
     @router.get("/tiles/{layer}/tilejson.json", summary="TileJSON 3.0.0 of a tile layer")
     def tilejson(request: Request,
-                 layer: str = Path(description="cooperatives, provinces, counties or deprivation"),
+                 layer: str = Path(description="cooperatives, provinces, counties, deprivation or places"),
                  format: str | None = Query(None, description="tile format in the URL template: mvt "
                                                               "(default) or geojson"),
                  flt: CooperativeFilter = Depends(filters)):
@@ -94,15 +111,15 @@ def build_router(settings: ServiceSettings) -> APIRouter:
             carried = [(k, v) for k, v in request.query_params.multi_items() if k in FILTER_PARAMS and v != ""]
             if carried:
                 url += "?" + urlencode(carried)
-        coll = request.app.state.dataset.collections[layer]
-        extent = coll.extent
+        places = layer == engine_mod.PLACES_LAYER
+        extent = IRAN_EXTENT if places else request.app.state.dataset.collections[layer].extent
         center_zoom = max(min_zoom, min(5, max_zoom))
         maxzoom = max_zoom
         fields = vector_fields(request, layer, fmt)
         doc = {
             "tilejson": "3.0.0",
             "name": f"coopgis {layer}",
-            "description": COLLECTIONS[layer]["description"],
+            "description": (PLACES if places else COLLECTIONS[layer])["description"],
             "version": "1.0.0",
             "attribution": ATTRIBUTION,
             "scheme": "xyz",
@@ -111,7 +128,8 @@ def build_router(settings: ServiceSettings) -> APIRouter:
             "maxzoom": maxzoom,
             "bounds": extent,
             "center": [round((extent[0] + extent[2]) / 2, 4), round((extent[1] + extent[3]) / 2, 4), center_zoom],
-            "vector_layers": [{"id": layer, "description": COLLECTIONS[layer]["title"], "fields": fields,
+            "vector_layers": [{"id": layer, "description": (PLACES if places else COLLECTIONS[layer])["title"],
+                               "fields": fields,
                                "minzoom": min_zoom, "maxzoom": maxzoom}],
         }
         if layer == engine_mod.POINT_LAYER:
@@ -124,7 +142,7 @@ def build_router(settings: ServiceSettings) -> APIRouter:
                                              GEOJSON: {}}},
                            304: {"description": "Not modified (If-None-Match matched the ETag)"}})
     async def tile(request: Request,
-             layer: str = Path(description="cooperatives, provinces, counties or deprivation"),
+             layer: str = Path(description="cooperatives, provinces, counties, deprivation or places"),
              z: str = Path(description=f"zoom level, {min_zoom}..{max_zoom} (Persian digits allowed)",
                            json_schema_extra={"type": "integer", "minimum": min_zoom, "maximum": max_zoom}),
              x: str = Path(description="column, 0 .. 2^z - 1 (Persian digits allowed)",
@@ -175,6 +193,8 @@ def parse_int(value: str, name: str) -> int:
 
 def vector_fields(request: Request, layer: str, fmt: str) -> dict[str, str]:
     """TileJSON ``fields`` of a layer: name -> type and meaning."""
+    if layer == engine_mod.PLACES_LAYER:
+        return dict(PLACE_FIELDS)
     if layer == engine_mod.POINT_LAYER:
         fields = dict(COOPERATIVE_FIELDS)
         if fmt == "geojson":
