@@ -24,7 +24,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from coopgis import __version__
-from coopgis.api import admin, dashboard, features, field, geocoding, maps, stats, tiles
+from coopgis.api import admin, dashboard, features, field, fieldpages, geocoding, maps, packs, stats, tiles
 from coopgis.api.errors import register_error_handlers
 from coopgis.api.html import make_templates
 from coopgis.api.limits import Limits
@@ -82,6 +82,8 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
     app.include_router(maps.build_router(settings, map_settings))
     app.include_router(dashboard.build_router(map_settings))
     app.include_router(admin.build_router(settings))
+    app.include_router(packs.build_router(settings, map_settings))
+    app.include_router(fieldpages.build_router(settings, map_settings))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.openapi = lambda: openapi_30(app)  # type: ignore[method-assign]  # FastAPI's documented override
     return app
@@ -116,7 +118,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def set_dataset(app: FastAPI, dataset: Dataset) -> None:
     """Serve ``dataset`` from now on, with a tile engine (and tile cache) of its own."""
     settings = app.state.settings
-    app.state.tile_engine = TileEngine(dataset, settings.cluster_max_zoom, settings.tile_cache_size)
+    engine = TileEngine(dataset, settings.cluster_max_zoom, settings.tile_cache_size)
+    previous = getattr(app.state, "tile_engine", None)
+    if previous is not None:
+        engine.lend_places(previous)   # the labels do not change with a decision or a re-ingest
+    app.state.tile_engine = engine
     app.state.dataset = dataset
 
 

@@ -57,6 +57,16 @@ ASSETS: dict[str, Asset] = {
     "coopgis/layers.js": Asset("own", "layers.js", _JS),
     "coopgis/map.js": Asset("own", "map.js", _JS),
     "coopgis/field.js": Asset("own", "field.js", _JS),
+    "coopgis/labels.js": Asset("own", "labels.js", _JS),
+    "coopgis/labels.css": Asset("own", "labels.css", _CSS),
+    "coopgis/messages.js": Asset("own", "messages.js", _JS),
+    "coopgis/signin.js": Asset("own", "signin.js", _JS),
+    "coopgis/offline.js": Asset("own", "offline.js", _JS),
+    "coopgis/cards.js": Asset("own", "cards.js", _JS),
+    "coopgis/report.js": Asset("own", "report.js", _JS),
+    "coopgis/field.css": Asset("own", "field.css", _CSS),
+    "coopgis/review.js": Asset("own", "review.js", _JS),
+    "coopgis/review.css": Asset("own", "review.css", _CSS),
 }
 
 ICON = "coopgis/icon.svg"
@@ -67,9 +77,11 @@ BUNDLES: dict[str, dict[str, tuple[str, ...]]] = {
     "vectorgrid": {"js": ("vectorgrid/Leaflet.VectorGrid.bundled.min.js",), "css": ()},
     "locate": {"js": ("locatecontrol/L.Control.Locate.min.js",), "css": ("locatecontrol/L.Control.Locate.min.css",)},
     "fullscreen": {"js": ("fullscreen/Control.FullScreen.js",), "css": ("fullscreen/Control.FullScreen.css",)},
-    "coopgis": {"js": ("coopgis/core.js", "coopgis/popups.js", "coopgis/layers.js", "coopgis/map.js"),
-                "css": ("coopgis/fonts.css", "coopgis/map.css")},
-    "field": {"js": ("coopgis/field.js",), "css": ()},
+    "coopgis": {"js": ("coopgis/core.js", "coopgis/popups.js", "coopgis/layers.js", "coopgis/map.js",
+                       "coopgis/labels.js"),
+                "css": ("coopgis/fonts.css", "coopgis/map.css", "coopgis/labels.css")},
+    "field": {"js": ("coopgis/messages.js", "coopgis/signin.js", "coopgis/offline.js", "coopgis/cards.js",
+                     "coopgis/report.js", "coopgis/field.js"), "css": ("coopgis/field.css",)},
 }
 
 _URL = re.compile(r"url\(\s*(['\"]?)([^'\")]+)\1\s*\)")

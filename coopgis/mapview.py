@@ -30,7 +30,7 @@ from coopgis.maps import DEPRIVATION_CLASSES, Preset
 from coopgis.vocab import GALAXY_SECTORS, KINDS, PRECISION_FA, SECTORS, STATUSES
 
 IRAN_BOUNDS = [[24.0, 43.5], [40.5, 64.0]]     # [[south, west], [north, east]]
-FIELD_ZOOM = 15                                 # where "locate me" flies to: streets and buildings
+FIELD_ZOOM = 13     # where "locate me" flies to: the named villages around (no base map draws streets)
 KIND_COLORS = {
     "production": "#1b9e77", "distribution": "#d95f02", "services": "#7570b3", "housing": "#e7298a",
     "women": "#c51b7d", "school": "#66a61e", "national_inclusive": "#e6ab02", "knowledge_based": "#1f78b4",

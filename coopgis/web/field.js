@@ -1,29 +1,24 @@
 /*
- * coopgis field page: locate me, the nearest cooperatives (GET /nearest), search (GET /search),
- * directions through each result's geo: URI, and a form that reports a corrected location
- * (POST /cooperatives/{registration_no}/location-reports) and shows the server's answer.
- * All data text goes into the page with textContent.
+ * coopgis field page: sign-in (web/signin.js), locate me, the nearest cooperatives (GET /nearest) and
+ * search (GET /search, with distance and direction once the officer's location is known), honest result
+ * cards (web/cards.js), the location report form (web/report.js), and offline work (web/offline.js):
+ * with no signal the lists come from the officer's last county pack and the map shows that pack.
+ * All data text goes into the page with textContent; every error is said in Persian (web/messages.js).
  */
 (function () {
   'use strict';
 
-  var REASONS = [
-    'جای تعاونی روی نقشه نادرست است',
-    'مکان تقریبی بود؛ مکان دقیق در بازدید ثبت شد',
-    'تعاونی به نشانی دیگری رفته است',
-    'نشانی ثبت‌شده نادرست یا ناقص است',
-    'دیگر (در توضیح نوشته شده)'
-  ];
-  var STATUS_FA = {pending: 'در انتظار بررسی', accepted: 'پذیرفته', rejected: 'رد شده'};
+  var PACK_REFRESH_MS = 12 * 3600 * 1000;     // a pack older than this is fetched again when online
 
   function field(state) {
-    var U = window.coopgis.util;
+    var U = window.coopgis.util, S = window.coopgis.session, O = window.coopgis.offline;
+    var M = window.coopgis.messages, C = window.coopgis.cards;
     var el = U.el, append = U.append, faNum = U.faNum;
     var map = state.map, base = state.cfg.base;
     var here = null;          // last position from the browser: {latlng, accuracy}
     var lastNearest = null;   // where the nearest list was last fetched
-    var chosen = null;        // the cooperative being reported: {props, latlng}
-    var pin = null;
+    var county = null;        // the county the officer stands in (from /nearest)
+    var pin = null, packLayer = null;
 
     document.body.classList.add('coop-field-page');
     var panel = el('section');
@@ -31,6 +26,8 @@
     panel.dir = 'rtl';
     panel.setAttribute('aria-label', 'نزدیک‌ترین تعاونی‌ها و جست‌وجو');
 
+    var session = S.box({base: base, el: el, pendingCount: function () { return O.queue().length; },
+      onSignOut: function () { O.clear(); }});
     var bar = el('div', 'coop-field-bar');
     var locate = el('button', 'coop-button coop-primary coop-locate', 'مکان من');
     locate.type = 'button';
@@ -49,11 +46,22 @@
 
     var status = el('p', 'coop-status', 'برای دیدن نزدیک‌ترین تعاونی‌ها «مکان من» را بزنید یا جست‌وجو کنید.');
     status.setAttribute('aria-live', 'polite');
+    var offlineBox = el('div', 'coop-offline');
     var list = el('ol', 'coop-results');
-    var report = reportForm();
-    append(panel, bar, status, report.form, list);
+    var report = window.coopgis.reportForm({map: map, base: base,
+      current: function () { return here; }, pin: function () { return pin && map.hasLayer(pin) ? pin : null; },
+      onClose: function () { if (pin) { map.removeLayer(pin); } }});
+    append(panel, session, bar, status, offlineBox, report.form, list);
     document.body.appendChild(panel);
     map.invalidateSize();
+
+    O.on(function () { showOffline(); });
+    S.onChange(function () { showOffline(); });
+    O.register(base);
+    O.start(base);
+    showOffline();
+    if (navigator.onLine === false) { O.loadPack().then(function (pack) { if (pack) { drawPack(pack); } }); }
+    window.addEventListener('online', function () { if (packLayer) { map.removeLayer(packLayer); packLayer = null; } });
 
     locate.addEventListener('click', function () {
       status.textContent = 'در حال یافتن مکان شما…';
@@ -66,103 +74,171 @@
       lastNearest = e.latlng;
       nearest(e.latlng);
     });
-    map.on('locationerror', function (e) {
-      status.textContent = 'مکان شما پیدا نشد: ' + (e.message || 'اجازه دسترسی به مکان داده نشد') +
-        '. می‌توانید جست‌وجو کنید.';
+    map.on('locationerror', function () {
+      status.textContent = 'مکان شما پیدا نشد (اجازه دسترسی به مکان داده نشد یا GPS خاموش است). می‌توانید جست‌وجو کنید.';
     });
     form.addEventListener('submit', function (e) {
       e.preventDefault();
       var q = input.value.trim();
       if (!q) { return; }
-      status.textContent = 'در حال جست‌وجو…';
-      getJson(base + '/search' + U.query({q: q, limit: 15})).then(function (fc) {
-        var n = (fc.features || []).length;
-        status.textContent = n ? faNum(n) + ' نتیجه برای «' + q + '»' : 'نتیجه‌ای برای «' + q + '» پیدا نشد.';
-        show(fc.features || []);
-      }).catch(function (err) { status.textContent = 'جست‌وجو انجام نشد: ' + err.message; });
+      search(q);
     });
     state.onReport = function (props, latlng) { openReport(props, latlng); };
 
     function nearest(latlng) {
       status.textContent = 'در حال یافتن نزدیک‌ترین تعاونی‌ها…';
       var url = base + '/nearest' + U.query({lon: latlng.lng.toFixed(6), lat: latlng.lat.toFixed(6), limit: 10});
-      getJson(url).then(function (fc) {
+      M.request(url, {headers: {Accept: 'application/geo+json'}}).then(function (r) {
+        if (!r.ok) { status.textContent = 'فهرست نزدیک‌ترین‌ها گرفته نشد: ' + M.explain(r, 'nearest'); return; }
+        var fc = r.body || {};
         var n = (fc.features || []).length;
         status.textContent = (n ? faNum(n) + ' تعاونی نزدیک شما' : 'در شعاع جست‌وجو تعاونی‌ای نیست.') +
           nearPlace(fc.nearest_place);
         show(fc.features || []);
-      }).catch(function (err) { status.textContent = 'فهرست نزدیک‌ترین‌ها گرفته نشد: ' + err.message; });
-    }
-
-    function getJson(url) {
-      return fetch(url, {headers: {Accept: 'application/geo+json, application/json'}}).then(function (r) {
-        return r.json().catch(function () { return {}; }).then(function (body) {
-          if (!r.ok) { throw new Error(body.detail || ('HTTP ' + r.status)); }
-          return body;
+        if (fc.county) { county = fc.county; keepPack(); }
+      }).catch(function () {
+        fromPack(function (pack) {
+          var found = O.nearestLocal(pack, latlng, 10);
+          show(found.features);
+          return faNum(found.features.length) + ' تعاونی نزدیک شما';
         });
       });
     }
 
+    function search(q) {
+      status.textContent = 'در حال جست‌وجو…';
+      var params = {q: q, limit: 15};
+      if (here) { params.lon = here.latlng.lng.toFixed(6); params.lat = here.latlng.lat.toFixed(6); }
+      M.request(base + '/search' + U.query(params), {headers: {Accept: 'application/geo+json'}}).then(function (r) {
+        if (!r.ok) { status.textContent = 'جست‌وجو انجام نشد: ' + M.explain(r, 'search'); return; }
+        var features = (r.body && r.body.features) || [];
+        status.textContent = features.length ? faNum(features.length) + ' نتیجه برای «' + q + '»' :
+          'نتیجه‌ای برای «' + q + '» پیدا نشد.';
+        show(features);
+      }).catch(function () {
+        fromPack(function (pack) {
+          var found = O.searchLocal(pack, q, here && here.latlng, 15);
+          show(found);
+          return found.length ? faNum(found.length) + ' نتیجه برای «' + q + '»' : 'نتیجه‌ای برای «' + q + '» پیدا نشد.';
+        });
+      });
+    }
+
+    // No answer from the server: the same list from the officer's county pack, said to come from it.
+    function fromPack(work) {
+      O.loadPack().then(function (pack) {
+        if (!pack) {
+          status.textContent = M.OFFLINE + ' بسته آفلاینی هم در این دستگاه نیست؛ با اتصال، وارد شوید و «مکان من» ' +
+            'را بزنید تا بسته شهرستانتان ذخیره شود.';
+          return;
+        }
+        drawPack(pack);
+        var said = work(pack);
+        status.textContent = 'بدون اتصال — از بسته آفلاین شهرستان ' + pack.info.name + ': ' + said;
+      });
+    }
+
+    // The pack on the map while offline: the county's outline, its cooperatives and its village names.
+    function drawPack(pack) {
+      if (packLayer) { return; }
+      var spec = {color: null};
+      var group = L.layerGroup();
+      group.addLayer(L.geoJSON(pack.county, {interactive: false, style: {color: '#37474f', weight: 2, fill: false,
+        className: 'coop-pack-county'}}));
+      pack.cooperatives.forEach(function (f) {
+        var c = f.geometry && f.geometry.coordinates;
+        if (c) { group.addLayer(window.coopgis._.pointMarker(L.latLng(c[1], c[0]), f.properties, spec, f.id)); }
+      });
+      group.addLayer(new window.coopgis.labels.LabelList(pack.labels));
+      packLayer = group.addTo(map);
+      if (!here) { map.fitBounds(L.geoJSON(pack.county).getBounds()); }
+    }
+
+    function keepPack() {
+      var info = O.packInfo();
+      if (!county || !S.who()) { return; }
+      var fresh = info && info.county === county.osm_relation_id &&
+        Date.now() - new Date(info.saved_at).getTime() < PACK_REFRESH_MS;
+      if (!fresh) { savePack(); }
+    }
+
+    function savePack() {
+      O.savePack(base, county).then(showOffline).catch(function (err) {
+        showOffline('بسته آفلاین ذخیره نشد: ' + err.message);
+      });
+    }
+
+    function showOffline(note) {
+      while (offlineBox.firstChild) { offlineBox.removeChild(offlineBox.firstChild); }
+      var info = O.packInfo(), queued = O.queue(), failed = O.failed();
+      var line = el('p', 'coop-pack-status');
+      if (info) {
+        line.textContent = 'بسته آفلاین: شهرستان ' + info.name + ' (' + faNum(info.cooperatives) + ' تعاونی)، ذخیره ' +
+          new Date(info.saved_at).toLocaleDateString('fa-IR') + '؛ بی‌اینترنت هم فهرست‌ها از آن ساخته می‌شود.';
+      } else {
+        line.textContent = S.who() ? 'هنوز بسته آفلاینی ذخیره نشده؛ با «مکان من» بسته شهرستانتان خودکار ذخیره می‌شود.' :
+          'برای کار بی‌اینترنت وارد شوید؛ پس از «مکان من» بسته شهرستانتان ذخیره می‌شود.';
+      }
+      offlineBox.appendChild(line);
+      var actions = el('p', 'coop-result-actions');
+      if (county && S.who()) {
+        var save = el('button', 'coop-button coop-pack-save', 'ذخیره بسته شهرستان ' + county.name_fa);
+        save.type = 'button';
+        save.addEventListener('click', savePack);
+        actions.appendChild(save);
+      }
+      if (info) {
+        var file = el('a', 'coop-pack-file', 'پرونده بسته (zip برای OsmAnd، QGIS و ...)');
+        file.href = '#';
+        file.addEventListener('click', function (e) {
+          e.preventDefault();
+          O.packFileUrl().then(function (url) {
+            if (!url) { return; }
+            var a = el('a');
+            a.href = url;
+            a.download = 'coopgis-pack-' + info.county + '.zip';
+            document.body.appendChild(a);
+            a.click();
+            a.remove();
+          });
+        });
+        actions.appendChild(file);
+      }
+      if (actions.childNodes.length) { offlineBox.appendChild(actions); }
+      if (queued.length) {
+        var q = el('p', 'coop-queue-status', faNum(queued.length) + ' گزارش در صف ارسال؛ با برگشت اتصال خودکار ' +
+          'فرستاده می‌شود.');
+        q.dataset.count = String(queued.length);
+        offlineBox.appendChild(q);
+      }
+      failed.slice(-3).forEach(function (x) {
+        offlineBox.appendChild(el('p', 'coop-queue-failed', 'گزارش «' + (x.item.name || x.item.reg) +
+          '» پذیرفته نشد: ' + x.text));
+      });
+      if (typeof note === 'string') { offlineBox.appendChild(el('p', 'coop-pack-error', note)); }
+    }
+
     function show(features) {
       while (list.firstChild) { list.removeChild(list.firstChild); }
-      features.forEach(function (f) { list.appendChild(item(f)); });
+      features.forEach(function (f) {
+        list.appendChild(C.card(f, {onShow: showOnMap, onReport: openReport}));
+      });
+    }
+
+    function showOnMap(latlng, p) {
+      map.setView(latlng, Math.max(map.getZoom(), 15));
+      L.popup({className: 'coop-popup-wrap', maxWidth: 320}).setLatLng(latlng)
+        .setContent(U.coopPopup(p, p.registration_no, latlng)).openOn(map);
     }
 
     // "· نزدیک‌ترین آبادی: بادخوره (۱٫۲ کیلومتر)" from the nearest placed village, city or place.
     function nearPlace(place) {
       if (!place || !place.name) { return ''; }
       var kind = place.level === 'city' ? 'شهر' : 'آبادی';
-      return ' · نزدیک‌ترین ' + kind + ': ' + place.name + ' (' + distanceText(place.distance_km) + ')';
-    }
-
-    function distanceText(km) {
-      if (km === null || km === undefined) { return null; }
-      return km < 1 ? faNum(Math.round(km * 1000)) + ' متر' : faNum(km, 1) + ' کیلومتر';
-    }
-
-    function item(f) {
-      var p = f.properties || {};
-      var c = f.geometry && f.geometry.coordinates;
-      var latlng = c ? L.latLng(c[1], c[0]) : null;
-      var li = el('li', 'coop-result');
-      li.dataset.registrationNo = p.registration_no || '';
-      li.appendChild(el('div', 'coop-result-name', p.name || 'بی‌نام'));
-      var where = [U.label('kinds', p.kind), p.place, p.county].filter(Boolean).join(' · ');
-      li.appendChild(el('div', 'coop-result-meta', where));
-      li.appendChild(el('div', 'coop-result-precision', U.placeText(p)));
-      var d = distanceText(p.distance_km);
-      if (d) {
-        var line = el('div', 'coop-result-where');
-        append(line, el('span', 'coop-distance', d), el('span', 'coop-direction', p.direction_fa || ''));
-        li.appendChild(line);
-      }
-      var actions = el('div', 'coop-result-actions');
-      var geo = U.safeHref(p.geo_uri, ['geo']);
-      if (geo) {
-        var a = el('a', 'coop-directions', 'مسیریابی');
-        a.href = geo;
-        actions.appendChild(a);
-      }
-      if (latlng) {
-        var onMap = el('button', 'coop-button coop-show', 'روی نقشه');
-        onMap.type = 'button';
-        onMap.addEventListener('click', function () {
-          map.setView(latlng, Math.max(map.getZoom(), 15));
-          L.popup({className: 'coop-popup-wrap', maxWidth: 320}).setLatLng(latlng)
-            .setContent(U.coopPopup(p, p.registration_no, latlng)).openOn(map);
-        });
-        actions.appendChild(onMap);
-      }
-      var rep = el('button', 'coop-button coop-report-open', 'گزارش مکان درست');
-      rep.type = 'button';
-      rep.addEventListener('click', function () { openReport(p, latlng); });
-      actions.appendChild(rep);
-      li.appendChild(actions);
-      return li;
+      return ' · نزدیک‌ترین ' + kind + ': ' + place.name + ' (' + C.distanceText(place.distance_km, faNum) + ')';
     }
 
     function openReport(props, latlng) {
-      chosen = {props: props, latlng: latlng};
       map.closePopup();
       var start = latlng || (here && here.latlng) || map.getCenter();
       if (!pin) {
@@ -179,151 +255,8 @@
     }
 
     map.on('click', function (e) {
-      if (chosen && pin && map.hasLayer(pin)) { pin.setLatLng(e.latlng); report.useMarker(); }
+      if (report.isOpen() && pin && map.hasLayer(pin)) { pin.setLatLng(e.latlng); report.useMarker(); }
     });
-
-    function reportForm() {
-      var f = el('form', 'coop-report');
-      f.hidden = true;
-      f.noValidate = false;
-      var title = el('h3');
-      var whereBox = el('fieldset');
-      whereBox.appendChild(el('legend', null, 'مکان درست'));
-      var byPin = radio('where', 'marker', 'نشانگر قرمز روی نقشه (بکشید یا روی نقشه بزنید)', true);
-      var byGps = radio('where', 'gps', 'مکان فعلی من (GPS گوشی)', false);
-      append(whereBox, byPin.label, byGps.label);
-      var pos = el('p', 'coop-report-position');
-      var accuracy = field('number', 'accuracy_m', 'دقت مکان (متر)');
-      accuracy.input.min = '1';
-      accuracy.input.max = '10000';
-      accuracy.input.step = '1';
-      accuracy.input.required = true;
-      var reasonLabel = el('label', null, 'دلیل');
-      var reason = el('select');
-      reason.name = 'reason';
-      reason.required = true;
-      REASONS.forEach(function (r) { var o = el('option', null, r); o.value = r; reason.appendChild(o); });
-      reasonLabel.appendChild(reason);
-      var noteLabel = el('label', null, 'توضیح');
-      var note = el('textarea');
-      note.name = 'note';
-      note.maxLength = 2000;
-      note.rows = 2;
-      noteLabel.appendChild(note);
-      var reporter = field('text', 'reporter', 'نام گزارش‌دهنده');
-      reporter.input.maxLength = 100;
-      reporter.input.required = true;
-      reporter.input.autocomplete = 'name';
-      try {
-        reporter.input.value = window.localStorage.getItem('coopgis.reporter') || '';
-      } catch (e) { /* storage may be blocked; the officer types the name */ }
-      var token = field('password', 'token', 'کلید دسترسی مأمور (اگر سرور بخواهد)');
-      token.input.autocomplete = 'off';
-      try {
-        token.input.value = window.sessionStorage.getItem('coopgis.token') || '';
-      } catch (e) { /* storage may be blocked */ }
-      var send = el('button', 'coop-button coop-primary', 'ارسال گزارش');
-      send.type = 'submit';
-      var cancel = el('button', 'coop-button', 'انصراف');
-      cancel.type = 'button';
-      var answer = el('div', 'coop-report-answer');
-      answer.setAttribute('aria-live', 'polite');
-      append(f, title, whereBox, pos, accuracy.label, reasonLabel, noteLabel, reporter.label, token.label,
-        append(el('p', 'coop-result-actions'), send, cancel), answer);
-
-      byGps.input.addEventListener('change', function () { api.update(); });
-      byPin.input.addEventListener('change', function () { api.update(); });
-      cancel.addEventListener('click', function () {
-        f.hidden = true;
-        chosen = null;
-        if (pin) { map.removeLayer(pin); }
-      });
-      f.addEventListener('submit', function (e) {
-        e.preventDefault();
-        var point = current();
-        if (!chosen || !point) {
-          setAnswer('error', 'مکان درست معلوم نیست: نشانگر را جابه‌جا کنید یا «مکان من» را بزنید.');
-          return;
-        }
-        var body = {lon: +point.lng.toFixed(6), lat: +point.lat.toFixed(6), accuracy_m: Number(accuracy.input.value),
-          reason: reason.value, note: note.value || null, reporter: reporter.input.value};
-        var headers = {'Content-Type': 'application/json', Accept: 'application/json'};
-        if (token.input.value) { headers.Authorization = 'Bearer ' + token.input.value.trim(); }
-        try {
-          window.localStorage.setItem('coopgis.reporter', reporter.input.value);
-          window.sessionStorage.setItem('coopgis.token', token.input.value);   // this tab only
-        } catch (err) { /* storage may be blocked */ }
-        send.disabled = true;
-        setAnswer('pending', 'در حال ارسال…');
-        fetch(base + '/cooperatives/' + encodeURIComponent(chosen.props.registration_no) + '/location-reports', {
-          method: 'POST', headers: headers, body: JSON.stringify(body)
-        }).then(function (r) {
-          return r.json().catch(function () { return {}; }).then(function (data) {
-            if (r.ok) {
-              setAnswer('ok', 'گزارش ثبت شد (' + faNum(r.status) + '). شناسه: ' + (data.id || '—') + ' · وضعیت: ' +
-                (STATUS_FA[data.status] || data.status || '—'));
-            } else {
-              setAnswer('error', 'گزارش پذیرفته نشد (' + faNum(r.status) + '): ' + (data.detail || data.title || ''));
-            }
-          });
-        }).catch(function (err) {
-          setAnswer('error', 'ارسال نشد (شبکه): ' + err.message);
-        }).then(function () { send.disabled = false; });
-      });
-
-      function radio(name, value, text, checked) {
-        var lab = el('label');
-        var r = el('input');
-        r.type = 'radio';
-        r.name = name;
-        r.value = value;
-        r.checked = checked;
-        append(lab, r, el('span', null, ' ' + text));
-        return {label: lab, input: r};
-      }
-
-      function field(type, name, text) {
-        var lab = el('label', null, text);
-        var i = el('input');
-        i.type = type;
-        i.name = name;
-        lab.appendChild(i);
-        return {label: lab, input: i};
-      }
-
-      function current() {
-        if (byGps.input.checked) { return here ? here.latlng : null; }
-        return pin ? pin.getLatLng() : null;
-      }
-
-      function setAnswer(kind, text) {        // kind: pending, ok or error
-        answer.className = 'coop-report-answer ' + kind;
-        answer.textContent = text;
-      }
-
-      var api = {
-        form: f,
-        open: function (props) {
-          title.textContent = 'گزارش مکان درست: ' + (props.name || 'بی‌نام');
-          answer.textContent = '';
-          answer.className = 'coop-report-answer';
-          f.hidden = false;
-          api.update();
-          f.scrollIntoView({block: 'nearest'});
-        },
-        update: function () {
-          var p = current();
-          if (byGps.input.checked && here) { accuracy.input.value = String(Math.max(1, Math.round(here.accuracy))); }
-          pos.textContent = p ? 'عرض ' + U.faDigits(p.lat.toFixed(6)) + '، طول ' + U.faDigits(p.lng.toFixed(6)) :
-            'مکان فعلی هنوز معلوم نیست؛ «مکان من» را بزنید.';
-        },
-        useMarker: function () {
-          byPin.input.checked = true;
-          api.update();
-        }
-      };
-      return api;
-    }
   }
 
   window.coopgis.field = field;

@@ -30,6 +30,15 @@
     map.on('zoomend', restyleAll);
     map.on('overlayadd overlayremove', restyleAll);
     titleControl();
+    placeLabels(map);
+  }
+
+  // Place names on every map (web/labels.js): the server's places tiles, or the labels a standalone file holds.
+  function placeLabels(map) {
+    var labels = window.coopgis.labels;
+    if (!labels) { return; }
+    state.placeLabels = labels.layer({base: state.cfg.base, bounds: state.cfg.bounds,
+      records: state.data ? (state.data.places || []) : null}).addTo(map);
   }
 
   function layer(id) {
