@@ -1,4 +1,4 @@
-"""The ``coopgis`` command: ingest, geocode, reverse, sample, demo, serve, render, token, build-boundaries.
+"""The ``coopgis`` command: ingest, geocode, reverse, sample, demo, serve, render, pack, token, build-boundaries.
 
 Each subcommand calls the same functions the API uses; this module only parses
 arguments and prints.
@@ -91,6 +91,14 @@ def _parser() -> argparse.ArgumentParser:
                        ("precision", "geocoding precision(s)")):
         s.add_argument(f"--{flag}", help=text)
     s.set_defaults(func=_cmd_render)
+
+    s = sub.add_parser("pack", help="write a county's offline field pack (zip: GeoJSON, KML, GPX, CSV, villages, "
+                                    "boundary, standalone map, README, MANIFEST.sha256)")
+    s.add_argument("--county", required=True, help="OSM relation id, official code or name of the county")
+    s.add_argument("--out", type=Path, required=True, metavar="FILE.zip")
+    s.add_argument("--data", type=Path, help="dataset folder (default: COOPGIS_DATA)")
+    s.add_argument("--staff", action="store_true", help="include the GIS staff fields (never personal data)")
+    s.set_defaults(func=_cmd_pack)
 
     s = sub.add_parser("token", help="manage bearer tokens: add NAME --role ROLE, list, revoke NAME")
     s.add_argument("action", choices=("add", "list", "revoke"))
@@ -296,6 +304,41 @@ def _cmd_render(args) -> int:
         return 2
     args.out.write_text(text, encoding="utf-8")
     print(f"{args.out}: {len(text.encode('utf-8')):,} bytes", file=sys.stderr)
+    return 0
+
+
+def _cmd_pack(args) -> int:
+    """Exit 0: written; 2: no such county (or several by that name); 1: no dataset or map libraries."""
+    from coopgis.assets import NPM_HINT, missing_assets
+    from coopgis.loading import load_dataset
+    from coopgis.maps import MapSettings
+    from coopgis.packs import PackError, build_pack, resolve_county
+    from coopgis.settings import ServiceSettings
+    from coopgis.store import FileStore, StoreError
+
+    map_settings = MapSettings()
+    if missing_assets(map_settings.web_dir):
+        print(f"coopgis pack: the map libraries are missing (the pack holds a map); {NPM_HINT}", file=sys.stderr)
+        return 1
+    settings = ServiceSettings()
+    if args.data is not None:
+        settings.data = args.data
+        if not FileStore(args.data).exists():
+            print(f"coopgis pack: no dataset in {args.data}", file=sys.stderr)
+            return 1
+    try:
+        dataset = load_dataset(settings)
+        pack = build_pack(dataset, resolve_county(dataset, args.county), map_settings,
+                          "staff" if args.staff else "public")
+    except StoreError as exc:
+        print(f"coopgis pack: {exc}", file=sys.stderr)
+        return 1
+    except PackError as exc:
+        print(f"coopgis pack: {exc}", file=sys.stderr)
+        return 2
+    args.out.write_bytes(pack.data)
+    print(f"{args.out}: county {pack.county_name} ({pack.county}), {pack.cooperatives:,} cooperatives, "
+          f"{pack.villages:,} villages, {len(pack.data):,} bytes, sha256 {pack.sha256}", file=sys.stderr)
     return 0
 
 

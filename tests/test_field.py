@@ -483,3 +483,96 @@ def test_openapi_documents_field_endpoints(client):
     schema = post["requestBody"]["content"]["application/json"]["schema"]
     assert schema["additionalProperties"] is False and "reason" in schema["required"]
     assert "reporter" not in schema["required"]  # the reporter is the token's owner
+
+
+# ---- idempotency keys (reports queued offline are sent again until the server has them) --------------------
+
+def test_a_retried_report_is_recorded_once(reports_app, coops):
+    c, folder = reports_app
+    reg = str(coops.frame["registration_no"].iat[2])
+    key = {"Idempotency-Key": "5b0c6a2e-7d1f-4f0e-9a55-1f3f0e2b9c11"}
+    first = c.post(f"/cooperatives/{reg}/location-reports", json=good_body(), headers=key)
+    assert first.status_code == 201 and "idempotent-replayed" not in first.headers
+    again = c.post(f"/cooperatives/{reg}/location-reports", json=good_body(), headers=key)
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json() and again.headers["location"] == first.headers["location"]
+    assert len(lines_of(folder)) == 1
+    other = c.post(f"/cooperatives/{reg}/location-reports", json=good_body(), headers={"Idempotency-Key": "k-2"})
+    assert other.status_code == 201 and other.json()["id"] != first.json()["id"] and len(lines_of(folder)) == 2
+    reused = c.post(f"/cooperatives/{reg}/location-reports", json=good_body(reason="دیگری"), headers=key)
+    assert assert_problem(reused, 409)["title"] == "Idempotency key reused" and len(lines_of(folder)) == 2
+    for bad in ("", "a b", "x" * 101, "کلید".encode()):
+        assert_problem(c.post(f"/cooperatives/{reg}/location-reports", json=good_body(),
+                              headers={"Idempotency-Key": bad}), 400)
+    assert len(lines_of(folder)) == 2
+
+
+def test_a_retry_is_not_charged_to_the_hourly_limit(tmp_path, sample_store, dataset, coops):
+    from coopgis.app import create_app
+    from coopgis.auth import TokenStore
+    from coopgis.settings import ServiceSettings
+
+    folder = tmp_path / "data"
+    shutil.copytree(sample_store.folder, folder)
+    token = TokenStore(tmp_path / "tokens.json").add("علی", "field_officer")
+    app = create_app(ServiceSettings(data=folder, tokens_file=tmp_path / "tokens.json", reports_per_hour=2), dataset)
+    c = TestClient(app, headers={"Authorization": f"Bearer {token}"})
+    regs = [str(coops.frame["registration_no"].iat[i]) for i in (3, 4, 5)]
+    for _ in range(3):      # the same report three times: one record, one of the two an hour
+        assert c.post(f"/cooperatives/{regs[0]}/location-reports", json=good_body(),
+                      headers={"Idempotency-Key": "same"}).status_code == 201
+    assert c.post(f"/cooperatives/{regs[1]}/location-reports", json=good_body(),
+                  headers={"Idempotency-Key": "second"}).status_code == 201
+    assert_problem(c.post(f"/cooperatives/{regs[2]}/location-reports", json=good_body(),
+                          headers={"Idempotency-Key": "third"}), 429)
+    # a retry of one already recorded still gets its answer at the limit
+    assert c.post(f"/cooperatives/{regs[0]}/location-reports", json=good_body(),
+                  headers={"Idempotency-Key": "same"}).status_code == 201
+    assert len(lines_of(folder)) == 2
+
+
+def test_keys_are_the_reporters_own(tmp_path, sample_store, dataset, coops):
+    from coopgis.app import create_app
+    from coopgis.auth import TokenStore
+    from coopgis.settings import ServiceSettings
+
+    folder = tmp_path / "data"
+    shutil.copytree(sample_store.folder, folder)
+    store = TokenStore(tmp_path / "tokens.json")
+    a, b = store.add("الف", "field_officer"), store.add("ب", "field_officer")
+    app = create_app(ServiceSettings(data=folder, tokens_file=tmp_path / "tokens.json"), dataset)
+    c = TestClient(app)
+    reg = str(coops.frame["registration_no"].iat[6])
+    ra = c.post(f"/cooperatives/{reg}/location-reports", json=good_body(),
+                headers={"Authorization": f"Bearer {a}", "Idempotency-Key": "k"})
+    rb = c.post(f"/cooperatives/{reg}/location-reports", json=good_body(),
+                headers={"Authorization": f"Bearer {b}", "Idempotency-Key": "k"})
+    assert ra.status_code == rb.status_code == 201
+    assert ra.json()["id"] != rb.json()["id"] and rb.json()["reporter"] == "ب"
+
+
+def test_the_same_key_from_two_workers_at_once_is_one_report(tmp_path, sample_store, coops):
+    """Two worker processes (a live server with --workers 2) and 16 simultaneous sends of one queued report."""
+    import httpx
+    from test_maps import _serving
+
+    from coopgis.auth import TokenStore
+
+    folder = tmp_path / "data"
+    shutil.copytree(sample_store.folder, folder)
+    token = TokenStore(tmp_path / "tokens.json").add("علی", "field_officer")
+    reg = str(coops.frame["registration_no"].iat[7])
+    with _serving(folder, tmp_path / "server.log", COOPGIS_TOKENS_FILE=str(tmp_path / "tokens.json"),
+                  COOPGIS_WORKERS="2") as url:
+        def send(_):
+            with httpx.Client(timeout=30) as h:
+                return h.post(f"{url}/cooperatives/{reg}/location-reports", json=good_body(),
+                              headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "one-report"})
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(send, range(16)))
+    assert [a.status_code for a in answers] == [201] * 16
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert sum(a.headers.get("idempotent-replayed") == "true" for a in answers) == 15
+    assert len(lines_of(folder)) == 1

@@ -30,7 +30,7 @@ from coopgis.api.links import base_url, link, self_url
 from coopgis.api.params import Integer, count_query, filter_dependency
 from coopgis.api.security import require
 from coopgis.auth import Principal
-from coopgis.dataset import Collection, Dataset
+from coopgis.dataset import Collection, Dataset, plain_value
 from coopgis.distance import haversine_km
 from coopgis.filters import CooperativeFilter, count, number
 from coopgis.geocode import join_county
@@ -254,7 +254,8 @@ def _honest(coll: Collection, guide: FieldGuide, row: int, here: tuple[float, fl
     uncertainty = coll.frame["uncertainty_m"].iat[row]
     out = guide.describe(row, precision if isinstance(precision, str) else None, float(lon[row]), float(lat[row]),
                          name if isinstance(name, str) else None, here)
-    out["approximate"] = bool(out["stand_in"] or (isinstance(uncertainty, (int, float)) and uncertainty > 0))
+    metres = plain_value(uncertainty)
+    out["approximate"] = bool(out["stand_in"] or (isinstance(metres, (int, float)) and metres > 0))
     out["geo_uri"] = out["directions"]["geo_uri"] if out["directions"] else None
     return out
 
