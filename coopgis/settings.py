@@ -108,6 +108,13 @@ class ServiceSettings(Settings):
     pending_reports_per_cooperative: int = Field(default=5, ge=1,
                                                  description="pending (undecided) location reports one "
                                                              "cooperative may have")
+    pack_cache_size: int = Field(default=8, ge=0, description="county field packs kept in memory per served "
+                                                              "dataset (each a few hundred KB)")
+    offline_tiles: int = Field(default=600, ge=0, description="map tiles the field page's service worker keeps "
+                                                              "on a phone for offline use")
+    offline_wait_seconds: float = Field(default=4.0, gt=0, le=60,
+                                        description="how long the field page's service worker waits for the "
+                                                    "network before it serves the kept page or tile")
 
     @model_validator(mode="after")
     def _limits_consistent(self):

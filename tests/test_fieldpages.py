@@ -14,14 +14,32 @@ from coopgis.maps import WEB
 needs_vendor = pytest.mark.skipif(bool(missing_assets(WEB)), reason="needs npm ci --prefix coopgis/web")
 
 
-def test_whoami_names_the_tokens_owner(secured):
-    assert secured.get("/whoami").json() == {"name": None, "role": "public", "role_fa": "عمومی"}
-    me = secured.get("/whoami", headers=secured.as_role("field_officer"))
+@pytest.fixture(scope="module")
+def roles(dataset, sample_store, tmp_path_factory):
+    """An app on the session's dataset with one token per role (``roles.as_role(role)`` gives the header)."""
+    from fastapi.testclient import TestClient
+
+    from coopgis.app import create_app
+    from coopgis.auth import TokenStore
+    from coopgis.settings import ServiceSettings
+
+    folder = tmp_path_factory.mktemp("roles")
+    tokens = TokenStore(folder / "tokens.json")
+    keys = {role: tokens.add(f"{role}-user", role) for role in ("field_officer", "gis_staff", "admin")}
+    client = TestClient(create_app(ServiceSettings(data=sample_store.folder, tokens_file=folder / "tokens.json"),
+                                   dataset))
+    client.as_role = lambda role: {"Authorization": f"Bearer {keys[role]}"}
+    return client
+
+
+def test_whoami_names_the_tokens_owner(roles):
+    assert roles.get("/whoami").json() == {"name": None, "role": "public", "role_fa": "عمومی"}
+    me = roles.get("/whoami", headers=roles.as_role("field_officer"))
     assert me.json() == {"name": "field_officer-user", "role": "field_officer", "role_fa": "کارشناس میدانی"}
     assert me.headers["cache-control"] == "no-store"
-    bad = secured.get("/whoami", headers={"Authorization": "Bearer not-a-token"})
+    bad = roles.get("/whoami", headers={"Authorization": "Bearer not-a-token"})
     assert bad.status_code == 401 and bad.headers["www-authenticate"].startswith("Bearer")
-    assert secured.get("/whoami?token=x").status_code == 400            # never in the query string
+    assert roles.get("/whoami?token=x").status_code == 400            # never in the query string
 
 
 @needs_vendor
@@ -34,6 +52,8 @@ def test_the_service_worker_keeps_the_field_page_and_every_asset(client, tmp_pat
     assert sorted(config["files"]) == sorted(f"/vendor/{name}" for name in ASSETS)
     assert all(client.get(f).status_code == 200 for f in config["files"])        # nothing it keeps is missing
     assert re.fullmatch(r"[0-9a-f]{16}", config["version"])
+    s = client.app.state.settings
+    assert config["tiles_kept"] == s.offline_tiles and config["wait_ms"] == s.offline_wait_seconds * 1000
     assert "http://" not in r.text and "https://" not in r.text
     # a new version of any kept file is a new worker version
     from fastapi.testclient import TestClient
@@ -56,8 +76,8 @@ def test_the_service_worker_keeps_the_field_page_and_every_asset(client, tmp_pat
     assert changed["version"] != config["version"]
 
 
-def test_the_review_page_holds_no_data_and_suits_the_csp(secured):
-    r = secured.get("/admin/reports")
+def test_the_review_page_holds_no_data_and_suits_the_csp(roles):
+    r = roles.get("/admin/reports")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     html = r.text
     assert '<html lang="fa" dir="rtl">' in html

@@ -56,6 +56,24 @@ def unpacked(pack_file, tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="module")
+def roles(dataset, sample_store, tmp_path_factory):
+    """An app on the session's dataset with one token per role (``roles.as_role(role)`` gives the header)."""
+    from fastapi.testclient import TestClient
+
+    from coopgis.app import create_app
+    from coopgis.auth import TokenStore
+    from coopgis.settings import ServiceSettings
+
+    folder = tmp_path_factory.mktemp("roles")
+    tokens = TokenStore(folder / "tokens.json")
+    keys = {role: tokens.add(f"{role}-user", role) for role in ("field_officer", "gis_staff", "admin")}
+    client = TestClient(create_app(ServiceSettings(data=sample_store.folder, tokens_file=folder / "tokens.json"),
+                                   dataset))
+    client.as_role = lambda role: {"Authorization": f"Bearer {keys[role]}"}
+    return client
+
+
 def _ogr(path: Path, layer: str | None = None) -> dict:
     """A file as GDAL reads it (every layer, or ``layer``), converted by ogr2ogr to GeoJSON features."""
     layers = [layer] if layer else _layers(path)
@@ -181,25 +199,25 @@ def test_same_data_gives_the_same_bytes_in_another_process(pack_file, sample_sto
     assert out.read_bytes() == pack_file.read_bytes()
 
 
-def test_the_api_serves_the_same_pack_to_field_officers(secured, pack_file, county):
-    r = secured.get(f"/packs/{county}.zip")
+def test_the_api_serves_the_same_pack_to_field_officers(roles, pack_file, county):
+    r = roles.get(f"/packs/{county}.zip")
     assert r.status_code == 401 and r.headers["content-type"].startswith("application/problem+json")
-    r = secured.get(f"/packs/{county}.zip", headers=secured.as_role("field_officer"))
+    r = roles.get(f"/packs/{county}.zip", headers=roles.as_role("field_officer"))
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/zip"
     assert r.content == pack_file.read_bytes()          # the same data, whoever makes it
     assert r.headers["etag"].strip('"') == __import__("hashlib").sha256(r.content).hexdigest()
-    again = secured.get(f"/packs/{county}.zip", headers={**secured.as_role("field_officer"),
+    again = roles.get(f"/packs/{county}.zip", headers={**roles.as_role("field_officer"),
                                                          "If-None-Match": r.headers["etag"]})
     assert again.status_code == 304
-    assert secured.get("/packs/no-such-county.zip", headers=secured.as_role("field_officer")).status_code == 404
+    assert roles.get("/packs/no-such-county.zip", headers=roles.as_role("field_officer")).status_code == 404
 
 
-def test_staff_tokens_get_staff_fields(secured, county):
-    public = zipfile.ZipFile(io.BytesIO(secured.get(f"/packs/{county}.zip",
-                                                    headers=secured.as_role("field_officer")).content))
-    staff = zipfile.ZipFile(io.BytesIO(secured.get(f"/packs/{county}.zip",
-                                                   headers=secured.as_role("gis_staff")).content))
+def test_staff_tokens_get_staff_fields(roles, county):
+    public = zipfile.ZipFile(io.BytesIO(roles.get(f"/packs/{county}.zip",
+                                                    headers=roles.as_role("field_officer")).content))
+    staff = zipfile.ZipFile(io.BytesIO(roles.get(f"/packs/{county}.zip",
+                                                   headers=roles.as_role("gis_staff")).content))
     pub_cols = pd.read_csv(public.open("cooperatives.csv"), encoding="utf-8-sig", nrows=1).columns
     staff_cols = pd.read_csv(staff.open("cooperatives.csv"), encoding="utf-8-sig", nrows=1).columns
     assert "given_place" not in pub_cols and "given_place" in staff_cols and "phone" not in staff_cols

@@ -1,9 +1,10 @@
 """What the field and review pages need beyond the API: their service worker, the review page, sign-in.
 
 - ``GET /field-sw.js``: the service worker of the field page (``coopgis/web/sw.js``), with the list of
-  files it keeps for offline use (the field page and every allow-listed script, style and font)
-  and a version that changes when any of them does. The page registers it with the scope of the
-  field page only, so no other page is served from its caches.
+  files it keeps for offline use (the field page and every allow-listed script, style and font), a
+  version that changes when any of them does, how many tiles it keeps (``COOPGIS_OFFLINE_TILES``) and
+  how long it waits for the network (``COOPGIS_OFFLINE_WAIT_SECONDS``). The page registers it with the
+  scope of the field page only, so no other page is served from its caches.
 - ``GET /admin/reports``: the review screen (Persian, right to left). The page itself holds no
   data; its script reads the pending reports with the administrator's token (roles as in the API).
 - ``GET /whoami``: the owner and role of the bearer token, so a page can check a token once when
@@ -26,6 +27,7 @@ from coopgis.api.security import principal
 from coopgis.assets import ASSETS, NPM_HINT, missing_assets, read_asset, vendor_url
 from coopgis.auth import Principal
 from coopgis.maps import MapSettings
+from coopgis.settings import ServiceSettings
 
 JS = "text/javascript; charset=utf-8"
 ROLE_FA = {"public": "عمومی", "field_officer": "کارشناس میدانی", "gis_staff": "کارشناس GIS", "admin": "مدیر سامانه"}
@@ -33,7 +35,7 @@ FIELD_PAGE = "/maps/field"
 SW_TEMPLATE = "sw.js"
 
 
-def build_router(settings, map_settings: MapSettings) -> APIRouter:
+def build_router(settings: ServiceSettings, map_settings: MapSettings) -> APIRouter:
     router = APIRouter(tags=["Field work"])
 
     @router.get("/whoami", summary="Who the bearer token belongs to (a page's sign-in check)")
@@ -54,7 +56,8 @@ def build_router(settings, map_settings: MapSettings) -> APIRouter:
         digest = hashlib.sha256(b"".join(read_asset(map_settings.web_dir, n) for n in sorted(ASSETS)))
         template = (map_settings.web_dir / SW_TEMPLATE).read_bytes()
         digest.update(template)
-        config = {"version": digest.hexdigest()[:16], "base": base, "page": base + FIELD_PAGE, "files": files}
+        config = {"version": digest.hexdigest()[:16], "base": base, "page": base + FIELD_PAGE, "files": files,
+                  "tiles_kept": settings.offline_tiles, "wait_ms": round(settings.offline_wait_seconds * 1000)}
         body = template.replace(b"/*COOPGIS_CONFIG*/{}", orjson.dumps(config))
         # The browser checks for a new worker on each visit; no-cache keeps that check honest.
         return Response(body, media_type=JS, headers={"Cache-Control": "no-cache"})

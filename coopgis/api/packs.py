@@ -1,9 +1,9 @@
 """``GET /packs/{county}.zip``: a county's offline field pack (field officers and above).
 
 The pack is made by :func:`coopgis.packs.build_pack` (public fields, or the staff fields for GIS
-staff and administrators), kept per served dataset for the next officer of the same county,
-and sent with a strong ``ETag`` (its SHA-256: the same data gives the same bytes), so a phone
-that has it already gets a 304. A download: charged to the client's download rate and one of the
+staff and administrators), kept per served dataset (``COOPGIS_PACK_CACHE_SIZE``) for the next
+officer of the same county, and sent with a strong ``ETag`` (its SHA-256: the same data gives the
+same bytes), so a phone that has it already gets a 304. A download: charged to the client's download rate and one of the
 heavy requests at a time.
 """
 
@@ -26,12 +26,12 @@ from coopgis.auth import Principal
 from coopgis.maps import MapSettings
 from coopgis.media import etag_matches
 from coopgis.packs import AmbiguousCounty, Pack, UnknownCounty, build_pack, resolve_county
+from coopgis.settings import ServiceSettings
 
 ZIP = "application/zip"
-PACKS_KEPT = 8      # packs kept per served dataset (each a few hundred KB)
 
 
-def build_router(settings, map_settings: MapSettings) -> APIRouter:
+def build_router(settings: ServiceSettings, map_settings: MapSettings) -> APIRouter:
     router = APIRouter(tags=["Field work"])
     kept: WeakKeyDictionary = WeakKeyDictionary()
     lock = threading.Lock()
@@ -46,7 +46,7 @@ def build_router(settings, map_settings: MapSettings) -> APIRouter:
         pack = build_pack(dataset, county, map_settings, level)
         with lock:
             cache[(county, level)] = pack
-            while len(cache) > PACKS_KEPT:
+            while len(cache) > settings.pack_cache_size:
                 cache.popitem(last=False)
         return pack
 

@@ -61,7 +61,17 @@
     O.start(base);
     showOffline();
     if (navigator.onLine === false) { O.loadPack().then(function (pack) { if (pack) { drawPack(pack); } }); }
-    window.addEventListener('online', function () { if (packLayer) { map.removeLayer(packLayer); packLayer = null; } });
+    window.addEventListener('online', function () {
+      if (packLayer) {
+        map.removeLayer(packLayer);
+        packLayer = null;
+        if (state.placeLabels) { state.placeLabels.addTo(map); }
+      }
+      if (/^بدون اتصال/.test(status.textContent)) {
+        status.textContent = 'اتصال برگشت.';
+        if (here) { lastNearest = here.latlng; nearest(here.latlng); }
+      }
+    });
 
     locate.addEventListener('click', function () {
       status.textContent = 'در حال یافتن مکان شما…';
@@ -134,7 +144,8 @@
         }
         drawPack(pack);
         var said = work(pack);
-        status.textContent = 'بدون اتصال — از بسته آفلاین شهرستان ' + pack.info.name + ': ' + said;
+        status.textContent = 'بدون اتصال — از بسته آفلاین شهرستان ' + pack.info.name +
+          ' (فقط تعاونی‌های همین شهرستان): ' + said;
       });
     }
 
@@ -150,6 +161,7 @@
         if (c) { group.addLayer(window.coopgis._.pointMarker(L.latLng(c[1], c[0]), f.properties, spec, f.id)); }
       });
       group.addLayer(new window.coopgis.labels.LabelList(pack.labels));
+      if (state.placeLabels) { map.removeLayer(state.placeLabels); }   // the pack's names replace the tiles'
       packLayer = group.addTo(map);
       if (!here) { map.fitBounds(L.geoJSON(pack.county).getBounds()); }
     }

@@ -22,6 +22,7 @@
     var U = window.coopgis.util, S = window.coopgis.session, O = window.coopgis.offline;
     var el = U.el, append = U.append, faNum = U.faNum;
     var chosen = null;
+    var watching = null;      // the queue listener of the report last sent from this form
     var f = el('form', 'coop-report');
     f.hidden = true;
     var title = el('h3');
@@ -82,25 +83,27 @@
       var item = O.enqueue(chosen.props.registration_no, chosen.props.name || '', body);
       send.disabled = true;
       setAnswer('pending', 'در حال ارسال…');
-      var handled = false;
+      var answered = false;    // the answer for this report is final (sent, or refused for good)
       var watch = function (kind, data) {
-        if (handled || !data || !data.item || data.item.key !== item.key) { return; }
-        handled = true;
-        O.off(watch);
+        if (answered || !data || !data.item || data.item.key !== item.key) { return; }
         if (kind === 'sent') {
+          answered = true;
+          O.off(watch);
           setAnswer('ok', 'گزارش ثبت شد. شناسه: ' + ((data.report && data.report.id) || '—') + ' · وضعیت: ' +
             (STATUS_FA[data.report && data.report.status] || '—'));
         } else if (kind === 'failed') {
+          answered = true;
+          O.off(watch);
           setAnswer('error', 'گزارش پذیرفته نشد: ' + data.text);
-        } else {   // offline or waiting: the report stays in the queue and goes out by itself
-          setAnswer('queued', 'گزارش در صف ماند و با برگشت اتصال خودکار فرستاده می‌شود. (' + data.text + ')');
+        } else {   // no signal or a limit for now: the report stays in the queue and goes out by itself
+          setAnswer('queued', 'گزارش در صف ماند و خودکار فرستاده می‌شود. (' + data.text + ')');
         }
       };
+      if (watching) { O.off(watching); }
+      watching = watch;
       O.on(watch);
       O.flush(options.base).then(function () {
-        if (!handled) {   // another send was already under way: the queue has it
-          handled = true;
-          O.off(watch);
+        if (!answered && answer.className.indexOf('queued') < 0) {   // another send was under way: the queue has it
           setAnswer('queued', 'گزارش در صف ارسال است.');
         }
         send.disabled = false;
@@ -148,6 +151,7 @@
     var api = {
       form: f,
       open: function (props) {
+        if (watching) { O.off(watching); watching = null; }   // the answer area is this cooperative's now
         chosen = {props: props};
         title.textContent = 'گزارش مکان درست: ' + (props.name || 'بی‌نام');
         answer.textContent = '';

@@ -85,7 +85,7 @@
     var li = el('li', 'review-card');
     li.dataset.reportId = report.id;
     li.dataset.registrationNo = report.registration_no;
-    var title = el('h2', 'review-title', 'تعاونی ' + M.faDigits(report.registration_no));
+    var title = el('h2', 'review-title', 'تعاونی شماره ثبت ' + M.faDigits(report.registration_no));
     li.appendChild(title);
     var facts = el('dl', 'review-facts');
     fact(facts, 'گزارش‌دهنده', report.reporter, 'review-reporter');
@@ -135,7 +135,7 @@
         if (!r.ok) { current.textContent = M.explain(r, 'cooperative'); return; }
         etag = r.headers.get('ETag');
         var p = (r.body && r.body.properties) || {};
-        title.textContent = (p.name || 'بی‌نام') + ' · ' + M.faDigits(report.registration_no);
+        title.textContent = (p.name || 'بی‌نام') + '، شماره ثبت ' + M.faDigits(report.registration_no);
         current.textContent = (PRECISION_FA[p.precision] || p.precision || '—') +
           (p.county ? '، شهرستان ' + p.county : '');
       }, function (err) { current.textContent = err.message; });

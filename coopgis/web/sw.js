@@ -3,7 +3,7 @@
  * app: the page it serves (its scope is that page only), the files it keeps (the page and every
  * allow-listed script, style and font) and a version that changes with them.
  *
- * - the field page: from the network (a few seconds at most, weak signal), else the kept copy;
+ * - the field page: from the network (a few seconds at most: a weak signal), else the kept copy;
  * - scripts, styles, fonts (/vendor): the kept copy, else the network;
  * - tiles: from the network, keeping the last ones seen for offline use, else the kept copy;
  * - everything else (the API, reports, packs) goes to the network as it is: the page itself falls
@@ -14,9 +14,9 @@
 var CONFIG = /*COOPGIS_CONFIG*/{};
 var SHELL = 'coopgis-shell-' + CONFIG.version;
 var TILES = 'coopgis-tiles';
-var TILES_KEPT = 600;
-var PAGE_WAIT_MS = 4000;
-var TILE_WAIT_MS = 4000;
+var TILES_KEPT = CONFIG.tiles_kept;     // COOPGIS_OFFLINE_TILES
+var PAGE_WAIT_MS = CONFIG.wait_ms;       // COOPGIS_OFFLINE_WAIT_SECONDS
+var TILE_WAIT_MS = CONFIG.wait_ms;
 
 self.addEventListener('install', function (event) {
   event.waitUntil(caches.open(SHELL).then(function (cache) {
