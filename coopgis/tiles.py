@@ -52,6 +52,7 @@ Formats
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 import threading
@@ -65,7 +66,7 @@ import pandas as pd
 import shapely
 from mapbox_vector_tile.Mapbox import vector_tile_pb2
 
-from coopgis.dataset import Collection, Dataset, Packed, plain_value, right_sized
+from coopgis.dataset import Collection, Dataset, plain_value, right_sized
 from coopgis.labels import LABEL_MAX_ZOOM, LABEL_MIN_ZOOM, LabelTable
 from coopgis.media import GEOJSON, MVT
 from coopgis.vocab import KINDS
@@ -525,37 +526,43 @@ class PlaceLayer:
         self.props = [{"name": table.name[r], "kind": table.kind[r], "min_zoom": int(table.min_zoom[r]),
                        "max_zoom": int(table.max_zoom[r]), "rank": int(table.rank[r])} for r in order.tolist()]
         lon, lat = np.round(table.lon[order], 6), np.round(table.lat[order], 6)
-        self.geojson = Packed(orjson.dumps({"type": "Feature", "id": int(table.rank[r]),
-                                            "geometry": {"type": "Point", "coordinates": [float(x), float(y)]},
-                                            "properties": p})
-                              for r, x, y, p in zip(order.tolist(), lon.tolist(), lat.tolist(), self.props,
-                                                    strict=True))
-        # Per zoom, the labels shown there (positions in Morton order) and their codes: a tile is then
-        # two binary searches and a slice, however many labels other zooms have in its area.
-        self.by_zoom: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        features = [orjson.dumps({"type": "Feature", "id": int(table.rank[r]),
+                                  "geometry": {"type": "Point", "coordinates": [float(x), float(y)]},
+                                  "properties": p})
+                    for r, x, y, p in zip(order.tolist(), lon.tolist(), lat.tolist(), self.props, strict=True)]
+        # Per zoom, the labels shown there in Morton order: their codes (plain ints, for bisect), positions
+        # and ready GeoJSON bytes. A tile is two binary searches and a slice, however many labels other
+        # zooms have in its area (a label's bytes are shared by the zooms that show it).
+        self.by_zoom: dict[int, tuple[list[int], np.ndarray, list[bytes]]] = {}
         for z in range(LABEL_MIN_ZOOM, LABEL_MAX_ZOOM + 1):
             shown = np.flatnonzero((self.min_zoom <= z) & (self.max_zoom >= z))
-            self.by_zoom[z] = (self.codes[shown], shown)
+            self.by_zoom[z] = (self.codes[shown].tolist(), shown, [features[i] for i in shown.tolist()])
 
     def __len__(self) -> int:
         return len(self.codes)
+
+    def span(self, z: int, x: int, y: int) -> tuple[int, int]:
+        """[lo, hi) of the tile's labels in the zoom's lists (:attr:`by_zoom`); z at least LABEL_MIN_ZOOM."""
+        codes = self.by_zoom[min(z, LABEL_MAX_ZOOM)][0]      # deeper zooms show what the deepest shows
+        shift = 2 * (INDEX_BITS - z)
+        m = morton(x, y)
+        return bisect.bisect_left(codes, m << shift), bisect.bisect_left(codes, (m + 1) << shift)
 
     def select(self, z: int, x: int, y: int) -> np.ndarray:
         """Sorted positions of the labels shown in a tile."""
         if z < LABEL_MIN_ZOOM:
             return np.empty(0, np.int64)
-        codes, shown = self.by_zoom[min(z, LABEL_MAX_ZOOM)]   # deeper zooms show what the deepest shows
-        shift = 2 * (INDEX_BITS - z)
-        m = morton(x, y)
-        lo = int(np.searchsorted(codes, np.uint64(m << shift), side="left"))
-        hi = int(np.searchsorted(codes, np.uint64((m + 1) << shift), side="left"))
-        return shown[lo:hi]
+        lo, hi = self.span(z, x, y)
+        return self.by_zoom[min(z, LABEL_MAX_ZOOM)][1][lo:hi]
 
     def tile(self, z: int, x: int, y: int, fmt: str) -> tuple[bytes, int]:
-        idx = self.select(z, x, y)
         if fmt == "geojson":
-            return (b'{"type":"FeatureCollection","features":[' + b",".join(self.geojson[i] for i in idx.tolist())
-                    + b"]}"), len(idx)
+            if z < LABEL_MIN_ZOOM:
+                return b'{"type":"FeatureCollection","features":[]}', 0
+            lo, hi = self.span(z, x, y)
+            return (b'{"type":"FeatureCollection","features":['
+                    + b",".join(self.by_zoom[min(z, LABEL_MAX_ZOOM)][2][lo:hi]) + b"]}"), hi - lo
+        idx = self.select(z, x, y)
         n = 2 ** z
         px = np.floor((self.u[idx] * n - x) * EXTENT).astype(np.int64).clip(0, EXTENT - 1)
         py = np.floor((self.v[idx] * n - y) * EXTENT).astype(np.int64).clip(0, EXTENT - 1)
