@@ -179,6 +179,19 @@ def test_place_names_at_z6_z9_z12_do_not_overlap(browser, field, zoom, where, ki
     ctx.close()
 
 
+@pytest.mark.parametrize("path", ["/maps/national", "/maps/deprivation", "/maps/sectors"])
+def test_every_map_page_names_places(browser, field, path):
+    ctx, page = context(browser, viewport={"width": 1000, "height": 700}, is_mobile=False, has_touch=False)
+    page.goto(field.url + path, wait_until="networkidle")
+    page.evaluate("coopgis.state.map.setView([35.70, 51.40], 9, {animate: false})")
+    page.wait_for_selector(".coop-label-city", timeout=15_000)
+    settle(page)
+    names = page.eval_on_selector_all(".coop-label-text", "els => els.map(e => e.textContent)")
+    assert "تهران" in names and page.evaluate(OVERLAPS)["overlaps"] == 0
+    assert page.errors == []
+    ctx.close()
+
+
 def test_place_names_stay_above_a_base_map(browser, sample_store, tmp_path):
     """COOPGIS_BASEMAP_URL set to a local tile server drawing plain orange tiles: the names are drawn on top."""
     png = _orange_png()
