@@ -40,7 +40,7 @@ class Settings(BaseSettings):
                                      description="postgresql://... : PostgreSQL 15+ with PostGIS 3 is the system of "
                                                  "record (dataset, location reports, decisions, tokens, audit) "
                                                  "instead of the data folder; unset: the embedded file store")
-    database_pool_size: int = Field(default=4, ge=1, le=100,
+    database_pool_size: int = Field(default=8, ge=1, le=100,
                                     description="database connections one process keeps open at most")
     database_timeout_seconds: float = Field(default=5, gt=0, le=300,
                                             description="longest wait for a database connection (and for /ready's "

@@ -49,13 +49,19 @@ def readiness(app) -> dict:
     rm = state.read_model
     checks: dict[str, bool] = {"read_model_warmed": rm.warmed.is_set()}
     current = None
-    try:
-        current = state.store.version()
-        checks["store_reachable"] = True
-    except Exception:  # the database is down or the folder unreadable: not ready, say so
-        checks["store_reachable"] = False
-    checks["read_model_current"] = current is not None and (current == state.store_version or rm.reloading)
     listener = getattr(state, "listener", None)
+    if state.backend.database is not None:
+        # From the notification connection, which looks at the database every second: /ready never
+        # waits for a pooled connection, so a busy replica is not mistaken for a dead one.
+        checks["store_reachable"] = listener is not None and listener.alive()
+        current = listener.current_dataset if checks["store_reachable"] and listener is not None else None
+    else:
+        try:
+            current = state.store.version()
+            checks["store_reachable"] = True
+        except Exception:  # the folder is unreadable: not ready, say so
+            checks["store_reachable"] = False
+    checks["read_model_current"] = current is not None and (current == state.store_version or rm.reloading)
     if state.backend.database is not None:
         checks["listening"] = listener is not None and listener.connected.is_set()
     return {"ready": all(checks.values()), "checks": checks, "store": state.backend.kind,

@@ -103,6 +103,10 @@ class Listener:
         self.on_connect = on_connect
         self.timeout = timeout
         self.connected = threading.Event()
+        # The current dataset as this connection last saw it, and when: /ready reads these, so it never
+        # waits for a pooled connection (a busy pool must not take a replica out of the balancer).
+        self.current_dataset: str | None = None
+        self.seen_at = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="coopgis-listen", daemon=True)
 
@@ -118,6 +122,7 @@ class Listener:
             try:
                 with psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, round(self.timeout))) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    self._look(conn)
                     self.connected.set()
                     self._call(self.on_connect)
                     while not self._stop.is_set():
@@ -125,12 +130,22 @@ class Listener:
                             self._call(self.on_notify, note.payload)
                             if self._stop.is_set():
                                 break
+                        self._look(conn)   # a second without news: is the database still there?
             except psycopg.Error as exc:
                 if not self._stop.is_set():
                     log.warning("database notifications interrupted (%s); reconnecting", _first_line(exc))
             finally:
                 self.connected.clear()
             self._stop.wait(1.0)
+
+    def _look(self, conn: psycopg.Connection) -> None:
+        row = conn.execute("SELECT dataset_id FROM coopgis.current_dataset").fetchone()
+        self.current_dataset = str(row[0]) if row else "-"
+        self.seen_at = time.monotonic()
+
+    def alive(self, within: float = 3.0) -> bool:
+        """Connected, and the database answered on this connection in the last ``within`` seconds."""
+        return self.connected.is_set() and time.monotonic() - self.seen_at < within
 
     def _call(self, fn: Callable, *args) -> None:
         try:

@@ -171,13 +171,24 @@ class PostgisReportLog(LocationReportLog):
 
     # ---- reading --------------------------------------------------------------------------------
     def _refresh(self) -> _Index:
-        """Add the rows committed after the last one read (one statement: one snapshot of both tables)."""
+        """Add the rows committed after the last one read (one statement: one snapshot of both tables).
+
+        Called with the index's guard held; the guard is let go while the database answers, so a thread
+        waiting here for a connection never blocks one that holds a connection (in :meth:`exclusive`) and
+        needs the index. Rows another thread added meanwhile are skipped by their number.
+        """
+        after = self._index.offset
+        self._guard.release()
+        try:
+            with self._connection() as conn:
+                rows = conn.execute(_EVENTS, {"after": after}).fetchall()
+        finally:
+            self._guard.acquire()
         idx = self._index
-        with self._connection() as conn:
-            rows = conn.execute(_EVENTS, {"after": idx.offset}).fetchall()
         for row in rows:
-            idx.add(_record(row))
-            idx.offset = row[0]
+            if row[0] > idx.offset:
+                idx.add(_record(row))
+                idx.offset = row[0]
         return idx
 
 
