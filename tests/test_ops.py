@@ -45,6 +45,7 @@ def test_ready_after_warming_and_metrics_count_routes_not_paths(store):
     refused = {s.labels["group"]: s.value for s in fams["coopgis_rate_limit_refusals"].samples}
     assert refused["download"] == 1
     assert fams["coopgis_read_model_cooperatives"].samples[0].value == len(app.state.dataset.cooperatives)
-    assert {s.labels.get("store") for s in fams["coopgis_read_model"].samples} == {store.kind}
+    info = fams.get("coopgis_read_model") or fams["coopgis_read_model_info"]
+    assert {s.labels.get("store") for s in info.samples} == {store.kind}
     assert ("coopgis_db_pool_size" in fams) == (store.kind == "postgis")
     app.state.backend.close()

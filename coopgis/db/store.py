@@ -118,11 +118,11 @@ class PostgisStore:
                 raise StoreError(f"no dataset in the database {safe_url(self.db.url)}: run `coopgis ingest FILE` "
                                  "with COOPGIS_DATABASE_URL set")
             dataset_id, report = row
+            # One row of one array per column (binary, in row order): no per-row Python tuples to transpose.
             cur = conn.cursor(binary=True)
-            cur.execute(f"SELECT {', '.join(COLUMNS)}, ST_X(geom), ST_Y(geom) FROM coopgis.cooperatives "
-                        "WHERE dataset_id = %s ORDER BY row_no", (dataset_id,))
-            rows = cur.fetchall()
-        return str(dataset_id), frame_of(rows), dict(report)
+            cur.execute(_COLUMN_ARRAYS, (dataset_id,))
+            arrays = cur.fetchone()
+        return str(dataset_id), frame_of(arrays), dict(report)
 
     def write(self, dataset: gpd.GeoDataFrame, report: dict) -> None:
         """Store ``dataset`` as a new version and make it current, in one transaction; then prune old ones."""
@@ -181,12 +181,24 @@ def rows_of(frame: gpd.GeoDataFrame, dataset_id: int):
     return zip(*([dataset_id] * n, range(n), *columns, name_public, address_public, ewkb.tolist()), strict=True)
 
 
-def frame_of(rows: list[tuple]) -> gpd.GeoDataFrame:
-    """A dataset in the file store's shape (columns, dtypes, CRS) from the database's rows."""
-    values = list(zip(*rows, strict=True)) if rows else [()] * (len(COLUMNS) + 2)
+_SELECTED = (*COLUMNS, "ST_X(geom)", "ST_Y(geom)")
+_COLUMN_ARRAYS = ("SELECT " + ", ".join(f"array_agg(c{i})" for i in range(len(_SELECTED)))
+                  + " FROM (SELECT " + ", ".join(f"{c} AS c{i}" for i, c in enumerate(_SELECTED))
+                  + " FROM coopgis.cooperatives WHERE dataset_id = %s ORDER BY row_no) AS rows_in_order")
+
+
+def frame_of(arrays) -> gpd.GeoDataFrame:
+    """A dataset in the file store's shape (columns, dtypes, CRS) from one array per column (None: no rows)."""
+    values = [list(a) if a is not None else [] for a in (arrays or [None] * len(_SELECTED))]
     data = {}
     for c, col in zip(COLUMNS, values, strict=False):
-        data[c] = pd.Series(col, dtype=DTYPES.get(c, "str"))
+        dtype = DTYPES.get(c, "str")
+        if dtype in ("Int64", "boolean"):
+            data[c] = pd.Series(pd.array(col, dtype=dtype))
+        elif dtype == "str":
+            data[c] = pd.Series(np.array(col, dtype=object), dtype="str")
+        else:
+            data[c] = pd.Series(np.array(col, dtype=dtype))
     lon = np.array(values[-2], dtype=float)
     lat = np.array(values[-1], dtype=float)
     geometry = shapely.points(lon, lat)
