@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from coopgis.budget import BudgetExceeded
 from coopgis.errors import InputError
 from coopgis.media import PROBLEM
+from coopgis.store import StoreError
 
 log = logging.getLogger("coopgis")
 
@@ -94,6 +95,13 @@ def register_error_handlers(app: FastAPI) -> None:
         return problem(503, "Took too long", f"this request needed more than its time budget of {exc.seconds:g} s; "
                        "narrow it (bbox, filters, a smaller limit) or try again later", request.url.path,
                        {"Retry-After": "60"})
+
+    @app.exception_handler(StoreError)
+    async def _store_unavailable(request: Request, exc: StoreError):
+        # The message names the store (never a password) and why; the database may be restarting.
+        log.error("the store is unavailable on %s: %s", request.url.path, exc)
+        return problem(503, "Store unavailable", "the service's store cannot be reached right now; nothing was "
+                       "changed. Try again shortly", request.url.path, {"Retry-After": "5"})
 
     @app.exception_handler(OSError)
     async def _os_error(request: Request, exc: OSError):
