@@ -146,7 +146,9 @@ def set_dataset(app: FastAPI, dataset: Dataset) -> None:
     settings = app.state.settings
     app.state.tile_engine = TileEngine(dataset, settings.cluster_max_zoom, settings.tile_cache_size)
     app.state.dataset = dataset
-    app.state.read_model.changed()
+    read_model = getattr(app.state, "read_model", None)  # absent on a bare app built around one router
+    if read_model is not None:
+        read_model.changed()
 
 
 def _warm(app: FastAPI) -> None:
