@@ -47,7 +47,8 @@ def _quota_at(boundaries, name: str):
     p = c.loc[[name]].geometry.representative_point()
     out = join_boundaries(p.x.to_numpy(), p.y.to_numpy(), boundaries)
     quota = border_quota(pd.Series(["border_dwellers"]), out["deprived"])[0]
-    return out["deprivation_class"][0], CLASS_WORDS[out["deprivation_class"][0]], None if pd.isna(quota) else int(quota)
+    cls = out["deprivation_class"][0]
+    return cls, CLASS_WORDS.get(cls), None if pd.isna(quota) else int(quota)
 
 
 def test_quota_is_600_on_the_list_and_unknown_where_the_list_is_silent_or_missing(boundaries):
