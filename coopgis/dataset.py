@@ -32,6 +32,7 @@ from coopgis.names import NameIndex
 from coopgis.nearest import NearestIndex
 from coopgis.privacy import mask_numbers
 from coopgis.search import SearchIndex, build_search_index
+from coopgis.stats import StatsIndex
 from coopgis.text import to_persian_digits
 from coopgis.vocab import KINDS, SECTORS, STATUSES, label
 
@@ -175,6 +176,7 @@ class Dataset:
         self._names: NameIndex | None = None
         self._search: SearchIndex | None = None
         self._figures: AreaFigures | None = None
+        self._stats: StatsIndex | None = None
         self._lock = threading.Lock()
         coops = cooperatives.reset_index(drop=True).copy()
         if "uncertainty_m" not in coops.columns:  # a store written before uncertainty was measured
@@ -240,6 +242,16 @@ class Dataset:
                     self._figures = AreaFigures(self.cooperatives, self.boundaries)
         return self._figures
 
+    @property
+    def stats_index(self) -> StatsIndex:
+        """Group codes of the cooperatives for the dashboard's figures (made on first use)."""
+        if self._stats is None:
+            figures = self.figures
+            with self._lock:
+                if self._stats is None:
+                    self._stats = StatsIndex(self.cooperatives, figures, self.boundaries)
+        return self._stats
+
     def search_index(self) -> SearchIndex:
         """The search index of the cooperatives (made on first use)."""
         if self._search is None:
@@ -262,6 +274,7 @@ class Dataset:
         out = copy.copy(self)
         out._lock = threading.Lock()
         out._figures = None
+        out._stats = None
         # The search index and the name index stay: names, places and addresses do not move (a moved
         # cooperative is found under its former county's name until the next reload).
         out.cooperatives = frame

@@ -115,3 +115,31 @@ class AreaFigures:
             if unit >= 0:
                 out.setdefault(unit, []).append(row)
         return {u: np.array(rows) for u, rows in out.items()}
+
+
+def class_breaks(values: np.ndarray, classes: int = 5) -> list[float]:
+    """Upper bounds of the lower ``classes - 1`` classes: quantiles of the positive values, increasing.
+
+    Bounds are rounded to two significant digits; whole numbers (at least 1) when the values are counts.
+    """
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if not len(v):
+        return []
+    whole = bool(np.all(v == np.round(v)))
+    out: list[float] = []
+    for q in np.quantile(v, np.linspace(0, 1, classes + 1)[1:-1]):
+        b = _nice(float(q), whole)
+        if not out or b > out[-1]:
+            out.append(b)
+    return out
+
+
+def _nice(x: float, whole: bool) -> float:
+    """x rounded to two significant digits (a whole number of at least 1 for counts)."""
+    if whole and x <= 1:
+        return 1
+    if x <= 0:
+        return 0.0
+    r = round(x, 1 - int(np.floor(np.log10(x))))
+    return int(r) if whole else float(r)

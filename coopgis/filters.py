@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 
 import numpy as np
@@ -129,6 +129,13 @@ class CooperativeFilter:
 
     def is_empty(self) -> bool:
         return all(getattr(self, f.name) is None for f in fields(self))
+
+    def thematic(self) -> CooperativeFilter:
+        """This filter without its places (province, county): what colours every area of a choropleth."""
+        return replace(self, province=None, county=None)
+
+    def names_a_place(self) -> bool:
+        return self.province is not None or self.county is not None
 
     def mask(self, coll: Collection) -> np.ndarray:
         f = coll.frame

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import folium
-import numpy as np
 from branca.element import Element, Figure, MacroElement
 from folium.elements import JSCSSMixin
 from folium.plugins import Fullscreen, LocateControl
@@ -25,6 +24,7 @@ from folium.template import Template
 
 from coopgis.assets import BUNDLES, ICON, inline_script, inline_style, read_asset, vendor_url
 from coopgis.dataset import ATTRIBUTION_SHORT, Dataset
+from coopgis.figures import class_breaks
 from coopgis.filters import FILTER_NAMES
 from coopgis.maps import DEPRIVATION_CLASSES, Preset
 from coopgis.vocab import GALAXY_SECTORS, KINDS, PRECISION_FA, SECTORS, STATUSES
@@ -90,21 +90,6 @@ def page_facts(dataset: Dataset, cluster_max_zoom: int) -> dict:
         "clusterMaxZoom": cluster_max_zoom,
         "total": int(len(dataset.cooperatives)),
     }
-
-
-def class_breaks(values: np.ndarray, classes: int = 5) -> list[int]:
-    """Upper bounds of the lower ``classes - 1`` classes: quantiles of the non-zero values, increasing."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v) & (v > 0)]
-    if not len(v):
-        return []
-    qs = np.quantile(v, np.linspace(0, 1, classes + 1)[1:-1])
-    out: list[int] = []
-    for q in qs:
-        b = int(_nice(q))
-        if not out or b > out[-1]:
-            out.append(b)
-    return out
 
 
 def build_map(preset: Preset, page: Page) -> folium.Map:
@@ -341,13 +326,6 @@ def _assets_of(plugin: JSCSSMixin, bundle: str, page: Page) -> None:
     plugin.default_js = [(f"{bundle}_js_{i}", vendor_url(page.base, n)) for i, n in enumerate(BUNDLES[bundle]["js"])]
     plugin.default_css = [(f"{bundle}_css_{i}", vendor_url(page.base, n))
                           for i, n in enumerate(BUNDLES[bundle]["css"])]
-
-
-def _nice(x: float) -> float:
-    """x rounded to two significant digits (at least 1), so legend bounds read easily."""
-    if x <= 1:
-        return 1
-    return round(x, 1 - int(np.floor(np.log10(x))))
 
 
 def render_preset(preset: Preset, page: Page) -> str:

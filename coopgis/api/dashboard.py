@@ -23,10 +23,10 @@ def build_router(map_settings: MapSettings) -> APIRouter:
     @router.get("/dashboard", summary="Management dashboard (HTML, Persian): figures by province")
     def dashboard(request: Request):
         dataset = request.app.state.dataset
-        rows = group_stats(dataset.cooperatives, "province")
+        rows = group_stats(dataset.stats_index, "province")
         provinces = [r for r in rows if r["key"] != "total"]
         total = rows[-1]
-        by_kind = [r for r in group_stats(dataset.cooperatives, "kind") if r["key"] != "total"]
+        by_kind = [r for r in group_stats(dataset.stats_index, "kind") if r["key"] != "total"]
         charts = [
             {"id": "chart-cooperatives", "title": "شمار تعاونی‌ها در هر استان",
              "bars": bars(provinces, "cooperatives")},
