@@ -24,7 +24,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from coopgis import __version__
-from coopgis.api import admin, dashboard, features, field, geocoding, maps, stats, tiles
+from coopgis.api import admin, clusters, dashboard, features, field, geocoding, maps, stats, tiles
 from coopgis.api.errors import register_error_handlers
 from coopgis.api.html import make_templates
 from coopgis.api.limits import Limits
@@ -76,6 +76,7 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
 
     app.include_router(features.build_router(settings))
     app.include_router(tiles.build_router(settings))
+    app.include_router(clusters.build_router(settings))
     app.include_router(geocoding.build_router(settings))
     app.include_router(stats.build_router(settings))
     app.include_router(field.build_router(settings))

@@ -31,8 +31,8 @@ class ApiError(InputError):
     """
 
     def __init__(self, detail: str, *, status: int | None = None, title: str | None = None,
-                 headers: dict[str, str] | None = None, **extra: object):
-        super().__init__(detail, title=title, **extra)
+                 headers: dict[str, str] | None = None, detail_fa: str | None = None, **extra: object):
+        super().__init__(detail, title=title, detail_fa=detail_fa, **extra)
         self.headers = headers or {}
         if status is not None:
             self.status = status
