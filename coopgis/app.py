@@ -24,7 +24,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from coopgis import __version__
-from coopgis.api import admin, clusters, dashboard, features, field, geocoding, maps, stats, tiles
+from coopgis.api import admin, clusters, dashboard, features, field, geocoding, maps, pages, stats, tiles
 from coopgis.api.errors import register_error_handlers
 from coopgis.api.html import make_templates
 from coopgis.api.limits import Limits
@@ -82,6 +82,7 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
     app.include_router(field.build_router(settings))
     app.include_router(maps.build_router(settings, map_settings))
     app.include_router(dashboard.build_router(map_settings))
+    app.include_router(pages.build_router(map_settings))
     app.include_router(admin.build_router(settings))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.openapi = lambda: openapi_30(app)  # type: ignore[method-assign]  # FastAPI's documented override

@@ -314,7 +314,7 @@ class Dataset:
             for col in (*COUNTS, "in_deprived_areas"):
                 frame[col] = values[col].astype(int)
             for col in PER_CAPITA:
-                frame[col] = np.round(values[col], 2)
+                frame[col] = np.round(values[col], 3)
         if census is not None:
             p = census.provinces.reindex(provinces["iso_3166_2"])
             provinces["population_1395"] = pd.array(p["population"].to_numpy(), dtype="Int64")

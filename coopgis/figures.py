@@ -39,10 +39,10 @@ class Figures:
     counties: dict[str, np.ndarray]
 
     def value(self, level: str, name: str, row: int):
-        """One figure as a plain value (int, float rounded to 2 places, or None)."""
+        """One figure as a plain value (int, float rounded to 3 places, or None)."""
         v = (self.provinces if level == "provinces" else self.counties)[name][row]
         if name in PER_CAPITA:
-            return None if not np.isfinite(v) else round(float(v), 2)
+            return None if not np.isfinite(v) else round(float(v), 3)
         return int(v)
 
 

@@ -120,7 +120,7 @@ def group_stats(index: StatsIndex, by: str, mask: np.ndarray | None = None, area
     rows[-1].update(_census_fields(index, "total", -1, area))
     if whole_country and index.national_population:
         for c in ("cooperatives", "members", "jobs"):
-            rows[-1][f"{c}_per_10k"] = round(rows[-1][c] * 10_000 / index.national_population, 2)
+            rows[-1][f"{c}_per_10k"] = round(rows[-1][c] * 10_000 / index.national_population, 3)
         rows[-1]["population_1395"] = index.national_population
     return rows
 
