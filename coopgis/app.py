@@ -81,7 +81,7 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
     app.include_router(stats.build_router(settings))
     app.include_router(field.build_router(settings))
     app.include_router(maps.build_router(settings, map_settings))
-    app.include_router(dashboard.build_router(map_settings))
+    app.include_router(dashboard.build_router(map_settings, settings))
     app.include_router(pages.build_router(map_settings))
     app.include_router(admin.build_router(settings))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
