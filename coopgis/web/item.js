@@ -36,10 +36,11 @@
     var coarse = !!cfg.coarse;
     var ll = L.latLng(cfg.lat, cfg.lon);
     var radius = Number(cfg.uncertainty_m) || 0;
+    // The view first: a layer added to a map without one cannot be projected.
     if (radius > 0) {
-      var circle = L.circle(ll, {radius: radius, color: '#0b6e4f', weight: 1, dashArray: '4 4', fillOpacity: 0.06,
+      map.fitBounds(ll.toBounds(2 * radius), {padding: [10, 10], maxZoom: 14});
+      L.circle(ll, {radius: radius, color: '#0b6e4f', weight: 1, dashArray: '4 4', fillOpacity: 0.06,
         className: 'coop-item-uncertainty'}).addTo(map);
-      map.fitBounds(circle.getBounds(), {padding: [10, 10], maxZoom: 14});
     } else {
       map.setView(ll, 13);
     }
