@@ -18,7 +18,7 @@ Not here: what a filter selects (``filters.py``), drawing (``tiles.py``, ``mapvi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,15 @@ class Figures:
 
     provinces: dict[str, np.ndarray]
     counties: dict[str, np.ndarray]
+    _merged: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def merged(self, level: str, props: list[dict]) -> list[dict]:
+        """``props`` (one dict per row of a level) with these figures in place of theirs, made once per level."""
+        if level not in self._merged:
+            names = [f for f in FIGURES if props and f in props[0]]
+            columns = {f: [self.value(level, f, r) for r in range(len(props))] for f in names}
+            self._merged[level] = [{**p, **{f: columns[f][r] for f in names}} for r, p in enumerate(props)]
+        return self._merged[level]
 
     def value(self, level: str, name: str, row: int):
         """One figure as a plain value (int, float rounded to 3 places, or None)."""

@@ -70,7 +70,7 @@ import shapely
 from mapbox_vector_tile.Mapbox import vector_tile_pb2
 
 from coopgis.dataset import Collection, Dataset, plain_value, right_sized
-from coopgis.figures import FIGURES, Figures
+from coopgis.figures import Figures
 from coopgis.media import GEOJSON, MVT
 from coopgis.vocab import KINDS
 
@@ -716,12 +716,7 @@ class TileEngine:
         """A boundary tile; with ``figures``, the same geometry with the figures of a filter in its properties."""
         layer = self.polygons(name)
         rows, geoms = layer.clipped(z, x, y)
-        names = [f for f in FIGURES if layer.props and f in layer.props[0]] if figures is not None else []
-
-        def props(r: int) -> dict:
-            if figures is None:
-                return layer.props[r]
-            return {**layer.props[r], **{f: figures.value(name, f, r) for f in names}}
+        props = layer.props if figures is None else figures.merged(name, layer.props)
 
         if fmt == "geojson":
             if not len(rows):
@@ -730,7 +725,7 @@ class TileEngine:
             keep = [i for i, g in enumerate(polys) if g is not None and not g.is_empty]
             texts = shapely.to_geojson(np.array([polys[i] for i in keep] + [None], dtype=object)[:-1])
             feats_json = [{"type": "Feature", "id": layer.ids_json[r], "geometry": orjson.Fragment(t),
-                           "properties": layer.props_json[r] if figures is None else props(r)}
+                           "properties": layer.props_json[r] if figures is None else props[r]}
                           for r, t in zip(rows[keep].tolist(), texts, strict=False)]
             return right_sized(orjson.dumps({"type": "FeatureCollection", "features": feats_json})), len(feats_json)
         if not len(rows):
@@ -744,7 +739,7 @@ class TileEngine:
         feats = []
         for i, g in zip(keep, oriented, strict=False):
             r = int(rows[i])
-            feat = {"geometry": g, "properties": props(r)}
+            feat = {"geometry": g, "properties": props[r]}
             if layer.mvt_ids[r] is not None:
                 feat["id"] = layer.mvt_ids[r]
             feats.append(feat)
