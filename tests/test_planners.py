@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import re
 
-import pytest
-from test_maps import _located, _serving, browser, maps_server  # noqa: F401  (fixtures)
-from test_maps import Visit
+from test_maps import Visit, _located, browser, maps_server  # noqa: F401  (browser, maps_server: fixtures)
 
 NONE_COUNTY = (52.716, 32.298)          # Varzaneh (Isfahan): OSM county with no known census unit
 
