@@ -54,8 +54,10 @@ def tiles(zooms: range) -> list[tuple[int, int, int]]:
     return [(t.z, t.x, t.y) for t in tms.tiles(*IRAN, list(zooms))]
 
 
-def time_tiles(ds, layer: str, addresses, fmt: str, flt, reps: int, warm: bool) -> list[float]:
-    """Seconds per tile, one figure per repetition (a fresh engine each time; ``warm``: geometry made first)."""
+def time_tiles(ds, layer: str, addresses, fmt: str, flt, reps: int, warm: bool, figures_made: bool = False
+               ) -> list[float]:
+    """Seconds per tile, one figure per repetition (a fresh engine each time; ``warm``: geometry made first;
+    ``figures_made``: the filter's figures made first, as after the first tile of a filter)."""
     from coopgis.tiles import TileEngine
 
     out = []
@@ -65,6 +67,8 @@ def time_tiles(ds, layer: str, addresses, fmt: str, flt, reps: int, warm: bool) 
         if warm:
             for z, x, y in addresses:
                 engine.polygons(layer).geometry.at(z, engine.polygons(layer).clipped(z, x, y)[0])
+        if figures_made and flt is not None:
+            engine.area_figures(flt)
         start = time.perf_counter()
         for z, x, y in addresses:
             engine.tile(layer, z, x, y, fmt, flt)
@@ -88,9 +92,12 @@ def choropleth(ds, reps: int) -> list[tuple]:
                 for name, values in FILTERS.items():
                     if not values:
                         continue
-                    t = statistics.median(time_tiles(ds, layer, addresses, fmt, parse(ds, values), reps, warm))
+                    flt = parse(ds, values)
+                    t = statistics.median(time_tiles(ds, layer, addresses, fmt, flt, reps, warm))
+                    made = statistics.median(time_tiles(ds, layer, addresses, fmt, flt, reps, warm, True))
                     rows.append((layer, fmt, "geometry made" if warm else "cold", len(addresses), name,
-                                 base * 1000, t * 1000, t / base))
+                                 base * 1000, t * 1000, t / base, made * 1000, made / base,
+                                 (t - made) * len(addresses) * 1000))
     return rows
 
 
@@ -126,13 +133,16 @@ def main(argv=None) -> int:
     print(f"dataset: {len(ds.cooperatives):,} cooperatives ({time.perf_counter() - start:.0f} s to load or build)")
     print("\n## Choropleth tiles: filtered against unfiltered, ms per tile (median of "
           f"{args.reps} fresh engines)\n")
-    print("| layer | format | state | tiles | filter | unfiltered ms | filtered ms | ratio |")
-    print("|---|---|---|---:|---|---:|---:|---:|")
-    worst = 0.0
-    for layer, fmt, state, n, name, base, t, ratio in choropleth(ds, args.reps):
-        worst = max(worst, ratio)
-        print(f"| {layer} | {fmt} | {state} | {n} | {name} | {base:.2f} | {t:.2f} | {ratio:.2f} |")
-    print(f"\nworst ratio {worst:.2f} (target <= 2.0: {'met' if worst <= 2.0 else 'MISSED'})")
+    print("| layer | format | state | tiles | filter | unfiltered ms | filtered ms | ratio | filtered, figures "
+          "made ms | ratio | the filter's one-off figures ms |")
+    print("|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    worst = worst_made = 0.0
+    for layer, fmt, state, n, name, base, t, ratio, made, made_ratio, once in choropleth(ds, args.reps):
+        worst, worst_made = max(worst, ratio), max(worst_made, made_ratio)
+        print(f"| {layer} | {fmt} | {state} | {n} | {name} | {base:.2f} | {t:.2f} | {ratio:.2f} | {made:.2f} | "
+              f"{made_ratio:.2f} | {once:.0f} |")
+    print(f"\nworst ratio, first pass of a filter {worst:.2f}; with its figures made {worst_made:.2f} "
+          f"(target <= 2.0: {'met' if worst <= 2.0 else 'MISSED'} / {'met' if worst_made <= 2.0 else 'MISSED'})")
     print(f"\n## Dashboard and stats in-process, {len(ds.cooperatives):,} cooperatives, ms over {args.reps} "
           "requests\n")
     print("| path | median ms | max ms |")

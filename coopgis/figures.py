@@ -42,9 +42,16 @@ class Figures:
     def merged(self, level: str, props: list[dict]) -> list[dict]:
         """``props`` (one dict per row of a level) with these figures in place of theirs, made once per level."""
         if level not in self._merged:
+            arrays = self.provinces if level == "provinces" else self.counties
             names = [f for f in FIGURES if props and f in props[0]]
-            columns = {f: [self.value(level, f, r) for r in range(len(props))] for f in names}
-            self._merged[level] = [{**p, **{f: columns[f][r] for f in names}} for r, p in enumerate(props)]
+            columns = []
+            for f in names:     # whole columns at once: the same values as :meth:`value`
+                if f in PER_CAPITA:
+                    columns.append([None if v != v else v for v in np.round(arrays[f], 3).tolist()])
+                else:
+                    columns.append(arrays[f].astype(np.int64).tolist())
+            self._merged[level] = [{**p, **dict(zip(names, values, strict=True))}
+                                   for p, values in zip(props, zip(*columns, strict=True), strict=True)]
         return self._merged[level]
 
     def value(self, level: str, name: str, row: int):
