@@ -90,6 +90,7 @@ def page_facts(dataset: Dataset, cluster_max_zoom: int) -> dict:
                                    if c in frame}
                             for name, frame in (("provinces", provinces), ("counties", counties))},
         "provinceNames": dict(zip(provinces["iso_3166_2"], provinces["name_fa"], strict=True)),
+        "classesPresent": sorted(set(deprivation["deprivation_class"].dropna())),
         "provinces": {iso: [float(v) for v in b]
                       for iso, b in zip(provinces["iso_3166_2"], bounds.to_numpy(), strict=False)},
         "sources": sources,

@@ -304,6 +304,7 @@
     classes: function (body, cfg) {
       var ul = legendList(body, 'طبقه محرومیت شهرستان');
       Object.keys(cfg.labels.classes).forEach(function (c) {
+        if (cfg.classesPresent && cfg.classesPresent.indexOf(c) < 0) { return; }   // e.g. not_deprived
         var unknown = c === 'no_data';
         var line = legendLine(ul, unknown ? 'hatch' : 'fill', unknown ? null : cfg.colors.classes[c],
           cfg.labels.classes[c]);
