@@ -27,7 +27,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from coopgis import __version__
-from coopgis.api import admin, dashboard, features, field, geocoding, maps, ops, stats, tiles
+from coopgis.api import admin, clusters, dashboard, features, field, geocoding, maps, ops, pages, stats, tiles
 from coopgis.api.errors import register_error_handlers
 from coopgis.api.html import make_templates
 from coopgis.api.limits import Limits
@@ -88,11 +88,13 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
 
     app.include_router(features.build_router(settings))
     app.include_router(tiles.build_router(settings))
+    app.include_router(clusters.build_router(settings))
     app.include_router(geocoding.build_router(settings))
     app.include_router(stats.build_router(settings))
     app.include_router(field.build_router(settings))
     app.include_router(maps.build_router(settings, map_settings))
-    app.include_router(dashboard.build_router(map_settings))
+    app.include_router(dashboard.build_router(map_settings, settings))
+    app.include_router(pages.build_router(map_settings))
     app.include_router(admin.build_router(settings))
     app.include_router(ops.build_router())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -125,6 +125,8 @@ class ServiceSettings(Settings):
     reports_max_limit: int = Field(default=1000, ge=1, description="most location reports one list shows")
     max_report_body_bytes: int = Field(default=16 * 1024, ge=1024, description="largest location report body")
     reports_per_hour: int = Field(default=60, ge=1, description="location reports one token may send per hour")
+    cluster_page_max: int = Field(default=100, ge=1, description="most cooperatives one page of a cluster's "
+                                                                 "contents (/clusters/{z}/{x}/{y}) lists")
     pending_reports_per_cooperative: int = Field(default=5, ge=1,
                                                  description="pending (undecided) location reports one "
                                                              "cooperative may have")
