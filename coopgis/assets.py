@@ -67,6 +67,9 @@ ASSETS: dict[str, Asset] = {
     "coopgis/field.css": Asset("own", "field.css", _CSS),
     "coopgis/review.js": Asset("own", "review.js", _JS),
     "coopgis/review.css": Asset("own", "review.css", _CSS),
+    "coopgis/filters.js": Asset("own", "filters.js", _JS),
+    "coopgis/clusters.js": Asset("own", "clusters.js", _JS),
+    "coopgis/item.js": Asset("own", "item.js", _JS),
 }
 
 ICON = "coopgis/icon.svg"
@@ -77,11 +80,12 @@ BUNDLES: dict[str, dict[str, tuple[str, ...]]] = {
     "vectorgrid": {"js": ("vectorgrid/Leaflet.VectorGrid.bundled.min.js",), "css": ()},
     "locate": {"js": ("locatecontrol/L.Control.Locate.min.js",), "css": ("locatecontrol/L.Control.Locate.min.css",)},
     "fullscreen": {"js": ("fullscreen/Control.FullScreen.js",), "css": ("fullscreen/Control.FullScreen.css",)},
-    "coopgis": {"js": ("coopgis/core.js", "coopgis/popups.js", "coopgis/layers.js", "coopgis/map.js",
-                       "coopgis/labels.js"),
+    "coopgis": {"js": ("coopgis/core.js", "coopgis/popups.js", "coopgis/layers.js", "coopgis/filters.js",
+                       "coopgis/clusters.js", "coopgis/map.js", "coopgis/labels.js"),
                 "css": ("coopgis/fonts.css", "coopgis/map.css", "coopgis/labels.css")},
     "field": {"js": ("coopgis/messages.js", "coopgis/signin.js", "coopgis/offline.js", "coopgis/cards.js",
                      "coopgis/report.js", "coopgis/field.js"), "css": ("coopgis/field.css",)},
+    "item": {"js": ("coopgis/item.js",), "css": ("coopgis/fonts.css", "coopgis/map.css")},
 }
 
 _URL = re.compile(r"url\(\s*(['\"]?)([^'\")]+)\1\s*\)")

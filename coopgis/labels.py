@@ -1,257 +1,132 @@
-"""Place-name labels for every map: which places are named, at which zooms, without overlaps.
+"""Persian words for the HTML views: a label for every served field, and each value as a person reads it.
 
-The labels come from the project's own gazetteer (:class:`~coopgis.boundaries.Boundaries`), so a
-map needs no base map to be read: province and county names (at a point well inside their
-polygon), cities (the most populous first, where the population is known) and the villages that
-have a placed point (strong points first; a weak or outlier point is labelled as *unsure*, with
-its own kind, never as if it were sure).
-
-Each label's zooms are decided once, for the whole country, so that labels neither overlap
-nor depend on tile borders: a kind may show from :data:`KIND_ZOOMS` ``lo`` to ``hi``; going
-down the zooms from :data:`LABEL_MIN_ZOOM` to :data:`LABEL_MAX_ZOOM`, a label not yet shown
-gets zoom ``z`` as its ``min_zoom`` when its text box (estimated from its length at the
-kind's font size, :data:`KIND_STYLE`) keeps :data:`LABEL_GAP_PX` pixels from every box
-already shown at ``z``, in the order of importance: the kinds in the order of :data:`KINDS`, then
-the larger population first (census 1395 for provinces and counties, GeoNames for cities; a
-city may show from the zoom of its population class, :data:`CITY_ZOOMS`). Distances double
-with each zoom, so a label shown at ``z`` stays clear of the others at every deeper zoom; a
-tile then only needs the labels of its area with ``min_zoom <= z <= max_zoom``. Labels not
-shown by :data:`LABEL_MAX_ZOOM` (a namesake within metres of another) stay unlabelled.
-
-Not here: tiles of the labels (``tiles.py``), drawing them (``web/labels.js``).
+Codes become their Persian labels (kinds, sectors, statuses, precisions, deprivation classes,
+census links), numbers get Persian digits and separators, yes/no becomes «بله»/«خیر», ISO
+dates become Jalali dates. The JSON, CSV and tiles keep their machine values; only pages read
+these. Not here: HTML (``templates/``), the vocabularies themselves (``vocab.py``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from datetime import date
 
-import numpy as np
+import jdatetime
 import pandas as pd
-import shapely
-import shapely.ops
 
-from coopgis.boundaries import Boundaries
+from coopgis.census import LINK_FA
+from coopgis.joins import CLASS_WORDS_FA
+from coopgis.text import to_persian_digits
+from coopgis.vocab import KINDS, PRECISION_FA, SECTORS, STATUSES, label
 
-LABEL_MIN_ZOOM = 4
-LABEL_MAX_ZOOM = 16
-LABEL_GAP_PX = 4.0          # free pixels kept between two label boxes
-KINDS = ("province", "county", "city", "village", "village_unsure")
-# The zooms each kind of label may show at (its own min_zoom is decided by room): provinces on the
-# national view, counties around the province view, cities and villages from where they are told apart.
-KIND_ZOOMS = {"province": (4, 7), "county": (7, 10), "city": (6, 99), "village": (10, 99),
-              "village_unsure": (11, 99)}
-# A city may show from the zoom of its population class (the first threshold it reaches); a town of
-# unknown population from the last zoom, so a small town never takes the room of a large one's view.
-CITY_ZOOMS = ((200_000, 6), (50_000, 7), (10_000, 8), (0, 9))
-# Font size (px) and average advance per character (em) of each kind as web/labels.js draws it in
-# Vazirmatn; the box estimate errs on the wide side so drawn labels stay apart.
-KIND_STYLE = {"province": (15.0, 0.62), "county": (12.5, 0.60), "city": (13.0, 0.60),
-              "village": (11.5, 0.60), "village_unsure": (11.5, 0.60)}
-LINE_HEIGHT = 1.35          # of the font size
-PAD_PX = 4.0                # left and right of the text, inside its box
-DOT_PX = 6.0                # the dot of a point place, under its text
-ZOOM_FIELDS = ("min_zoom", "max_zoom")
-
-
-@dataclass
-class LabelTable:
-    """One row per labelled place, sorted by importance (most important first)."""
-
-    name: np.ndarray        # object: Persian name as shown
-    kind: np.ndarray        # object: one of KINDS
-    lon: np.ndarray
-    lat: np.ndarray
-    rank: np.ndarray        # 0 = most important
-    min_zoom: np.ndarray    # int8: the first zoom it shows at (decided by room)
-    max_zoom: np.ndarray    # int8: the last zoom it shows at (99: every deeper zoom)
-    may_from: np.ndarray    # int8: the first zoom its kind (and a city's population) would allow
-    width: np.ndarray       # box width (px) as estimated
-    height: np.ndarray
-    county_osm: np.ndarray  # int64, -1 where none (provinces)
-    code: np.ndarray        # object: official code, None where none
-
-    def __len__(self) -> int:
-        return len(self.name)
-
-    def shown_at(self, z: int) -> np.ndarray:
-        """Row numbers of the labels shown at zoom ``z``."""
-        return np.flatnonzero((self.min_zoom <= z) & (self.max_zoom >= z))
-
-    def rows_in(self, bbox: tuple[float, float, float, float], up_to_zoom: int = LABEL_MAX_ZOOM) -> np.ndarray:
-        """Row numbers of the labels inside a lon/lat box that show at some zoom up to ``up_to_zoom``."""
-        minx, miny, maxx, maxy = bbox
-        inside = (self.lon >= minx) & (self.lon <= maxx) & (self.lat >= miny) & (self.lat <= maxy)
-        return np.flatnonzero(inside & (self.min_zoom <= up_to_zoom))
-
-    def records(self, rows: np.ndarray) -> list[list]:
-        """Compact rows for a page that embeds its labels: [lon, lat, name, kind, min_zoom, max_zoom]."""
-        return [[round(float(self.lon[r]), 5), round(float(self.lat[r]), 5), self.name[r], self.kind[r],
-                 int(self.min_zoom[r]), int(self.max_zoom[r])] for r in rows.tolist()]
-
-    def box(self, rows: np.ndarray, z: int) -> np.ndarray:
-        """Label boxes (minx, miny, maxx, maxy) in world pixels of zoom ``z`` (y down)."""
-        return _boxes(self.lon[rows], self.lat[rows], self.width[rows], self.height[rows], self.kind[rows], z)
+FIELD_FA = {
+    # cooperatives
+    "registration_no": "شماره ثبت", "name": "نام", "kind": "نوع", "kind_fa": "نوع", "sector": "رشته فعالیت",
+    "sector_fa": "رشته فعالیت", "status": "وضعیت", "status_fa": "وضعیت", "members": "شمار اعضا",
+    "jobs": "اشتغال", "women_led": "زن‌سرپرست", "registered_on": "تاریخ ثبت",
+    "registered_on_jalali": "تاریخ ثبت (خورشیدی)", "registered_year": "سال ثبت", "province": "استان",
+    "province_name": "نام استان", "county": "شهرستان", "county_code": "کد رسمی شهرستان", "district": "بخش",
+    "rural_district": "دهستان", "place": "شهر یا روستا", "precision": "دقت مکان", "confidence": "اطمینان",
+    "uncertainty_m": "فاصله احتمالی از نقطه", "deprivation_class": "فهرست محرومیت", "deprived": "در فهرست محرومیت",
+    "border": "شهرستان مرزی", "border_quota_usd": "سهمیه ارزی مرزنشینان (دلار)", "address": "نشانی",
+    "geocode_issues": "هشدارهای مکان‌یابی", "place_level": "سطح مکان", "place_code": "کد مکان",
+    "county_osm": "شناسه OSM شهرستان", "synthetic": "ساختگی", "source_row": "ردیف پرونده",
+    "given_province": "استان (در پرونده)", "given_county": "شهرستان (در پرونده)", "given_district": "بخش (در پرونده)",
+    "given_rural_district": "دهستان (در پرونده)", "given_place": "مکان (در پرونده)",
+    "given_lon": "طول جغرافیایی (در پرونده)", "given_lat": "عرض جغرافیایی (در پرونده)",
+    # provinces, counties, deprivation
+    "iso_3166_2": "کد استان (ISO 3166-2)", "name_fa": "نام", "name_en": "نام انگلیسی",
+    "osm_relation_id": "شناسه OSM", "province_iso": "استان", "official_county_code": "کد رسمی شهرستان",
+    "border_km": "طول مرز (کیلومتر)", "cooperatives": "تعاونی‌ها", "in_deprived_areas": "در مناطق فهرست‌شده محروم",
+    "cooperatives_per_10k": "تعاونی در هر ۱۰٬۰۰۰ نفر", "members_per_10k": "عضو در هر ۱۰٬۰۰۰ نفر",
+    "jobs_per_10k": "شغل در هر ۱۰٬۰۰۰ نفر", "population_1395": "جمعیت (سرشماری ۱۳۹۵)",
+    "unit_population_1395": "جمعیت واحد سرشماری ۱۳۹۵", "census_unit": "کد واحد سرشماری ۱۳۹۵",
+    "census_unit_name": "واحد سرشماری ۱۳۹۵", "unit_link": "پیوند با سرشماری",
+    "unemployment_rate_pct": "نرخ بیکاری ٪ (سرشماری ۱۳۹۵)", "illiteracy_pct_15plus": "بی‌سوادی ۱۵+ ٪ (سرشماری ۱۳۹۵)",
+    "class_words": "فهرست محرومیت (انگلیسی)", "border_quota": "سهمیه ارزی مرزنشینان", "source_url": "منبع",
+    "note": "یادداشت", "province_shdi": "شاخص توسعه انسانی استان (SHDI)", "province_shdi_year": "سال SHDI",
+}
+# Columns of the items table per collection (the item page shows every field).
+ITEM_COLUMNS = {
+    "cooperatives": ("name", "kind", "sector", "status", "province", "county", "place", "precision", "members",
+                     "jobs", "registered_on"),
+    "provinces": ("name_fa", "cooperatives", "members", "jobs", "population_1395", "cooperatives_per_10k",
+                  "unemployment_rate_pct"),
+    "counties": ("name_fa", "province_iso", "cooperatives", "members", "jobs", "census_unit_name",
+                 "cooperatives_per_10k", "unemployment_rate_pct", "border"),
+    "deprivation": ("name_fa", "province_iso", "deprivation_class", "border_quota", "border"),
+}
+_VOCAB = {"kind": KINDS, "sector": SECTORS, "status": STATUSES}
+_BOOLS = {"women_led", "deprived", "border", "synthetic"}
+_CODES = {"registered_year", "province_shdi_year", "osm_relation_id", "registration_no"}
+# Shown once on an item page: the Persian twin of a coded field, and the name of the province.
+ITEM_HIDDEN = {"kind_fa", "sector_fa", "status_fa", "province_name", "registered_on_jalali"}
+_YES_NO_WORDS = {"true": True, "false": False, "بله": True, "خیر": False}
 
 
-def build_labels(boundaries: Boundaries) -> LabelTable:
-    """Every label of the gazetteer with the zooms it shows at (about a second for the whole country)."""
-    cand = _candidates(boundaries)
-    font = cand["kind"].map(lambda k: KIND_STYLE[k][0]).to_numpy(float)
-    advance = cand["kind"].map(lambda k: KIND_STYLE[k][1]).to_numpy(float)
-    chars = cand["name"].map(len).to_numpy(float)
-    width = np.ceil(chars * font * advance + 2 * PAD_PX)
-    height = np.ceil(font * LINE_HEIGHT)
-    lo = cand["kind"].map(lambda k: KIND_ZOOMS[k][0]).to_numpy(np.int16)
-    city = (cand["kind"] == "city").to_numpy()
-    lo[city] = np.maximum(lo[city], [_city_zoom(v) for v in cand["population"].to_numpy(float)[city]])
-    hi = cand["kind"].map(lambda k: min(KIND_ZOOMS[k][1], LABEL_MAX_ZOOM)).to_numpy(np.int16)
-    lon, lat = cand["lon"].to_numpy(float), cand["lat"].to_numpy(float)
-    kind = cand["kind"].to_numpy(object)
-    min_zoom = _place(lon, lat, width, height, kind, lo, hi)
-    shown = min_zoom <= hi
-    max_zoom = np.where(hi >= LABEL_MAX_ZOOM, 99, hi)
-    keep = np.flatnonzero(shown)
-    return LabelTable(name=cand["name"].to_numpy(object)[keep], kind=kind[keep], lon=lon[keep], lat=lat[keep],
-                      rank=np.arange(len(keep)), min_zoom=min_zoom[keep].astype(np.int8),
-                      max_zoom=max_zoom[keep].astype(np.int8), may_from=lo[keep].astype(np.int8),
-                      width=width[keep], height=height[keep],
-                      county_osm=cand["county_osm"].to_numpy(np.int64)[keep],
-                      code=cand["code"].to_numpy(object)[keep])
+def field_label(name: str) -> str:
+    """The Persian label of a field (its own name when none is known)."""
+    return FIELD_FA.get(name, name)
 
 
-# ---- candidates ----------------------------------------------------------------------------
-
-def _candidates(b: Boundaries) -> pd.DataFrame:
-    """Places that may be labelled, most important first: name, kind, lon, lat, county_osm, code."""
-    frames = []
-    prov = b.provinces
-    prov_pop, county_pop = _census(b)
-    frames.append(pd.DataFrame({"name": prov["name_fa"].map(_display), "kind": "province",
-                                "point": [_inner_point(g) for g in prov.geometry], "county_osm": -1,
-                                "code": prov["iso_3166_2"],
-                                "population": prov["iso_3166_2"].map(prov_pop).fillna(0.0).to_numpy()}))
-    cty = b.counties
-    frames.append(pd.DataFrame({"name": cty["display_name_fa"].map(_display), "kind": "county",
-                                "point": [_inner_point(g) for g in cty.geometry],
-                                "county_osm": cty["osm_relation_id"].astype(np.int64),
-                                "code": cty["official_county_code"],
-                                "population": cty["osm_relation_id"].map(county_pop).fillna(0.0).to_numpy()}))
-    p = b.places
-    located = p["lon"].notna() & p["lat"].notna() & p["county_osm"].notna()
-    cities = p[located & (p["level"] == "city")]
-    villages = p[located & (p["level"] == "village") & p["settlement"]]
-    unsure = (villages["point_strength"] != "strong") | villages["point_outlier"]
-    for frame, kind in ((cities, "city"), (villages[~unsure], "village"), (villages[unsure], "village_unsure")):
-        frames.append(pd.DataFrame({
-            "name": frame["name"].map(_display), "kind": kind,
-            "point": shapely.points(frame["lon"].to_numpy(float), frame["lat"].to_numpy(float)),
-            "county_osm": frame["county_osm"].astype(np.int64).to_numpy(),
-            "code": frame["code"].to_numpy(object),
-            "population": pd.to_numeric(frame["population"], errors="coerce").fillna(0.0).to_numpy()
-            if "population" in frame else 0.0}))
-    out = pd.concat(frames, ignore_index=True)
-    out = out[out["name"].map(bool)]
-    out["lon"] = shapely.get_x(out["point"].to_numpy())
-    out["lat"] = shapely.get_y(out["point"].to_numpy())
-    out["order"] = out["kind"].map(KINDS.index)
-    # Importance: kind, population (census for provinces and counties, GeoNames for cities), then the
-    # official code, so the order never depends on the file's row order.
-    out = out.sort_values(["order", "population", "code", "name"], ascending=[True, False, True, True],
-                          kind="stable", na_position="last")
-    return out.drop(columns=["point", "order"]).reset_index(drop=True)
+def missing(value) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float) and math.isnan(value)
 
 
-def _census(b: Boundaries) -> tuple[dict[str, float], dict[int, float]]:
-    """Census 1395 population by province (ISO code) and by county (OSM id; a county newer than the census
-    shows its census unit's), to order area names by importance; empty where the tables are absent."""
-    provinces: dict[str, float] = {}
-    counties: dict[int, float] = {}
-    path = b.source_dir / "census1395_provinces.csv"
-    if path.is_file():
-        t = pd.read_csv(path, dtype={"iso_3166_2": str})
-        provinces = dict(zip(t["iso_3166_2"], pd.to_numeric(t["population"], errors="coerce"), strict=True))
-    path = b.source_dir / "census1395.csv"
-    if path.is_file():
-        t = pd.read_csv(path, usecols=["osm_relation_id", "population"])
-        counties = dict(zip(t["osm_relation_id"].astype(int), pd.to_numeric(t["population"], errors="coerce"),
-                            strict=True))
-    return provinces, counties
+def fa_number(value, decimals: int = 3) -> str:
+    """A number in Persian digits: ۱۲٬۳۴۵ or ۰٫۰۴۲ (trailing zeros dropped)."""
+    if isinstance(value, bool):
+        return "بله" if value else "خیر"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 1):
+        return to_persian_digits(f"{int(value):,}").replace(",", "٬")
+    text = f"{float(value):,.{decimals}f}".rstrip("0").rstrip(".")
+    return to_persian_digits(text).replace(",", "٬").replace(".", "٫")
 
 
-def _city_zoom(population: float) -> int:
-    """The first zoom a city of this population may show at (:data:`CITY_ZOOMS`)."""
-    return next(z for least, z in CITY_ZOOMS if population >= least)
+def jalali(value) -> str:
+    """An ISO date (or date) as a Jalali date in Persian digits, e.g. ۱۴۰۲/۰۲/۳۱."""
+    try:
+        d = value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return str(value)
+    return to_persian_digits(jdatetime.date.fromgregorian(date=d).strftime("%Y/%m/%d"))
 
 
-def _display(name: object) -> str:
-    """A name as a label shows it: one line, without the brackets some official entries wear."""
-    if not isinstance(name, str):
-        return ""
-    text = " ".join(name.split())
-    if text.startswith("(") and text.endswith(")"):
-        text = text[1:-1].strip()
-    return text
-
-
-def _inner_point(geom) -> shapely.Point:
-    """A point well inside an area (the pole of inaccessibility of its largest part), for its name."""
-    parts = list(shapely.get_parts(geom))
-    largest = max(parts, key=lambda g: g.area)
-    tolerance = max(math.sqrt(largest.area) / 50, 0.002)
-    return shapely.ops.polylabel(largest, tolerance=tolerance)
-
-
-# ---- placement -----------------------------------------------------------------------------
-
-def _world_pixels(lon: np.ndarray, lat: np.ndarray, z: int) -> tuple[np.ndarray, np.ndarray]:
-    """Web Mercator pixels of zoom ``z`` (256-px tiles, y down)."""
-    from coopgis.tiles import lonlat_to_world  # tiles.py builds on the dataset, which owns the labels
-
-    u, v = lonlat_to_world(lon, lat)
-    scale = 256.0 * 2 ** z
-    return u * scale, v * scale
-
-
-def _boxes(lon, lat, width, height, kind, z: int) -> np.ndarray:
-    """Boxes of labels at zoom ``z``: an area's name centred on its point, a place's name above its dot."""
-    x, y = _world_pixels(lon, lat, z)
-    point_place = np.isin(kind.astype(str), ("city", "village", "village_unsure"))
-    top = np.where(point_place, y - height - DOT_PX / 2, y - height / 2)
-    bottom = np.where(point_place, y + DOT_PX / 2, y + height / 2)
-    return np.column_stack([x - width / 2, top, x + width / 2, bottom])
-
-
-def _place(lon, lat, width, height, kind, lo, hi) -> np.ndarray:
-    """The min_zoom of each label (rows in importance order); LABEL_MAX_ZOOM + 1 for never."""
-    never = LABEL_MAX_ZOOM + 1
-    min_zoom = np.full(len(lon), never, dtype=np.int16)
-    half = LABEL_GAP_PX / 2
-    for z in range(LABEL_MIN_ZOOM, LABEL_MAX_ZOOM + 1):
-        shown = np.flatnonzero((min_zoom <= z) & (hi >= z))
-        waiting = np.flatnonzero((min_zoom == never) & (lo <= z) & (hi >= z))
-        if not len(waiting):
-            continue
-        padded = _boxes(lon, lat, width, height, kind, z) + np.array([-half, -half, half, half])
-        rects = shapely.box(padded[:, 0], padded[:, 1], padded[:, 2], padded[:, 3])
-        if len(shown):
-            hit = shapely.STRtree(rects[shown]).query(rects[waiting], predicate="intersects")[0]
-            free = np.ones(len(waiting), bool)
-            free[hit] = False
-            waiting = waiting[free]
-        if not len(waiting):
-            continue
-        # Among the labels still free, the more important one wins each overlap (greedy, in row order).
-        a, b = shapely.STRtree(rects[waiting]).query(rects[waiting], predicate="intersects")
-        pairs = a != b
-        a, b = a[pairs], b[pairs]
-        neighbours: dict[int, list[int]] = {}
-        for i, j in zip(a.tolist(), b.tolist(), strict=True):
-            neighbours.setdefault(i, []).append(j)
-        taken = np.zeros(len(waiting), bool)
-        for i in range(len(waiting)):
-            near = neighbours.get(i)
-            if near is None or not any(taken[j] for j in near if j < i):
-                taken[i] = True
-        min_zoom[waiting[taken]] = z
-    return min_zoom
+def fa_value(name: str, value, provinces: dict[str, str] | None = None) -> str:
+    """A field's value as a person reads it in Persian ("—" when missing)."""
+    if missing(value):
+        return "—"
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()
+    if name in _VOCAB:
+        return label(_VOCAB[name], str(value))
+    if name == "precision":
+        return PRECISION_FA.get(str(value), str(value))
+    if name == "deprivation_class":
+        return CLASS_WORDS_FA.get(str(value), str(value))
+    if name == "unit_link":
+        return LINK_FA.get(str(value), str(value))
+    if name in ("province", "province_iso") and provinces:
+        return provinces.get(str(value), str(value))
+    if name == "registered_on":
+        return jalali(value)
+    if name == "uncertainty_m":
+        m = float(value)
+        if m <= 0:
+            return "صفر (همین نقطه)"
+        return f"حدود {fa_number(round(m))} متر" if m < 1000 else f"حدود {fa_number(round(m / 1000, 1), 1)} کیلومتر"
+    if name == "border_quota":
+        return {"600": "۶۰۰ دلار", "300": "۳۰۰ دلار"}.get(str(value), "نامعلوم")
+    if name == "border_quota_usd":
+        return f"{fa_number(int(value))} دلار"
+    if name in _BOOLS:
+        flag = value if isinstance(value, bool) else _YES_NO_WORDS.get(str(value).strip().lower())
+        return "—" if flag is None else ("بله" if flag else "خیر")
+    if isinstance(value, (int, float)) and name not in _CODES:
+        return fa_number(value)
+    if name in ("registration_no", "county_code", "official_county_code", "census_unit", "place_code",
+                "registered_year", "province_shdi_year", "osm_relation_id"):
+        return to_persian_digits(str(value))
+    return str(value)

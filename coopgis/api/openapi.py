@@ -51,6 +51,8 @@ ERRORS = [  # (method, path pattern, more error codes); first match wins
     ("get", r"^/vendor/", "404"),
     ("get", r"^/packs/", "401 403 404 429"),
     ("get", r"^/whoami$", "401"),
+    ("get", r"^/clusters/", "404 429"),
+    ("get", r"^/help/\{[^}]+\}$", "404"),
 ]
 
 
@@ -72,6 +74,8 @@ MEDIA = [
     (r"^/stats$", [JSON, TEXT_CSV]),
     (r"^/(nearest|search)$", [GEOJSON]),
     (r"^/(maps|dashboard)", [TEXT_HTML, JSON]),
+    (r"^/help", [TEXT_HTML]),
+    (r"^/clusters/", [GEOJSON]),
 ]
 
 

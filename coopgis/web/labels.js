@@ -2,7 +2,7 @@
  * coopgis maps: place-name labels (provinces, counties, cities, placed villages) in Persian, right to
  * left, with a halo, in a pane of their own above a base map and the boundaries. They come from the
  * server's `places` tiles or, in a standalone file or an offline pack, from labels embedded in the page.
- * Which label shows at which zoom was decided once on the server (coopgis.labels), so labels do not
+ * Which label shows at which zoom was decided once on the server (coopgis.placenames), so labels do not
  * overlap, also across tile borders; this file only draws them. Names are set with textContent.
  * Needs Leaflet only, so the review page uses it too.
  */

@@ -1,4 +1,4 @@
-"""Place-name labels (coopgis.labels) and their tile layer: no overlaps at any zoom, across tile borders too,
+"""Place-name labels (coopgis.placenames) and their tile layer: no overlaps at any zoom, across tile borders too,
 the more important place first, unsure village points labelled as such; checked with shapely boxes and a
 brute-force greedy oracle, the tiles with mapbox_vector_tile and morecantile."""
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import shapely
 
-from coopgis.labels import KIND_ZOOMS, KINDS, LABEL_GAP_PX, LABEL_MAX_ZOOM, LABEL_MIN_ZOOM, build_labels
+from coopgis.placenames import KIND_ZOOMS, KINDS, LABEL_GAP_PX, LABEL_MAX_ZOOM, LABEL_MIN_ZOOM, build_labels
 
 GRID = morecantile.tms.get("WebMercatorQuad")
 
