@@ -19,16 +19,19 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pyarrow
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from coopgis import __version__
-from coopgis.api import admin, dashboard, features, field, geocoding, maps, stats, tiles
+from coopgis.api import admin, dashboard, features, field, geocoding, maps, ogc_tiles, stats, tiles
 from coopgis.api.errors import register_error_handlers
 from coopgis.api.html import make_templates
 from coopgis.api.limits import Limits
+from coopgis.api.methods import HeadAsGet, ItemSuffixes, PublicCors
 from coopgis.api.openapi import openapi_30
+from coopgis.api.params import reject_unknown
+from coopgis.api.ranges import AnswerCache
 from coopgis.api.security import SecurityMiddleware, install_log_redaction
 from coopgis.auth import TokenStore
 from coopgis.dataset import Dataset
@@ -53,7 +56,7 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
     if dataset is None:
         dataset = load_dataset(settings, log=location_reports)
     app = FastAPI(title="coopgis", version=__version__, openapi_url="/api", docs_url=None, redoc_url=None,
-                  root_path=settings.root_path, lifespan=_lifespan,
+                  root_path=settings.root_path, lifespan=_lifespan, dependencies=[Depends(reject_unknown)],
                   description="Iran's cooperatives: OGC API - Features, vector tiles, geocoding, statistics. "
                               "Persian first; English alongside.")
     app.state.settings = settings
@@ -63,6 +66,7 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
     app.state.location_reports = location_reports   # one per app: its index grows with the log
     app.state.update_lock = threading.Lock()         # one change of the served dataset at a time
     app.state.store_version = None
+    app.state.answers = AnswerCache(int(settings.download_cache_mb * 1024 * 1024))   # items served in ranges
     install_log_redaction()
     set_dataset(app, dataset)
     app.state.reload_dataset = lambda: _reload(app)
@@ -71,11 +75,16 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD"],
                            allow_credentials=False, allow_headers=["Accept", "If-None-Match"])
-    # outermost: every answer gets its headers
+    # every answer gets its headers (HEAD, suffixes and public CORS sit outside: they only reshape requests)
     app.add_middleware(SecurityMiddleware, settings=settings, limits=app.state.limits)
+    if settings.cors_public:
+        app.add_middleware(PublicCors)
+    app.add_middleware(ItemSuffixes)
+    app.add_middleware(HeadAsGet)
 
     app.include_router(features.build_router(settings))
     app.include_router(tiles.build_router(settings))
+    app.include_router(ogc_tiles.build_router(settings))
     app.include_router(geocoding.build_router(settings))
     app.include_router(stats.build_router(settings))
     app.include_router(field.build_router(settings))
