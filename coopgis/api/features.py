@@ -23,6 +23,7 @@ from coopgis.api.errors import ApiError, NotFound
 from coopgis.api.html import render
 from coopgis.api.limits import admit
 from coopgis.api.links import base_url, link, negotiate, self_url
+from coopgis.api.methods import DOWNLOAD_FLAG
 from coopgis.api.params import filter_dependency
 from coopgis.api.ranges import Answer, respond, wants_range
 from coopgis.api.security import principal
@@ -192,8 +193,11 @@ def build_router(settings) -> APIRouter:
             columns=parse_properties(properties, coll, coll.columns(level)),
             skip_geometry=parse_skip_geometry(skip_geometry))
         answers = request.app.state.answers
-        key = (coll.name, fmt, level, tuple(sorted(request.query_params.multi_items())))
+        whole = bool(request.scope.get(DOWNLOAD_FLAG))   # items.geojson: a file, not a page
+        key = (coll.name, fmt, level, whole, tuple(sorted(request.query_params.multi_items())))
         group, heavy = items_cost(fmt, size, q.narrowed(), settings.free_page_size)
+        if whole and fmt == "geojson":
+            group, heavy = "download", True
         if fmt != "html" and (fmt in ITEM_DOWNLOADS or wants_range(request)):
             cached = answers.get(ds(request), key)
             if cached is not None:
@@ -325,7 +329,7 @@ def _items(request: Request, coll: Collection, fmt: str, size: int, limit: int |
     rows = q.rows(coll)
     settings = request.app.state.settings
     matched = len(rows)
-    if fmt in ITEM_DOWNLOADS:
+    if fmt in ITEM_DOWNLOADS or (fmt == "geojson" and request.scope.get(DOWNLOAD_FLAG)):
         most = settings.max_download if level == "staff" else min(settings.max_download,
                                                                   settings.public_max_download)
         return download(request, coll, rows, q, fmt, most, paged=limit is not None, limit=limit, offset=offset,
@@ -426,7 +430,11 @@ def download(request: Request, coll: Collection, rows: np.ndarray, q: ItemsQuery
     crs = q.crs
     name = f"{coll.name}.{formats.EXTENSION[fmt]}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"', **crs_headers(crs)}
-    if fmt == "csv":
+    if fmt == "geojson":
+        head = {"numberMatched": len(rows), "numberReturned": len(rows),
+                "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")}
+        body = b"".join(formats.geojson_stream(coll, rows, crs, head, level, q.columns, q.skip_geometry))
+    elif fmt == "csv":
         body = b"".join(formats.csv_stream(coll, rows, crs, level, q.columns, q.skip_geometry))
     elif fmt == "kml":
         if crs.epsg not in (None, 4326):

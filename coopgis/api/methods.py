@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 
 HEAD_FLAG = "coopgis.head"
+DOWNLOAD_FLAG = "coopgis.download"   # items.geojson: the whole selection as a file, like items.csv
 ITEM_SUFFIX = re.compile(r"^/collections/([^/]+)/items\.(geojson|csv|gpkg|kml)$")
 PUBLIC_READ = re.compile(r"^/(|api|conformance|collections(/.*)?|tiles(/.*)?|tileMatrixSets(/.*)?)$")
 EXPOSED = b"ETag, Content-Range, Accept-Ranges, Content-Length, Content-Crs, Content-Disposition, Link"
@@ -64,7 +65,8 @@ class ItemSuffixes:
                 path = scope["path"].rsplit(".", 1)[0]
                 query = [p for p in scope.get("query_string", b"").split(b"&") if p and not p.startswith(b"f=")]
                 query.append(b"f=" + m.group(2).encode())
-                scope = {**scope, "path": path, "raw_path": path.encode(), "query_string": b"&".join(query)}
+                scope = {**scope, "path": path, "raw_path": path.encode(), "query_string": b"&".join(query),
+                         DOWNLOAD_FLAG: True}
         return await self.app(scope, receive, send)
 
 
