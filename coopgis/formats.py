@@ -82,7 +82,7 @@ def geojson_stream(coll: Collection, rows: np.ndarray, crs: OutputCrs, head: dic
 def csv_stream(coll: Collection, rows: np.ndarray, crs: OutputCrs, level: str = "public",
                columns: tuple[str, ...] | None = None, skip_geometry: bool = False) -> Iterator[bytes]:
     """CSV with a BOM (so Excel reads Persian), x/y columns for points, formulas neutralised."""
-    cols = list(columns if columns is not None else coll.columns(level))
+    cols = list(_with_id(coll, columns) if columns is not None else coll.columns(level))
     points = coll.lon is not None and not skip_geometry
     xy_names = ["lat", "lon"] if crs.lat_first else (["lon", "lat"] if crs.epsg is None else ["x", "y"])
     buf = io.StringIO()

@@ -132,6 +132,8 @@ def ogc_parameters(doc: dict) -> None:
     params = doc.setdefault("components", {}).setdefault("parameters", {})
     for i, p in enumerate(items.get("parameters", [])):
         if p.get("name") == "limit" and p.get("in") == "query":
+            # No "default" in the schema (FastAPI leaves it out; the description says it): QGIS 3.22 then
+            # pages by the maximum (10,000) instead of max(1000, default) -- 20,000 cooperatives in 2 pages.
             params["limit"] = p
             items["parameters"][i] = {"$ref": "#/components/parameters/limit"}
 
