@@ -214,7 +214,7 @@ class _Checker:
             lhs, rhs = self.operand(node.lhs), self.operand(node.rhs)
             kinds = [getattr(x, "type", None) if isinstance(x, Literal) else x.queryable.type for x in (lhs, rhs)]
             if kinds.count("geometry") != 2 or not any(isinstance(x, Prop) for x in (lhs, rhs)):
-                raise self.error(f"{_SPATIAL[type(node)].upper()} compares the geometry property with a geometry, "
+                raise self.error(f"S_{_SPATIAL[type(node)].upper()} compares the geometry property with a geometry, "
                                  "e.g. S_INTERSECTS(geometry, BBOX(51,35,52,36))")
             return type(node)(lhs, rhs)
         if isinstance(node, ast.Include):
@@ -289,8 +289,9 @@ class _Checker:
         other = b if prop is a else a
         shown = repr(other.value) if isinstance(other, Literal) else other.queryable.name
         if isinstance(prop, Prop):
-            raise self.error(f"{prop.queryable.name} is {_article(prop.queryable.type)}; it cannot be "
-                             f"compared ({what}) with {shown}")
+            how = "compared" if what == "compare" else f"compared ({what})"
+            raise self.error(f"{prop.queryable.name} is {_article(prop.queryable.type)}; it cannot be {how} with "
+                             f"{shown}")
         raise self.error(f"cannot compare ({what}) {ta} with {tb}")
 
     @staticmethod
