@@ -17,6 +17,7 @@ Not here: what a property is and its type (``queryables.py``); HTTP (``api/featu
 from __future__ import annotations
 
 import json
+import operator
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -375,8 +376,9 @@ class _Evaluator:
         va, vb = _aligned(va, vb, a, b)
         known = ka & kb
         with np.errstate(invalid="ignore"):
-            result = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal, "gt": np.greater,
-                      "ge": np.greater_equal}[op](va, vb)
+            result = OPS[op](va, vb)
+        if isinstance(result, pd.Series):  # text columns compare as pandas strings (Arrow, in C)
+            result = result.to_numpy(dtype=bool, na_value=False)
         result = np.asarray(result, dtype=bool)
         if result.ndim == 0:
             result = np.full(self.n, bool(result))
@@ -393,14 +395,18 @@ class _Evaluator:
             return t, f
         if isinstance(a, Prop) and a.queryable.type == "date":
             wanted = [np.datetime64(w, "s") for w in wanted]
-        hit = np.asarray(pd.Series(va).isin(wanted).to_numpy(), dtype=bool) if isinstance(va, np.ndarray) \
-            else np.full(self.n, va in wanted)
+        if isinstance(va, pd.Series):
+            hit = va.isin(wanted).to_numpy(dtype=bool, na_value=False)
+        elif isinstance(va, np.ndarray):
+            hit = np.isin(va, np.asarray(wanted, dtype=va.dtype))
+        else:
+            hit = np.full(self.n, va in wanted)
         return known & hit, known & ~hit
 
     def like(self, a, pattern: str) -> Truth:
         va, known = self.values(a)
         regex = _like_regex(pattern)
-        hit = pd.Series(va, dtype="string").str.fullmatch(regex).to_numpy(dtype=bool, na_value=False)
+        hit = va.str.fullmatch(regex).to_numpy(dtype=bool, na_value=False)
         return known & hit, known & ~hit
 
     def spatial(self, a, b, op: str) -> Truth:
@@ -430,6 +436,10 @@ class _Evaluator:
 def _is(node: Any, *classes: Any) -> bool:
     """isinstance, without narrowing ``node`` (pygeofilter's classes are untyped)."""
     return isinstance(node, classes)
+
+
+OPS = {"eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "le": operator.le, "gt": operator.gt,
+       "ge": operator.ge}
 
 
 def _negated(truth: Truth, negate: bool) -> Truth:
@@ -465,7 +475,7 @@ def _like_regex(pattern: str) -> str:
     return "(?s)" + "".join(out)
 
 
-def _column(coll: Collection, q: Queryable) -> tuple[np.ndarray, np.ndarray]:
+def _column(coll: Collection, q: Queryable) -> tuple[Any, np.ndarray]:
     """A property's values as a numpy array of its type, and where they are known."""
     s = coll.frame[q.name]
     known = s.notna().to_numpy(dtype=bool)
@@ -477,7 +487,7 @@ def _column(coll: Collection, q: Queryable) -> tuple[np.ndarray, np.ndarray]:
     if q.type == "date":
         d = pd.to_datetime(s, errors="coerce", format="ISO8601").to_numpy(dtype="datetime64[s]")
         return d, ~np.isnat(d)
-    return s.to_numpy(dtype=object, na_value=""), known
+    return s.reset_index(drop=True), known   # text: the served pandas strings, compared in C
 
 
 def _geometries(coll: Collection) -> np.ndarray:

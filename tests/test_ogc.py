@@ -54,6 +54,9 @@ def test_an_unknown_parameter_is_a_400_naming_it_on_every_operation(client):
         assert r.status_code == 400, (path, r.status_code)
         assert r.headers["content-type"] == "application/problem+json"
         assert "kindd" in r.json()["detail"], path
+    # a map page takes the cooperative filters (read in the browser), and nothing else
+    assert client.get("/maps/national?province=IR-07").status_code == 200
+    assert client.get("/maps/national?provinse=IR-07").status_code == 400
     # as HTML too, and the known ones still work
     assert client.get(ITEMS + "?f=html&fliter=x").status_code == 400
     assert client.get(ITEMS + "?f=html&limit=5&sortby=-members&properties=name,members").status_code == 200

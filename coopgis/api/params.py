@@ -14,7 +14,7 @@ from fastapi import Query, Request
 from pydantic import BeforeValidator
 
 from coopgis.errors import InputError
-from coopgis.filters import CooperativeFilter, parse_filter
+from coopgis.filters import FILTER_NAMES, CooperativeFilter, parse_filter
 from coopgis.text import norm, to_ascii_digits
 
 
@@ -88,6 +88,8 @@ def reject_unknown(request: Request) -> None:
     if dependant is None:
         return
     known = _query_names(dependant)
+    if str(getattr(route, "path", "")).startswith(BROWSER_FILTERED):
+        known = known | set(FILTER_NAMES)
     unknown = [name for name in dict.fromkeys(request.query_params.keys()) if name not in known]
     if unknown:
         allowed = ", ".join(sorted(known)) or "none"
@@ -96,6 +98,8 @@ def reject_unknown(request: Request) -> None:
                          title="Unknown parameter", parameters=unknown)
 
 
+# Map pages read the cooperative filters in the browser (core.js pageFilterFromUrl) and pass them to the tiles.
+BROWSER_FILTERED = ("/maps/",)
 _NAMES: dict[int, tuple[object, frozenset[str]]] = {}   # id(dependant) -> (dependant, its query names)
 
 
