@@ -361,9 +361,9 @@ def test_links_never_come_from_the_host_header(sample_store, dataset, tmp_path):
 
 
 @pytest.mark.parametrize("method, path, allow", [
-    ("DELETE", "/maps", "GET"), ("POST", "/tiles/cooperatives/1/1/1.mvt", "GET"), ("PUT", "/", "GET"),
-    ("GET", "/location-reports/abc/decision", "POST"), ("PATCH", "/cooperatives/1", "GET"),
-    ("POST", "/static/coopgis.css", "GET, HEAD"), ("PUT", "/cooperatives/1/location-reports", "GET, POST"),
+    ("DELETE", "/maps", "GET, HEAD"), ("POST", "/tiles/cooperatives/1/1/1.mvt", "GET, HEAD"), ("PUT", "/", "GET, HEAD"),
+    ("GET", "/location-reports/abc/decision", "POST"), ("PATCH", "/cooperatives/1", "GET, HEAD"),
+    ("POST", "/static/coopgis.css", "GET, HEAD"), ("PUT", "/cooperatives/1/location-reports", "GET, HEAD, POST"),
 ])
 def test_every_405_names_the_allowed_methods(secured, method, path, allow):
     r = secured.request(method, path)
