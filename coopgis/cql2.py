@@ -417,13 +417,18 @@ class _Evaluator:
         if coll.lon is not None and coll.lat is not None and op in ("intersects", "disjoint", "within"):
             lon, lat = coll.points
             known = ~(np.isnan(lon) | np.isnan(lat))
-            shapely.prepare(geom)
-            if op == "within":  # a point is within a geometry when it is inside it, not on its boundary
-                hit = shapely.contains_xy(geom, lon, lat)
+            if _is_box(geom):  # BBOX(...) or a rectangle: range tests on the coordinates, as bbox= does
+                minx, miny, maxx, maxy = geom.bounds
+                with np.errstate(invalid="ignore"):
+                    if op == "within":  # inside, not on the boundary
+                        hit = (lon > minx) & (lon < maxx) & (lat > miny) & (lat < maxy)
+                    else:
+                        hit = (lon >= minx) & (lon <= maxx) & (lat >= miny) & (lat <= maxy)
             else:
-                hit = shapely.intersects_xy(geom, lon, lat)
-                if op == "disjoint":
-                    hit = ~hit
+                shapely.prepare(geom)
+                hit = shapely.contains_xy(geom, lon, lat) if op == "within" else shapely.intersects_xy(geom, lon, lat)
+            if op == "disjoint":
+                hit = ~hit
             hit &= known
             return hit, known & ~hit
         geoms = coll.cached(("cql2", GEOMETRY), lambda: _geometries(coll))
@@ -440,6 +445,11 @@ def _is(node: Any, *classes: Any) -> bool:
 
 OPS = {"eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "le": operator.le, "gt": operator.gt,
        "ge": operator.ge}
+
+
+def _is_box(geom) -> bool:
+    """True for an axis-aligned rectangle (a BBOX literal, or a polygon drawn as one)."""
+    return geom.geom_type == "Polygon" and not geom.interiors and geom.equals(shapely.box(*geom.bounds))
 
 
 def _negated(truth: Truth, negate: bool) -> Truth:

@@ -96,6 +96,11 @@ def test_cql2_spatial_matches_geopandas(client, dataset):
         g.intersects(box).sum())
     poly = shapely.Polygon([(50, 30), (56, 30), (56, 38), (50, 30)])
     assert _matched(client, "filter=" + quote(f"S_INTERSECTS(geometry, {poly.wkt})")) == int(g.intersects(poly).sum())
+    located = g.geometry.notna() & ~g.geometry.is_empty
+    assert _matched(client, "filter=" + quote("S_DISJOINT(geometry, BBOX(51,35,53,37))")) == int(
+        (located & ~g.intersects(box)).sum())
+    for shape in (box, poly):
+        assert _matched(client, "filter=" + quote(f"S_WITHIN(geometry, {shape.wkt})")) == int(g.within(shape).sum())
     doc = {"op": "s_intersects", "args": [{"property": "geometry"}, {"bbox": [51, 35, 53, 37]}]}
     assert _matched(client, "filter-lang=cql2-json&filter=" + quote(json.dumps(doc))) == int(g.intersects(box).sum())
     # filter-crs: the same box in Web Mercator
