@@ -2,8 +2,10 @@
 
 Run it with ``coopgis serve`` (:func:`run_server`: uvicorn with uvloop and httptools), or in
 tests with ``TestClient(create_app(settings, dataset))``. One lifespan warms the served
-dataset in the background (features, tile index, nearest and search indexes) and watches the
-store for a new ingest or another worker's decisions.
+dataset in the background (features, tile index, nearest and search indexes) and follows the
+store for a new ingest or another worker's decisions. The store is chosen by the settings
+(``backend.py``): the data folder, watched, or PostgreSQL/PostGIS, followed through LISTEN/NOTIFY
+(each replica then keeps only its read model in memory).
 
 Not here: loading the store (``loading.py``), the routes (``api/``).
 """
@@ -14,6 +16,7 @@ import asyncio
 import gc
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,22 +27,35 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from coopgis import __version__
-from coopgis.api import admin, dashboard, features, field, geocoding, maps, ogc_tiles, stats, tiles
+from coopgis.api import (
+    admin,
+    clusters,
+    dashboard,
+    features,
+    field,
+    geocoding,
+    maps,
+    ogc_tiles,
+    ops,
+    pages,
+    stats,
+    tiles,
+)
 from coopgis.api.errors import register_error_handlers
 from coopgis.api.html import make_templates
 from coopgis.api.limits import Limits
 from coopgis.api.methods import HeadAsGet, ItemSuffixes, PublicCors
+from coopgis.api.metrics import Metrics, MetricsMiddleware
 from coopgis.api.openapi import openapi_30
 from coopgis.api.params import reject_unknown
 from coopgis.api.ranges import AnswerCache
 from coopgis.api.security import SecurityMiddleware, install_log_redaction
-from coopgis.auth import TokenStore
+from coopgis.backend import open_backend
+from coopgis.corrections import verified_columns
 from coopgis.dataset import Dataset
 from coopgis.loading import load_dataset
-from coopgis.location_reports import LocationReportLog
 from coopgis.maps import MapSettings
 from coopgis.settings import ServiceSettings
-from coopgis.store import FileStore
 from coopgis.tiles import TileEngine
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -52,16 +68,20 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
     """Build the app for ``settings``, serving ``dataset`` (default: the store in settings.data)."""
     settings = settings or ServiceSettings()
     map_settings = map_settings or MapSettings()
-    location_reports = LocationReportLog(settings.data)
+    backend = open_backend(settings)
+    location_reports = backend.reports
     if dataset is None:
-        dataset = load_dataset(settings, log=location_reports)
+        dataset = load_dataset(settings, log=location_reports, store=backend.store)
     app = FastAPI(title="coopgis", version=__version__, openapi_url="/api", docs_url=None, redoc_url=None,
                   root_path=settings.root_path, lifespan=_lifespan, dependencies=[Depends(reject_unknown)],
                   description="Iran's cooperatives: OGC API - Features, vector tiles, geocoding, statistics. "
                               "Persian first; English alongside.")
     app.state.settings = settings
-    app.state.tokens = TokenStore(settings.tokens_file)
+    app.state.backend = backend
+    app.state.store = backend.store
+    app.state.tokens = backend.tokens
     app.state.limits = Limits(settings)
+    app.state.read_model = ReadModelState()
     app.state.templates = make_templates()
     app.state.location_reports = location_reports   # one per app: its index grows with the log
     app.state.update_lock = threading.Lock()         # one change of the served dataset at a time
@@ -71,12 +91,18 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
     set_dataset(app, dataset)
     app.state.reload_dataset = lambda: _reload(app)
     app.state.apply_decisions = lambda: apply_decisions(app)
+    if backend.database is not None:   # an accepted decision stores the joins of its new point with it
+        backend.reports.joiner = lambda reg, lon, lat: verified_columns(app.state.dataset, reg, lon, lat)
     register_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD"],
                            allow_credentials=False, allow_headers=["Accept", "If-None-Match"])
     # every answer gets its headers (HEAD, suffixes and public CORS sit outside: they only reshape requests)
     app.add_middleware(SecurityMiddleware, settings=settings, limits=app.state.limits)
+    # around that: requests and latency per route template, for /metrics (inside HEAD and the suffix URLs,
+    # which hand on a reshaped request: the route it matched is read from that request)
+    app.state.metrics = Metrics(app)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     if settings.cors_public:
         app.add_middleware(PublicCors)
     app.add_middleware(ItemSuffixes)
@@ -85,12 +111,15 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
     app.include_router(features.build_router(settings))
     app.include_router(tiles.build_router(settings))
     app.include_router(ogc_tiles.build_router(settings))
+    app.include_router(clusters.build_router(settings))
     app.include_router(geocoding.build_router(settings))
     app.include_router(stats.build_router(settings))
     app.include_router(field.build_router(settings))
     app.include_router(maps.build_router(settings, map_settings))
-    app.include_router(dashboard.build_router(map_settings))
+    app.include_router(dashboard.build_router(map_settings, settings))
+    app.include_router(pages.build_router(map_settings))
     app.include_router(admin.build_router(settings))
+    app.include_router(ops.build_router())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.openapi = lambda: openapi_30(app)  # type: ignore[method-assign]  # FastAPI's documented override
     return app
@@ -112,14 +141,29 @@ def run_server(settings: ServiceSettings) -> None:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Warm the dataset in the background (requests build what they need meanwhile) and watch the store."""
+    """Warm the dataset in the background (requests build what they need meanwhile) and follow the store:
+    the data folder by watching it, the database by LISTEN/NOTIFY."""
     threading.Thread(target=_warm, args=(app,), name="coopgis-warm", daemon=True).start()
-    app.state.store_version = FileStore(app.state.settings.data).version()
-    watcher = asyncio.get_running_loop().create_task(_watch_store(app))
+    backend = app.state.backend
+    app.state.store_version = backend.store.version()
+    listener = watcher = None
+    if backend.database is not None:
+        from coopgis.db.connect import Listener
+
+        listener = Listener(backend.database.url, on_notify=lambda payload: _notified(app, payload),
+                            on_connect=lambda: _caught_up(app), timeout=app.state.settings.database_timeout_seconds)
+        app.state.listener = listener
+        listener.start()
+    else:
+        watcher = asyncio.get_running_loop().create_task(_watch_store(app))
     try:
         yield
     finally:
-        watcher.cancel()
+        if watcher is not None:
+            watcher.cancel()
+        if listener is not None:
+            listener.stop()
+        backend.close()
 
 
 def set_dataset(app: FastAPI, dataset: Dataset) -> None:
@@ -127,6 +171,9 @@ def set_dataset(app: FastAPI, dataset: Dataset) -> None:
     settings = app.state.settings
     app.state.tile_engine = TileEngine(dataset, settings.cluster_max_zoom, settings.tile_cache_size)
     app.state.dataset = dataset
+    read_model = getattr(app.state, "read_model", None)  # absent on a bare app built around one router
+    if read_model is not None:
+        read_model.changed()
 
 
 def _warm(app: FastAPI) -> None:
@@ -140,18 +187,25 @@ def _warm(app: FastAPI) -> None:
         gc.freeze()  # the loaded dataset stays: keep its objects out of every later collection
     except Exception:  # warming is an optimisation; requests build what they need anyway
         log.exception("warming the dataset failed")
+    finally:
+        app.state.read_model.warmed.set()
 
 
 def _reload(app: FastAPI) -> None:
     """Load the store again (with verified locations), warm it, then swap it in."""
     settings = app.state.settings
+    store = app.state.store
     with app.state.update_lock:
-        version = FileStore(settings.data).version()
-        dataset = load_dataset(settings, app.state.dataset, app.state.location_reports)
-        dataset.warm()
-        set_dataset(app, dataset)
-        app.state.tile_engine.warm()
-        app.state.store_version = version
+        app.state.read_model.reloading = True
+        try:
+            version = store.version()
+            dataset = load_dataset(settings, app.state.dataset, app.state.location_reports, store)
+            dataset.warm()
+            set_dataset(app, dataset)
+            app.state.tile_engine.warm()
+            app.state.store_version = version
+        finally:
+            app.state.read_model.reloading = False
 
 
 def apply_decisions(app: FastAPI) -> int:
@@ -173,9 +227,9 @@ def apply_decisions(app: FastAPI) -> int:
 
 
 def check_store(app: FastAPI) -> str | None:
-    """One look at the dataset folder: 'reloaded' after a new ingest, 'updated' when the log has new
-    accepted locations (another worker's decision), else None."""
-    version = FileStore(app.state.settings.data).version()
+    """One look at the store: 'reloaded' after a new ingest, 'updated' when the log has new accepted
+    locations (another worker's or replica's decision), else None."""
+    version = app.state.store.version()
     if version != app.state.store_version:
         app.state.store_version = version  # tried once: a damaged store is not read again every tick
         app.state.reload_dataset()
@@ -195,3 +249,35 @@ async def _watch_store(app: FastAPI, every: float = WATCH_SECONDS) -> None:
             continue
         if done:
             log.info("dataset %s from %s", done, data)
+
+
+def _caught_up(app: FastAPI) -> None:
+    """After (re)connecting to the notifications: serve whatever was committed while not listening."""
+    done = check_store(app)
+    if done:
+        log.info("dataset %s from the database", done)
+
+
+def _notified(app: FastAPI, payload: str) -> None:
+    """A notification from the database: a new dataset, or a decision made on some replica."""
+    kind, _, value = payload.partition(" ")
+    if kind == "dataset" and value != app.state.store_version:
+        app.state.store_version = value  # tried once, as for the file store
+        app.state.reload_dataset()
+        log.info("dataset %s loaded from the database", value)
+    elif kind == "decision":
+        app.state.apply_decisions()
+
+
+class ReadModelState:
+    """What /ready and /metrics say of the read model: warmed once, when it last changed, reloading now."""
+
+    def __init__(self):
+        self.warmed = threading.Event()
+        self.reloading = False
+        self.changed_at = time.time()
+        self.changes = 0
+
+    def changed(self) -> None:
+        self.changed_at = time.time()
+        self.changes += 1

@@ -57,6 +57,9 @@ ASSETS: dict[str, Asset] = {
     "coopgis/layers.js": Asset("own", "layers.js", _JS),
     "coopgis/map.js": Asset("own", "map.js", _JS),
     "coopgis/field.js": Asset("own", "field.js", _JS),
+    "coopgis/filters.js": Asset("own", "filters.js", _JS),
+    "coopgis/clusters.js": Asset("own", "clusters.js", _JS),
+    "coopgis/item.js": Asset("own", "item.js", _JS),
 }
 
 ICON = "coopgis/icon.svg"
@@ -67,9 +70,11 @@ BUNDLES: dict[str, dict[str, tuple[str, ...]]] = {
     "vectorgrid": {"js": ("vectorgrid/Leaflet.VectorGrid.bundled.min.js",), "css": ()},
     "locate": {"js": ("locatecontrol/L.Control.Locate.min.js",), "css": ("locatecontrol/L.Control.Locate.min.css",)},
     "fullscreen": {"js": ("fullscreen/Control.FullScreen.js",), "css": ("fullscreen/Control.FullScreen.css",)},
-    "coopgis": {"js": ("coopgis/core.js", "coopgis/popups.js", "coopgis/layers.js", "coopgis/map.js"),
+    "coopgis": {"js": ("coopgis/core.js", "coopgis/popups.js", "coopgis/layers.js", "coopgis/filters.js",
+                       "coopgis/clusters.js", "coopgis/map.js"),
                 "css": ("coopgis/fonts.css", "coopgis/map.css")},
     "field": {"js": ("coopgis/field.js",), "css": ()},
+    "item": {"js": ("coopgis/item.js",), "css": ("coopgis/fonts.css", "coopgis/map.css")},
 }
 
 _URL = re.compile(r"url\(\s*(['\"]?)([^'\")]+)\1\s*\)")

@@ -27,11 +27,13 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from coopgis.census import Census, load_census
 from coopgis.distance import haversine_km
+from coopgis.joins import deprived_of_class
 from coopgis.text import key, norm
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "boundaries"
-CACHE_VERSION = "5"
+CACHE_VERSION = "6"
 
 
 # Entries of the official village list that are not settlements: wells, farms, pumps,
@@ -59,6 +61,13 @@ class Boundaries:
     country: shapely.Geometry
     source_dir: Path
     _trees: dict = field(default_factory=dict, repr=False)
+    _census: list = field(default_factory=list, repr=False)     # [Census | None] once read
+
+    def census(self) -> Census | None:
+        """The census 1395 tables of this folder (read on first use), None when the folder has none."""
+        if not self._census:
+            self._census.append(load_census(self.source_dir))
+        return self._census[0]
 
     # ---- lookups ----------------------------------------------------------------
     def province_name(self, iso: str, lang: str = "fa") -> str | None:
@@ -81,6 +90,7 @@ class Boundaries:
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_trees"] = {}
+        state["_census"] = []
         return state
 
 
@@ -154,8 +164,10 @@ def _read_deprivation(path: Path, counties: gpd.GeoDataFrame) -> pd.DataFrame:
     for col in DEPRIVATION_COLUMNS:
         if col not in table.columns:
             table[col] = ""
-    table["deprived"] = table["deprived"].map({"True": True, "true": True, "1": True,
-                                               "False": False, "false": False, "0": False})
+    given = table["deprived"].map({"True": True, "true": True, "1": True, "False": False, "false": False, "0": False})
+    # Listed: deprived. Only a ministry list's `not_deprived` class says "not deprived"; a list that
+    # is silent about an area (not_listed) or missing (no_data) leaves it unknown (joins.deprived_of_class).
+    table["deprived"] = [deprived_of_class(c, g) for c, g in zip(table["deprivation_class"], given, strict=True)]
     table["province_shdi"] = pd.to_numeric(table["province_shdi"], errors="coerce")
     return table[["osm_relation_id", *DEPRIVATION_COLUMNS]].drop_duplicates("osm_relation_id")
 

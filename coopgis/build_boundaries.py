@@ -193,7 +193,7 @@ def _deprivation(source: Path, counties: gpd.GeoDataFrame) -> pd.DataFrame:
             r = annex.loc[rid]
             cls, deprived, url, note = "deprived_2009", True, r["source_url"], r["note"]
         elif iso in provinces19:
-            cls, deprived, url = "not_listed", False, ""
+            cls, deprived, url = "not_listed", None, ""   # silent, so unknown: never "not deprived"
             note = ("not this province's county in the 2019 least-developed list; "
                     "no county-level deprivation measure was published")
         else:

@@ -18,9 +18,11 @@ Not here: the cooperatives' counts (``stats.py``), drawing (``mapview.py``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from coopgis.text import norm
@@ -41,6 +43,56 @@ LINKS = {
     "carved_new": "created after the official list: the official county it was carved from, then the crosswalk",
     "none": "no census unit: the county it was carved from is not known",
 }
+
+
+# The words a page shows next to a census figure.
+CENSUS_LABEL_FA = "سرشماری ۱۳۹۵"
+LINK_FA = {
+    "same": "همان شهرستان سرشماری ۱۳۹۵",
+    "carved_1398": "جداشده پس از ۱۳۹۵: با شهرستان مادر در سرشماری شمرده شده",
+    "carved_new": "جداشده پس از فهرست رسمی: با شهرستان مادر در سرشماری شمرده شده",
+    "none": "بدون واحد سرشماری: شهرستان مادر معلوم نیست",
+}
+
+
+@dataclass(frozen=True)
+class Census:
+    """The shipped census tables, ready to join: per OSM county and per province."""
+
+    counties: pd.DataFrame        # index osm_relation_id: COUNTY_COLUMNS less the id
+    provinces: pd.DataFrame       # index iso_3166_2: population, urban, rural, unemployment_rate_pct,
+    #                               illiteracy_pct_15plus (from the census counts of the province's counties)
+
+    @property
+    def national_population(self) -> int:
+        return int(self.provinces["population"].sum())
+
+
+def load_census(directory: Path) -> Census | None:
+    """The census tables of a boundaries folder (``census1395.csv``, ``census1395_provinces.csv``), or None.
+
+    Province indicators are recomputed from the printed counts of the county table
+    (``deprivation/census1395_county_indicators.csv``): unemployed / active and illiterate / 15+.
+    """
+    county_file, province_file = directory / "census1395.csv", directory / "census1395_provinces.csv"
+    if not county_file.is_file() or not province_file.is_file():
+        return None
+    counties = pd.read_csv(county_file, dtype={"census_unit": str, "census_unit_name": str, "unit_osm_ids": str},
+                           keep_default_na=False, na_values={c: [""] for c in COUNTY_COLUMNS[6:]})
+    for col in ("census_unit", "census_unit_name", "unit_osm_ids"):
+        counties[col] = counties[col].fillna("")
+    counties = counties.set_index("osm_relation_id")
+    provinces = pd.read_csv(province_file).set_index("iso_3166_2")
+    provinces["unemployment_rate_pct"] = np.nan
+    provinces["illiteracy_pct_15plus"] = np.nan
+    counts_file = directory / "deprivation/census1395_county_indicators.csv"
+    if counts_file.is_file():
+        ind = pd.read_csv(counts_file, usecols=["province_iso", "pop_15plus", "active", "unemployed",
+                                                "illiterate_15plus"])
+        by = ind.groupby("province_iso").sum()
+        provinces["unemployment_rate_pct"] = (by["unemployed"] * 100 / by["active"]).round(2)
+        provinces["illiteracy_pct_15plus"] = (by["illiterate_15plus"] * 100 / by["pop_15plus"]).round(2)
+    return Census(counties=counties, provinces=provinces)
 
 
 class CensusError(Exception):

@@ -99,6 +99,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--file", type=Path, help="token file (default: COOPGIS_TOKENS_FILE)")
     s.set_defaults(func=_cmd_token)
 
+    s = sub.add_parser("db", help="the PostgreSQL/PostGIS store (COOPGIS_DATABASE_URL): upgrade, current, "
+                                  "grant-readonly ROLE")
+    s.add_argument("action", choices=("upgrade", "current", "grant-readonly"))
+    s.add_argument("role", nargs="?", help="grant-readonly: the role to create or grant (lower-case, digits, _)")
+    s.add_argument("--url", help="the database (default: COOPGIS_DATABASE_URL)")
+    s.set_defaults(func=_cmd_db)
+
     s = sub.add_parser("build-boundaries", help="rebuild boundaries/ from the raw open data")
     s.add_argument("--source", type=Path, default=Path("../shared/data"))
     s.add_argument("--out", type=Path, default=Path("boundaries"))
@@ -113,12 +120,23 @@ def _cmd_ingest(args) -> int:
     from coopgis.loading import location_layer, run_ingest
     """Exit 0: the dataset was replaced; 3: the file was read but the dataset was kept (see the report);
     1: the file could not be read or the dataset not written."""
+    from coopgis.backend import open_backend
+    from coopgis.db.schema import SchemaError
     from coopgis.ingest import LAST_INGEST_FILE, write_ingest_report
     from coopgis.registry import RegistryError, check_file
-    from coopgis.store import FileStore
+    from coopgis.store import StoreError
 
     settings = Settings()
-    store = FileStore(args.data or settings.data)
+    if settings.database_url and args.data:
+        print("coopgis ingest: --data names a folder, but COOPGIS_DATABASE_URL is set: the dataset goes to the "
+              "database. Unset one of them", file=sys.stderr)
+        return 2
+    try:
+        backend = open_backend(settings.model_copy(update={"data": args.data or settings.data}))
+    except (SchemaError, StoreError) as exc:
+        print(f"coopgis ingest: {exc}", file=sys.stderr)
+        return 1
+    store = backend.store
     try:
         check_file(args.file, settings.ingest_max_bytes)  # before anything is loaded: a refusal is immediate
         boundaries, geocoder = location_layer(settings)
@@ -127,15 +145,24 @@ def _cmd_ingest(args) -> int:
                              allow_shrink=args.allow_shrink)
     except RegistryError as exc:
         failed = {"file": str(args.file), "error": str(exc), "replaced": False}
-        for where in filter(None, (args.report, store.folder / LAST_INGEST_FILE)):
+        folder = getattr(store, "folder", None)
+        for where in filter(None, (args.report, folder / LAST_INGEST_FILE if folder else None)):
             with contextlib.suppress(OSError):
                 write_ingest_report(where, failed)
+        with contextlib.suppress(StoreError):
+            if hasattr(store, "record_ingest"):
+                store.record_ingest(failed)
         print(f"coopgis ingest: cannot read {args.file}: {exc}", file=sys.stderr)
         return 1
+    except StoreError as exc:  # the database refused or went away: its transaction was rolled back
+        print(f"coopgis ingest: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
-        print(f"coopgis ingest: cannot write the dataset to {store.folder}: {exc.strerror or exc}"
+        print(f"coopgis ingest: cannot write the dataset to {store.path}: {exc.strerror or exc}"
               f"{_disk_hint(exc)}; the current dataset is kept", file=sys.stderr)
         return 1
+    finally:
+        backend.close()
     report = result.report
     if args.report:
         try:
@@ -144,8 +171,10 @@ def _cmd_ingest(args) -> int:
             print(f"coopgis ingest: cannot write the report {args.report}: {exc.strerror or exc}", file=sys.stderr)
     print_ingest_summary(report, store.path)
     if not result.replaced:
+        folder = getattr(store, "folder", None)
+        where = folder / LAST_INGEST_FILE if folder else "the database's audit trail (coopgis.audit_events)"
         print(f"coopgis ingest: the dataset was NOT replaced: {'; '.join(report['refused'])}. The current "
-              f"dataset is kept; the report is in {store.folder / LAST_INGEST_FILE}", file=sys.stderr)
+              f"dataset is kept; the report is in {where}", file=sys.stderr)
         return 3
     return 0
 
@@ -229,6 +258,8 @@ def _cmd_serve(args) -> int:
     from coopgis.store import FileStore
 
     settings = ServiceSettings()
+    if settings.database_url:
+        return _serve_database(settings)
     if args.data is not None and not FileStore(settings.data).exists():
         print(f"coopgis serve: no dataset in {settings.data}; run `coopgis ingest FILE --data {settings.data}` "
               "or leave --data out to serve the embedded sample", file=sys.stderr)
@@ -248,6 +279,70 @@ def _cmd_serve(args) -> int:
     from coopgis.app import run_server
 
     run_server(settings)
+    return 0
+
+
+def _serve_database(settings) -> int:
+    """``coopgis serve`` on the database: check the schema and that a dataset exists, then serve."""
+    from coopgis.app import run_server
+    from coopgis.backend import open_backend
+    from coopgis.db.connect import safe_url
+    from coopgis.db.schema import SchemaError
+    from coopgis.store import StoreError
+
+    try:
+        backend = open_backend(settings)
+    except (SchemaError, StoreError) as exc:
+        print(f"coopgis serve: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if not backend.store.exists():
+            print(f"coopgis serve: no dataset in the database {safe_url(settings.database_url or '')}: run "
+                  "`coopgis ingest FILE` with COOPGIS_DATABASE_URL set", file=sys.stderr)
+            return 1
+    finally:
+        backend.close()
+    print(f"coopgis: serving the database {safe_url(settings.database_url or '')} on "
+          f"http://{settings.host}:{settings.port}/ (maps: /maps, API: /api, readiness: /ready)", file=sys.stderr)
+    run_server(settings)
+    return 0
+
+
+def _cmd_db(args) -> int:
+    """upgrade: create or upgrade the schema; current: print the revision; grant-readonly ROLE."""
+    from coopgis.db import schema
+    from coopgis.db.connect import DatabaseError, connect, safe_url
+
+    url = args.url or Settings().database_url
+    if not url:
+        print("coopgis db: set COOPGIS_DATABASE_URL=postgresql://... (or give --url)", file=sys.stderr)
+        return 2
+    try:
+        if args.action == "upgrade":
+            before, after = schema.upgrade(url)
+            said = "created" if before is None else ("already at" if before == after else f"upgraded from {before} to")
+            print(f"coopgis db: schema {said} revision {after} in {safe_url(url)}", file=sys.stderr)
+            return 0
+        with connect(url) as conn:
+            if args.action == "current":
+                current = schema.revision(conn)
+                print(current or "none")
+                schema.check(conn)
+                return 0
+            if not args.role:
+                print("coopgis db grant-readonly: give the ROLE", file=sys.stderr)
+                return 2
+            password = schema.grant_readonly(conn, args.role)
+    except (schema.SchemaError, DatabaseError) as exc:
+        print(f"coopgis db: {exc}", file=sys.stderr)
+        return 1
+    if password:
+        print(f"role {args.role} created; it reads the views of schema {schema.PUBLIC_SCHEMA} only. Its password "
+              "is shown only now, store it safely:", file=sys.stderr)
+        print(password)
+    else:
+        print(f"role {args.role} may read the views of schema {schema.PUBLIC_SCHEMA} only (its password is "
+              "unchanged)", file=sys.stderr)
     return 0
 
 
@@ -300,10 +395,35 @@ def _cmd_render(args) -> int:
 
 
 def _cmd_token(args) -> int:
-    from coopgis.auth import TokenError, TokenStore
+    from coopgis.auth import TokenStore
     from coopgis.settings import ServiceSettings
 
-    store = TokenStore(args.file or ServiceSettings().tokens_file)
+    settings = ServiceSettings()
+    backend = None
+    if settings.database_url and not args.file:
+        from coopgis.backend import open_backend
+        from coopgis.db.schema import SchemaError
+        from coopgis.store import StoreError
+
+        try:
+            backend = open_backend(settings)
+        except (SchemaError, StoreError) as exc:
+            print(f"coopgis token: {exc}", file=sys.stderr)
+            return 1
+        store = backend.tokens
+    else:
+        store = TokenStore(args.file or settings.tokens_file)
+    try:
+        return _token_action(args, store)
+    finally:
+        if backend is not None:
+            backend.close()
+
+
+def _token_action(args, store) -> int:
+    from coopgis.auth import TokenError
+    from coopgis.store import StoreError
+
     try:
         if args.action == "list":
             for entry in store.list():
@@ -322,7 +442,7 @@ def _cmd_token(args) -> int:
             print("coopgis token add: give --role field_officer, gis_staff or admin", file=sys.stderr)
             return 2
         token = store.add(args.name, args.role)
-    except TokenError as exc:
+    except (TokenError, StoreError) as exc:
         print(f"coopgis token: {exc}", file=sys.stderr)
         return 1
     print(f"token for {args.name} ({args.role}); it is shown only now, store it safely:", file=sys.stderr)

@@ -63,6 +63,36 @@ def apply_verified(frame: gpd.GeoDataFrame, accepted: dict[str, dict], boundarie
     return out
 
 
+def verified_columns(dataset, registration_no: str, lon: float, lat: float) -> dict:
+    """What an accepted point changes of a served cooperative: its joins (province, county, deprivation,
+    border, quota), and ``learned_place_code`` when it places a village that had no point; for storing
+    the verified-location overlay beside the decision."""
+    coll = dataset.collections["cooperatives"]
+    row = coll.row_of(registration_no)
+    if row is None:
+        return {}
+    one = dataset.cooperatives.iloc[[row]]
+    moved = apply_verified(one, {registration_no: {"to": {"lon": lon, "lat": lat}}}, dataset.boundaries)
+    cols = ("province", "province_name", "county", "county_code", "county_osm", "deprivation_class", "deprived",
+            "border", "border_quota_usd")
+    out = {c: _plain(moved[c].iat[0]) for c in cols if c in moved.columns}
+    if one["place_level"].iat[0] == "village" and isinstance(one["place_code"].iat[0], str):
+        out["learned_place_code"] = one["place_code"].iat[0]
+    return out
+
+
+def _plain(v):
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+        return None
+    if isinstance(v, (np.bool_, bool)):
+        return bool(v)
+    if isinstance(v, (np.integer, int)):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        return float(v)
+    return str(v)
+
+
 def learn_villages(geocoder: Geocoder, frame: gpd.GeoDataFrame, accepted: dict[str, dict]) -> int:
     """Give villages without a coordinate the verified point of a cooperative in them; returns how many."""
     if not accepted:

@@ -25,11 +25,14 @@ import pandas as pd
 import shapely
 
 from coopgis.boundaries import Boundaries
+from coopgis.figures import COUNTS, PER_CAPITA, AreaFigures
 from coopgis.geocode import Geocoder
+from coopgis.joins import CLASS_WORDS, border_quota, deprivation_of_counties, quota_words
 from coopgis.names import NameIndex
 from coopgis.nearest import NearestIndex
 from coopgis.privacy import mask_numbers
 from coopgis.search import SearchIndex, build_search_index
+from coopgis.stats import StatsIndex
 from coopgis.text import to_persian_digits
 from coopgis.vocab import KINDS, SECTORS, STATUSES, label
 
@@ -181,10 +184,19 @@ class Dataset:
         self.verified = dict(verified or {})   # registration number -> the accepted decision applied
         self._names: NameIndex | None = None
         self._search: SearchIndex | None = None
+        self._figures: AreaFigures | None = None
+        self._stats: StatsIndex | None = None
         self._lock = threading.Lock()
         coops = cooperatives.reset_index(drop=True).copy()
         if "uncertainty_m" not in coops.columns:  # a store written before uncertainty was measured
             coops["uncertainty_m"] = np.nan
+        if "county_osm" in coops.columns and len(coops):
+            # The deprivation class, and so the quota, follow the current deprivation layer (a
+            # COOPGIS_DEPRIVATION table, the quota rule), not the one of the day of the ingest.
+            dep = deprivation_of_counties(coops["county_osm"], boundaries)
+            coops["deprivation_class"] = dep["deprivation_class"]
+            coops["deprived"] = dep["deprived"]
+            coops["border_quota_usd"] = border_quota(coops["kind"], coops["deprived"])
         for col in MASKED_COLUMNS:
             if col in coops.columns:
                 coops[col] = _masked(coops[col])
@@ -230,6 +242,25 @@ class Dataset:
                     self._names = NameIndex(self.boundaries, self.geocoder)
         return self._names
 
+    @property
+    def figures(self) -> AreaFigures:
+        """Which province and county each cooperative counts in, and the census figures (made on first use)."""
+        if self._figures is None:
+            with self._lock:
+                if self._figures is None:
+                    self._figures = AreaFigures(self.cooperatives, self.boundaries)
+        return self._figures
+
+    @property
+    def stats_index(self) -> StatsIndex:
+        """Group codes of the cooperatives for the dashboard's figures (made on first use)."""
+        if self._stats is None:
+            figures = self.figures
+            with self._lock:
+                if self._stats is None:
+                    self._stats = StatsIndex(self.cooperatives, figures, self.boundaries)
+        return self._stats
+
     def search_index(self) -> SearchIndex:
         """The search index of the cooperatives (made on first use)."""
         if self._search is None:
@@ -251,6 +282,8 @@ class Dataset:
         moved = np.flatnonzero(frame["registration_no"].astype(str).isin(list(accepted)).to_numpy())
         out = copy.copy(self)
         out._lock = threading.Lock()
+        out._figures = None
+        out._stats = None
         # The search index and the name index stay: names, places and addresses do not move (a moved
         # cooperative is found under its former county's name until the next reload).
         out.cooperatives = frame
@@ -280,25 +313,37 @@ class Dataset:
 
     def _boundary_tables(self) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
         b = self.boundaries
-        c = self.cooperatives
-        totals = lambda by: c.groupby(by).agg(  # noqa: E731
-            cooperatives=("registration_no", "size"), members=("members", "sum"), jobs=("jobs", "sum"),
-            in_deprived_areas=("deprived", lambda s: int(s.fillna(False).sum())))
-        prov_totals = totals("province")
+        figures = self.figures.of()
+        census = b.census()
         provinces = b.provinces[["iso_3166_2", "name_fa", "name_en", "geometry"]].copy()
-        for col in ("cooperatives", "members", "jobs", "in_deprived_areas"):
-            provinces[col] = provinces["iso_3166_2"].map(prov_totals[col]).fillna(0).astype(int)
-        county_totals = totals("county_osm")
         counties = b.counties[["osm_relation_id", "province_iso", "display_name_fa", "name_en",
                                "official_county_code", "border", "border_km", "geometry"]].copy()
         counties = counties.rename(columns={"display_name_fa": "name_fa"})
-        for col in ("cooperatives", "members", "jobs", "in_deprived_areas"):
-            counties[col] = counties["osm_relation_id"].map(county_totals[col]).fillna(0).astype(int)
+        for frame, values in ((provinces, figures.provinces), (counties, figures.counties)):
+            for col in (*COUNTS, "in_deprived_areas"):
+                frame[col] = values[col].astype(int)
+            for col in PER_CAPITA:
+                frame[col] = np.round(values[col], 3)
+        if census is not None:
+            p = census.provinces.reindex(provinces["iso_3166_2"])
+            provinces["population_1395"] = pd.array(p["population"].to_numpy(), dtype="Int64")
+            c = census.counties.reindex(counties["osm_relation_id"])
+            for col in ("census_unit", "census_unit_name", "unit_link"):
+                counties[col] = c[col].fillna("").to_numpy(dtype=object)
+            counties["unit_population_1395"] = pd.array(c["population"].to_numpy(), dtype="Int64")
+            for frame, table in ((provinces, p), (counties, c)):
+                for col in ("unemployment_rate_pct", "illiteracy_pct_15plus"):
+                    frame[col] = table[col].to_numpy(float)
+        provinces["geometry"] = provinces.pop("geometry")
+        counties["geometry"] = counties.pop("geometry")
         deprivation = b.counties[["osm_relation_id", "province_iso", "display_name_fa", "deprivation_class",
                                   "deprived", "source_url", "note", "province_shdi", "province_shdi_year",
                                   "border", "geometry"]].rename(columns={"display_name_fa": "name_fa"}).copy()
         deprivation["deprived"] = deprivation["deprived"].map(lambda v: None if pd.isna(v) else bool(v))
-        return (provinces.reset_index(drop=True), counties.reset_index(drop=True),
+        deprivation.insert(4, "class_words", deprivation["deprivation_class"].map(CLASS_WORDS).fillna(""))
+        deprivation.insert(6, "border_quota", [quota_words("border_dwellers", d) for d in deprivation["deprived"]])
+        return (gpd.GeoDataFrame(provinces.reset_index(drop=True), geometry="geometry", crs=b.provinces.crs),
+                gpd.GeoDataFrame(counties.reset_index(drop=True), geometry="geometry", crs=b.counties.crs),
                 deprivation.reset_index(drop=True))
 
 

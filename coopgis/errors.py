@@ -15,9 +15,10 @@ class InputError(Exception):
     status = 400
     title = "Bad request"
 
-    def __init__(self, detail: str, *, title: str | None = None, **extra: object):
+    def __init__(self, detail: str, *, title: str | None = None, detail_fa: str | None = None, **extra: object):
         super().__init__(detail)
         self.detail = detail
+        self.detail_fa = detail_fa      # the same in Persian, for browsers and clients that prefer Persian
         if title is not None:
             self.title = title
         self.extra = extra

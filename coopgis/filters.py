@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 
 import numpy as np
@@ -37,6 +37,10 @@ VOCABULARY_FILTERS: dict[str, Callable[[object], str | None]] = {
 BOOL_FILTERS = ("deprived", "border", "women_led")
 TEXT_FILTERS = ("province", "county", "registered_year")     # names and years, resolved against the data
 JALALI_YEARS = (1300, 1500)
+# The filters' names in Persian, for the messages people read.
+FILTER_FA = {"kind": "نوع تعاونی", "sector": "رشته فعالیت", "status": "وضعیت", "province": "استان",
+             "county": "شهرستان", "deprived": "در فهرست محرومیت", "border": "مرزی", "women_led": "زن‌سرپرست",
+             "registered_year": "سال ثبت", "precision": "دقت مکان"}
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,13 @@ class CooperativeFilter:
     def is_empty(self) -> bool:
         return all(getattr(self, f.name) is None for f in fields(self))
 
+    def thematic(self) -> CooperativeFilter:
+        """This filter without its places (province, county): what colours every area of a choropleth."""
+        return replace(self, province=None, county=None)
+
+    def names_a_place(self) -> bool:
+        return self.province is not None or self.county is not None
+
     def mask(self, coll: Collection) -> np.ndarray:
         f = coll.frame
         m = np.ones(len(f), bool)
@@ -198,7 +209,8 @@ def flag(value: str | None, name: str) -> bool | None:
     try:
         return parse_bool(value)
     except ValueError:
-        raise InputError(f"{name}={value!r} must be true or false") from None
+        raise InputError(f"{name}={value!r} must be true or false",
+                         detail_fa=f"{FILTER_FA.get(name, name)} باید «بله» یا «خیر» باشد، نه «{value}»") from None
 
 
 def number(value: str | float, name: str) -> float:
@@ -234,7 +246,8 @@ def _terms(value: str | None, parse: Callable[[str], object], name: str, max_val
     for part in distinct:
         parsed = parse(part)
         if not parsed:
-            raise InputError(f"{name}={part!r} is not a known {name}", title="Unknown filter value")
+            raise InputError(f"{name}={part!r} is not a known {name}", title="Unknown filter value",
+                             detail_fa=f"«{part}» یک {FILTER_FA.get(name, name)} شناخته‌شده نیست")
         if multi_values:
             out.extend(parsed)  # type: ignore[arg-type]  # a list of identifiers
         else:
@@ -251,7 +264,9 @@ def _year_range(value: str) -> tuple[int | None, int | None]:
         else:
             lo = hi = int(v)
     except ValueError:
-        raise InputError(f"registered_year={value!r} must be a Jalali year (1400) or a range (1395..1400)") from None
+        raise InputError(f"registered_year={value!r} must be a Jalali year (1400) or a range (1395..1400)",
+                         detail_fa=f"سال ثبت باید یک سال خورشیدی (۱۴۰۰) یا بازه‌ای (۱۳۹۵..۱۴۰۰) باشد، نه «{value}»"
+                         ) from None
     for y in (lo, hi):
         if y is not None and not JALALI_YEARS[0] <= y <= JALALI_YEARS[1]:
             raise InputError(f"registered_year={value!r}: Jalali years run {JALALI_YEARS[0]}..{JALALI_YEARS[1]}")

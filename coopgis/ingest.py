@@ -91,6 +91,9 @@ def ingest(path: str | Path, store: Store | None, boundaries: Boundaries, geocod
         store.write(dataset, report)
         report["timing_s"]["write"] = round(time.perf_counter() - t_geo, 2)
     report["timing_s"]["total"] = round(time.perf_counter() - started, 2)
+    record = getattr(store, "record_ingest", None)   # the database keeps every attempt in its audit trail
+    if record is not None:
+        record(report)
     folder = getattr(store, "folder", None)
     if folder is not None:
         try:
@@ -124,11 +127,11 @@ def empty_dataset() -> gpd.GeoDataFrame:
 
 
 def _verified_locations(store: Store | None, geocoder: Geocoder) -> dict[str, dict]:
-    """Accepted location reports of the store's folder; their villages teach the geocoder first."""
-    folder = getattr(store, "folder", None)
-    if folder is None:
+    """Accepted location reports of the store; their villages teach the geocoder first."""
+    if store is None or not hasattr(store, "report_log"):
         return {}
-    accepted = LocationReportLog(folder).read().accepted()
+    log: LocationReportLog = store.report_log()
+    accepted = log.read().accepted()
     if accepted and store is not None and store.exists():
         learn_villages(geocoder, store.read(), accepted)
     return accepted

@@ -66,21 +66,23 @@ def ensure_default_dataset(settings: Settings, force: bool = False, out: TextIO 
 
 
 def load_dataset(settings: Settings, previous: Dataset | None = None,
-                 log: LocationReportLog | None = None) -> Dataset:
-    """The dataset in ``settings.data`` with its verified locations applied.
+                 log: LocationReportLog | None = None, store=None) -> Dataset:
+    """The dataset of ``store`` (default: the folder ``settings.data``) with its verified locations applied.
 
-    The embedded default sample is built first when no dataset exists. ``previous``
-    lends its boundaries and geocoder, so a reload does not rebuild them; ``log`` is the
-    app's location-report log (read afresh when not given).
+    For the file store, the embedded default sample is built first when no dataset exists (a database
+    without a dataset is a StoreError: nothing synthetic is put into a system of record). ``previous``
+    lends its boundaries and geocoder, so a reload does not rebuild them; ``log`` is the app's
+    location-report log (read afresh when not given).
     """
-    store = FileStore(settings.data)
-    if not store.exists():
+    if store is None:
+        store = FileStore(settings.data)
+    if isinstance(store, FileStore) and not store.exists():
         ensure_default_dataset(settings)
     if previous is not None:
         boundaries, geocoder = previous.boundaries, previous.geocoder
     else:
         boundaries, geocoder = location_layer(settings)
     frame, report = store.read_with_ingest_report()
-    accepted, _ = (log or LocationReportLog(settings.data)).accepted()
+    accepted, _ = (log or store.report_log()).accepted()
     learn_villages(geocoder, frame, accepted)
     return Dataset(apply_verified(frame, accepted, boundaries), boundaries, report, geocoder, verified=accepted)

@@ -20,16 +20,37 @@ import math
 import os
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
+from coopgis.errors import InputError
 from coopgis.files import flocked, fsync_dir, locked, open_private, thread_lock
 
 REPORTS_FILE = "location-reports.jsonl"   # the log on disk
 STATUSES = ("pending", "accepted", "rejected")
+
+class ReviewError(InputError):
+    """A decision that cannot be made: no such report (404), already decided (409), or the cooperative
+    changed since the reviewer read it (412, with its current ``etag``)."""
+
+    def __init__(self, detail: str, status: int, title: str, etag: str | None = None):
+        super().__init__(detail, title=title)
+        self.status = status
+        self.etag = etag
+
+
+def already_decided(report_id: str, status: str | None, by: str | None) -> ReviewError:
+    return ReviewError(f"report {report_id} was already {status} by {by}", 409, "Already decided")
+
+
+def stale(etag: str) -> ReviewError:
+    return ReviewError("the cooperative changed since you read it (ETag mismatch); read it again and decide on "
+                       "what it is now", 412, "Precondition failed", etag=etag)
+
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -156,6 +177,10 @@ class LocationReportLog:
     not a scan of the log. A line that is not a usable record is skipped and counted.
     """
 
+    # ``joiner(registration_no, lon, lat)``: the joins of an accepted point, which the database log stores
+    # beside the decision (the app sets it); the file log joins when it loads.
+    joiner: Callable[[str, float, float], dict] | None = None
+
     def __init__(self, folder: str | Path, filename: str = REPORTS_FILE):
         self.path = Path(folder) / filename
         self._index = _Index()
@@ -228,6 +253,34 @@ class LocationReportLog:
         with self._guard:
             idx = self._refresh()
             return sum(idx.reports[r]["status"] == "pending" for r in idx.by_reg.get(registration_no, ()))
+
+    def decide(self, report_id: str, decision: str, by: str, comment: str | None, if_match: str,
+               locate: Callable[[str], tuple[str, dict]]) -> dict:
+        """Record an administrator's decision on a pending report, if ``if_match`` is the cooperative's ETag.
+
+        ``locate(registration_no)`` gives the cooperative's registration number as served and its served
+        location (it raises when there is no such cooperative). The check and the decision's ``from`` use
+        the location the log holds when the decision commits, under the review lock, so a worker that has
+        not caught up cannot record a stale ``from``. ReviewError when the decision cannot be made.
+        """
+        from coopgis.corrections import location_etag
+
+        with self.exclusive():
+            report = self.report(report_id)
+            if report is None:
+                raise ReviewError(f"no location report {report_id!r}", 404, "Not found")
+            if report.get("status") != "pending":
+                raise already_decided(report_id, report.get("status"), report.get("decision", {}).get("by"))
+            reg, served = locate(report["registration_no"])
+            accepted = self.accepted_for(reg)
+            now: dict = served if accepted is None else {"lon": float(accepted["to"]["lon"]),
+                                                   "lat": float(accepted["to"]["lat"]), "precision": "verified"}
+            current = location_etag(reg, now["lon"], now["lat"], now["precision"], self.last_decision_id(reg) or "-")
+            if if_match != current:
+                raise stale(current)
+            event = new_decision(report, decision, by, now, comment)
+            self.append(event)
+        return event
 
     @contextlib.contextmanager
     def exclusive(self):

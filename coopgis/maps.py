@@ -19,22 +19,24 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from coopgis.filters import BOOL_FILTERS, TEXT_FILTERS, VOCABULARY_FILTERS
+from coopgis.joins import DEPRIVATION_CLASSES
 from coopgis.settings import ROOT
 from coopgis.vocab import KINDS, SECTORS
 
 WEB = Path(__file__).resolve().parent / "web"
 SOURCES = ("cooperatives", "provinces", "counties", "deprivation")
+# unemployment, illiteracy: census 1395 indicators of counties and provinces (their own layers).
 STYLES = {
     "cooperatives": ("clusters",),
-    "provinces": ("choropleth", "outline"),
-    "counties": ("choropleth", "outline"),
+    "provinces": ("choropleth", "outline", "unemployment", "illiteracy"),
+    "counties": ("choropleth", "outline", "unemployment", "illiteracy"),
     "deprivation": ("classes", "border"),
 }
-MEASURES = ("cooperatives", "members", "jobs")
-FILTER_CONTROLS = ("kind", "sector")
-LEGEND_SECTIONS = ("choropleth", "kinds", "sectors", "precision", "clusters", "classes", "border")
+INDICATOR_STYLES = ("unemployment", "illiteracy")
+MEASURES = ("cooperatives", "members", "jobs", "cooperatives_per_10k", "members_per_10k", "jobs_per_10k")
+FILTER_CONTROLS = ("kind", "sector", "status")
+LEGEND_SECTIONS = ("choropleth", "kinds", "sectors", "precision", "clusters", "classes", "border", "census", "quota")
 SWATCHES = ("none", "fill", "dot", "ring", "hatch", "line")
-DEPRIVATION_CLASSES = ("less_developed_2019", "deprived_2009", "not_listed", "no_data")
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 
@@ -187,7 +189,7 @@ class _Checker:
             order=self.integer(doc, "order", "order", 100, 0, 10_000),
             center=(float(center[0]), float(center[1])), zoom=zoom, min_zoom=min_zoom, max_zoom=max_zoom,
             controls=self.controls(self.table(doc, "controls", {"layers", "fullscreen", "scale", "locate",
-                                                                "filter", "measures", "field"})),
+                                                                "filter", "measures", "field", "troubled"})),
             filters=self.filters(self.table(doc, "filters", None), "filters"),
             layers=specs,
             styling=self.styling(self.table(doc, "styling", {"kinds", "sectors", "classes", "ramp",
@@ -252,6 +254,7 @@ class _Checker:
                 "scale": self.boolean(t, "scale", "controls.scale", True),
                 "locate": self.boolean(t, "locate", "controls.locate", False),
                 "field": self.boolean(t, "field", "controls.field", False),
+                "troubled": self.boolean(t, "troubled", "controls.troubled", False),
                 "filter": self.choices(t, "filter", "controls.filter", FILTER_CONTROLS),
                 "measures": self.choices(t, "measures", "controls.measures", MEASURES)}
 

@@ -17,16 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import folium
-import numpy as np
 from branca.element import Element, Figure, MacroElement
 from folium.elements import JSCSSMixin
 from folium.plugins import Fullscreen, LocateControl
 from folium.template import Template
 
 from coopgis.assets import BUNDLES, ICON, inline_script, inline_style, read_asset, vendor_url
+from coopgis.census import CENSUS_LABEL_FA, CENSUS_SOURCE, LINK_FA
 from coopgis.dataset import ATTRIBUTION_SHORT, Dataset
+from coopgis.figures import class_breaks
 from coopgis.filters import FILTER_NAMES
-from coopgis.maps import DEPRIVATION_CLASSES, Preset
+from coopgis.joins import CLASS_WORDS_FA, QUOTA_SOURCE
+from coopgis.maps import DEPRIVATION_CLASSES, MEASURES, Preset
 from coopgis.vocab import GALAXY_SECTORS, KINDS, PRECISION_FA, SECTORS, STATUSES
 
 IRAN_BOUNDS = [[24.0, 43.5], [40.5, 64.0]]     # [[south, west], [north, east]]
@@ -40,19 +42,20 @@ KIND_COLORS = {
 SECTOR_COLORS = {"clothing": "#e41a1c", "handicrafts": "#984ea3", "carpet": "#a65628", "beekeeping": "#e6ab02",
                  "fish_farming": "#377eb8", "poultry": "#4daf4a"}
 CLASS_COLORS = {"less_developed_2019": "#b2182b", "deprived_2009": "#ef8a62", "not_listed": "#f4f1e8",
-                "no_data": "#9e9e9e"}
+                "no_data": "#9e9e9e", "not_deprived": "#d1e5f0"}
+INDICATOR_RAMP = ["#fef0d9", "#fdcc8a", "#fc8d59", "#e34a33", "#b30000"]
 RAMP = ["#c7e9c0", "#a1d99b", "#74c476", "#31a354", "#006d2c"]
-CLASS_FA = {
-    "less_developed_2019": "شهرستان کمتر توسعه‌یافته (فهرست وزارت کشور، ۱۳۹۷)",
-    "deprived_2009": "منطقه محروم (مصوبه هیئت وزیران، ۱۳۸۸)",
-    "not_listed": "در فهرست‌های منتشرشده نیامده",
-    "no_data": "نامعلوم: برای این استان فهرستی منتشر نشده",
-}
+CLASS_FA = CLASS_WORDS_FA
 HATCH = ('<svg class="coop-defs" width="0" height="0" aria-hidden="true"><defs>'
          '<pattern id="coop-hatch" width="8" height="8" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">'
          '<rect width="8" height="8" fill="#e6e6e6"></rect>'
          '<line x1="0" y1="0" x2="0" y2="8" stroke="#8a8a8a" stroke-width="3"></line></pattern></defs></svg>')
-MEASURE_FA = {"cooperatives": "شمار تعاونی‌ها", "members": "شمار اعضا", "jobs": "اشتغال"}
+MEASURE_FA = {"cooperatives": "شمار تعاونی‌ها", "members": "شمار اعضا", "jobs": "اشتغال",
+              "cooperatives_per_10k": "تعاونی در هر ۱۰٬۰۰۰ نفر", "members_per_10k": "عضو در هر ۱۰٬۰۰۰ نفر",
+              "jobs_per_10k": "شغل در هر ۱۰٬۰۰۰ نفر"}
+INDICATOR_FA = {"unemployment": "نرخ بیکاری (درصد)", "illiteracy": "بی‌سوادی جمعیت ۱۵ ساله و بیشتر (درصد)"}
+INDICATOR_COLUMNS = {"unemployment": "unemployment_rate_pct", "illiteracy": "illiteracy_pct_15plus"}
+LINK_COLUMN_FA = LINK_FA
 
 
 @dataclass
@@ -81,8 +84,13 @@ def page_facts(dataset: Dataset, cluster_max_zoom: int) -> dict:
             sources[cls] = str(urls.iloc[0])
     bounds = provinces.geometry.bounds.round(3)
     return {
-        "breaks": {name: {m: class_breaks(frame[m].to_numpy()) for m in ("cooperatives", "members", "jobs")}
+        "breaks": {name: {m: class_breaks(frame[m].to_numpy()) for m in MEASURES if m in frame}
                    for name, frame in (("provinces", provinces), ("counties", counties))},
+        "indicatorBreaks": {name: {k: class_breaks(frame[c].to_numpy()) for k, c in INDICATOR_COLUMNS.items()
+                                   if c in frame}
+                            for name, frame in (("provinces", provinces), ("counties", counties))},
+        "provinceNames": dict(zip(provinces["iso_3166_2"], provinces["name_fa"], strict=True)),
+        "classesPresent": sorted(set(deprivation["deprivation_class"].dropna())),
         "provinces": {iso: [float(v) for v in b]
                       for iso, b in zip(provinces["iso_3166_2"], bounds.to_numpy(), strict=False)},
         "sources": sources,
@@ -90,21 +98,6 @@ def page_facts(dataset: Dataset, cluster_max_zoom: int) -> dict:
         "clusterMaxZoom": cluster_max_zoom,
         "total": int(len(dataset.cooperatives)),
     }
-
-
-def class_breaks(values: np.ndarray, classes: int = 5) -> list[int]:
-    """Upper bounds of the lower ``classes - 1`` classes: quantiles of the non-zero values, increasing."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v) & (v > 0)]
-    if not len(v):
-        return []
-    qs = np.quantile(v, np.linspace(0, 1, classes + 1)[1:-1])
-    out: list[int] = []
-    for q in qs:
-        b = int(_nice(q))
-        if not out or b > out[-1]:
-            out.append(b)
-    return out
 
 
 def build_map(preset: Preset, page: Page) -> folium.Map:
@@ -159,6 +152,9 @@ def config(preset: Preset, page: Page) -> dict:
         "controls": {k: (list(v) if isinstance(v, tuple) else v) for k, v in preset.controls.items()},
         "filters": preset.filters,
         "filter_names": list(FILTER_NAMES),           # the parameters a page's address may filter by
+        "place_filters": ["province", "county"],      # they frame the map; the others colour the areas too
+        "census": {"label": CENSUS_LABEL_FA, "source": CENSUS_SOURCE, "links": LINK_COLUMN_FA},
+        "quota": {"source": QUOTA_SOURCE},
         "layers": [{"id": s.id, "source": s.source, "style": s.style, "title_fa": s.title_fa,
                     "minZoom": s.min_zoom, "maxZoom": s.max_zoom, "filters": s.filters, "color": s.color}
                    for s in preset.layers],
@@ -166,10 +162,12 @@ def config(preset: Preset, page: Page) -> dict:
                    "sectors": SECTOR_COLORS | styling.get("sectors", {}),
                    "classes": CLASS_COLORS | styling.get("classes", {}),
                    "ramp": styling.get("ramp") or RAMP, "cluster": styling.get("cluster", "#1f3b73"),
+                   "indicatorRamp": INDICATOR_RAMP,
                    "border": styling.get("border", "#5e3c99")},
         "labels": {"kinds": {t.code: t.fa for t in KINDS}, "sectors": {t.code: t.fa for t in SECTORS},
                    "statuses": {t.code: t.fa for t in STATUSES}, "precision": PRECISION_FA,
                    "classes": {c: CLASS_FA[c] for c in DEPRIVATION_CLASSES}, "measures": MEASURE_FA,
+                   "indicators": INDICATOR_FA,
                    "galaxy": list(GALAXY_SECTORS)},
         "legend": {"sections": list(preset.legend_sections),
                    "items": [{"label_fa": i.label_fa, "label_en": i.label_en, "swatch": i.swatch,
@@ -341,13 +339,6 @@ def _assets_of(plugin: JSCSSMixin, bundle: str, page: Page) -> None:
     plugin.default_js = [(f"{bundle}_js_{i}", vendor_url(page.base, n)) for i, n in enumerate(BUNDLES[bundle]["js"])]
     plugin.default_css = [(f"{bundle}_css_{i}", vendor_url(page.base, n))
                           for i, n in enumerate(BUNDLES[bundle]["css"])]
-
-
-def _nice(x: float) -> float:
-    """x rounded to two significant digits (at least 1), so legend bounds read easily."""
-    if x <= 1:
-        return 1
-    return round(x, 1 - int(np.floor(np.log10(x))))
 
 
 def render_preset(preset: Preset, page: Page) -> str:

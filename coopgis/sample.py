@@ -29,8 +29,13 @@ Where the numbers come from (DESIGN.md section 1, the Deputy's interview):
   cooperatives; members/jobs means of housing, rural, border-dwellers', union
   and public joint-stock cooperatives and jobs of school cooperatives; the
   status mix (about 89% active, 8% troubled, 3% dissolved); the sector mix; the
-  share of women-led cooperatives outside the women's kind (15%); the spread of
-  cooperatives over provinces (by number of places, with a floor).
+  share of women-led cooperatives outside the women's kind (15%).
+* Where cooperatives are: provinces and counties weighted by their census 1395
+  population (:func:`county_weights`; a census county split among its counties of
+  today by their number of places), rural cooperatives and border-dwellers' cooperatives
+  by rural population (the agricultural sectors are not: sectors are drawn per kind
+  after the place). Every province gets at least one cooperative; border-dwellers'
+  cooperatives only in border counties.
 * Where a cooperative truly is: its city's point, or its village's point where the
   village was placed by a strong name match (``village_points.csv``); a village
   with no point, or only a weak or outlying one, has no true point in the sample.
@@ -78,6 +83,8 @@ BAD_ROW_REASONS: tuple[str, ...] = (
 COORDINATE_DEFECTS: tuple[str, ...] = ("coord_swapped", "coord_zero", "coord_outside_province")
 
 # Published counts (DESIGN.md section 1) and, for the last four, assumed weights.
+# Kinds placed by rural population (border-dwellers' also only in border counties).
+RURAL_KINDS = ("rural", "border_dwellers")
 KIND_WEIGHTS: dict[str, float] = {
     "production": 2571, "distribution": 930, "services": 1023, "women": 891, "housing": 239,
     "school": 60, "national_inclusive": 47, "knowledge_based": 62, "county_development": 14,
@@ -196,10 +203,15 @@ def generate_sample(size: int, seed: int = 1404, boundaries: Boundaries | None =
     city_p = pd.Series(_CITY_SHARE).reindex(kinds).to_numpy()
     city_wish = rng.random(n) < city_p
     border = kinds == "border_dwellers"
+    rural = np.isin(kinds, RURAL_KINDS) & ~border
+    weights = county_weights(b, cand)
     place = np.empty(n, dtype=np.int64)
-    place[~border] = _draw_places(rng, cand, np.ones(len(cand), bool), city_wish[~border], floor=True)
-    if border.any():
-        place[border] = _draw_places(rng, cand, cand["border"].to_numpy(), city_wish[border], floor=False)
+    everyone = np.ones(len(cand), bool)
+    for rows, allowed, column, floor in ((~border & ~rural, everyone, "population", True),
+                                         (rural, everyone, "rural", False),
+                                         (border, cand["border"].to_numpy(), "rural", False)):
+        if rows.any():
+            place[rows] = _draw_places(rng, cand, allowed, city_wish[rows], weights[column], floor=floor)
     c = {col: cand[col].to_numpy() for col in cand.columns}
     P = lambda col: c[col][place]  # noqa: E731  (attribute of each row's place)
 
@@ -422,32 +434,70 @@ def _candidates(b: Boundaries) -> pd.DataFrame:
     })
 
 
-def _draw_places(rng: np.random.Generator, cand: pd.DataFrame, allowed: np.ndarray,
-                 city_wish: np.ndarray, *, floor: bool) -> np.ndarray:
-    """Indices into ``cand``: province by number of places (with a floor), then a place in it.
+def county_weights(b: Boundaries, cand: pd.DataFrame) -> pd.DataFrame:
+    """Census 1395 population and rural population of each county of today that has candidate places.
 
-    Each row wishes for a city (or a village); when its province has none such, it takes the other.
+    A census county is split among its counties of today by their number of candidate places; a
+    county with no census unit gets its province's population per place times its places.
+    """
+    places = cand.groupby("county_osm").size()
+    census = b.census()
+    if census is None:   # a boundaries folder without the census: weigh by places
+        return pd.DataFrame({"population": places.astype(float), "rural": places.astype(float)})
+    table = census.counties.reindex(places.index)
+    unit = table["census_unit"].fillna("")
+    share = places / places.groupby(unit.where(unit != "", places.index.astype(str))).transform("sum")
+    out = pd.DataFrame({"population": table["population"] * share, "rural": table["rural"] * share})
+    missing = out["population"].isna()
+    if missing.any():
+        prov = cand.drop_duplicates("county_osm").set_index("county_osm")["province_iso"].reindex(places.index)
+        per_place = (out["population"].groupby(prov).sum() / places[~missing].groupby(prov[~missing]).sum())
+        per_place_rural = (out["rural"].groupby(prov).sum() / places[~missing].groupby(prov[~missing]).sum())
+        out.loc[missing, "population"] = (prov[missing].map(per_place) * places[missing]).to_numpy()
+        out.loc[missing, "rural"] = (prov[missing].map(per_place_rural) * places[missing]).to_numpy()
+    return out.fillna(0.0)
+
+
+def _draw_places(rng: np.random.Generator, cand: pd.DataFrame, allowed: np.ndarray, city_wish: np.ndarray,
+                 weights: pd.Series, *, floor: bool) -> np.ndarray:
+    """Indices into ``cand``: a county by ``weights`` (census population), then a place in it.
+
+    Each row wishes for a city (or a village); when its county has none such, it takes the other.
+    With ``floor``, every province gets at least one row (when there are enough rows).
     Whether the place has a true point follows the data (which villages are placed).
     """
     m = len(city_wish)
-    sub = cand[allowed]
-    provinces = np.array(sorted(sub["province_iso"].unique()))
-    counts = sub.groupby("province_iso").size().reindex(provinces).to_numpy(dtype=float)
-    weights = np.maximum(counts, 0.015 * counts.sum()) if floor else counts
-    prov = rng.choice(len(provinces), m, p=weights / weights.sum())
-    if floor and m >= len(provinces):  # every province gets at least one cooperative
-        prov[rng.choice(m, len(provinces), replace=False)] = np.arange(len(provinces))
-
     idx = np.flatnonzero(allowed)
+    osm = cand["county_osm"].to_numpy()[idx]
+    counties = np.unique(osm)
+    w = weights.reindex(counties).fillna(0.0).to_numpy(float)
+    if w.sum() <= 0:
+        w = np.ones(len(counties))
+    county = rng.choice(len(counties), m, p=w / w.sum())
+    if floor and m >= 31:  # every province gets at least one cooperative
+        prov_of = cand.drop_duplicates("county_osm").set_index("county_osm")["province_iso"].reindex(counties)
+        provinces = np.array(sorted(prov_of.unique()))
+        if m >= len(provinces):
+            rows = rng.choice(m, len(provinces), replace=False)
+            for r, p in zip(rows.tolist(), provinces.tolist(), strict=True):
+                mine = np.flatnonzero(prov_of.to_numpy() == p)
+                pw = w[mine]
+                county[r] = mine[rng.choice(len(mine), p=pw / pw.sum())] if pw.sum() > 0 else mine[0]
+
     city = (cand["level"].to_numpy() == "city")[idx]
-    pi = np.searchsorted(provinces, cand["province_iso"].to_numpy()[idx].astype(str))
-    pools = {(p, ci): idx[(pi == p) & (city == ci)] for p in range(len(provinces)) for ci in (True, False)}
-    group = 2 * prov + (~city_wish).astype(np.int64)
+    ci = np.searchsorted(counties, osm)
+    pools = {}
+    for c, is_city in {(int(a), bool(b)) for a, b in zip(ci.tolist(), city.tolist(), strict=True)}:
+        pools[(c, is_city)] = idx[(ci == c) & (city == is_city)]
+    group = 2 * county + (~city_wish).astype(np.int64)
     out = np.empty(m, dtype=np.int64)
+    empty = np.zeros(0, np.int64)
     for g in np.unique(group):
-        p, village = divmod(int(g), 2)
+        c, village = divmod(int(g), 2)
         wish = not village
-        pool = pools[(p, wish)] if len(pools[(p, wish)]) else pools[(p, not wish)]
+        pool = pools.get((c, wish), empty)
+        if not len(pool):
+            pool = pools[(c, not wish)]
         rows = np.flatnonzero(group == g)
         out[rows] = pool[rng.integers(0, len(pool), len(rows))]
     return out

@@ -36,6 +36,26 @@ class Settings(BaseSettings):
     ingest_max_shrink: float = Field(default=0.2, ge=0, le=1,
                                      description="an ingest that would drop more than this share of the current "
                                                  "dataset's cooperatives needs --allow-shrink")
+    database_url: str | None = Field(default=None,
+                                     description="postgresql://... : PostgreSQL 15+ with PostGIS 3 is the system of "
+                                                 "record (dataset, location reports, decisions, tokens, audit) "
+                                                 "instead of the data folder; unset: the embedded file store")
+    database_pool_size: int = Field(default=8, ge=1, le=100,
+                                    description="database connections one process keeps open at most")
+    database_timeout_seconds: float = Field(default=5, gt=0, le=300,
+                                            description="longest wait for a database connection (and for /ready's "
+                                                        "check of the database)")
+    database_keep_datasets: int = Field(default=3, ge=1, le=100,
+                                        description="dataset versions kept in the database (the current one and "
+                                                    "the ones before it); older ones are deleted after an ingest")
+
+    @model_validator(mode="after")
+    def _database_url(self):
+        if self.database_url is not None and not self.database_url.strip():
+            self.database_url = None  # COOPGIS_DATABASE_URL= (empty): the file store
+        if self.database_url is not None and not re.match(r"^postgres(ql)?://", self.database_url):
+            raise ValueError("database_url must be a postgresql:// URL, e.g. postgresql://coopgis@db.example.ir/coopgis")
+        return self
 
 
 class ServiceSettings(Settings):
@@ -105,6 +125,8 @@ class ServiceSettings(Settings):
     reports_max_limit: int = Field(default=1000, ge=1, description="most location reports one list shows")
     max_report_body_bytes: int = Field(default=16 * 1024, ge=1024, description="largest location report body")
     reports_per_hour: int = Field(default=60, ge=1, description="location reports one token may send per hour")
+    cluster_page_max: int = Field(default=100, ge=1, description="most cooperatives one page of a cluster's "
+                                                                 "contents (/clusters/{z}/{x}/{y}) lists")
     pending_reports_per_cooperative: int = Field(default=5, ge=1,
                                                  description="pending (undecided) location reports one "
                                                              "cooperative may have")

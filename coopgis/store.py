@@ -16,7 +16,7 @@ reading an older one finds it). Everything is written 0600 (0700 folders): the d
 holds personal data. A folder written by an older coopgis (the two files side by side)
 is still read, and is turned into the new layout by the next write.
 
-A PostGIS store can implement the same methods without callers changing.
+The PostGIS store (``coopgis.db.store.PostgisStore``) has the same methods; ``backend.py`` chooses.
 """
 
 from __future__ import annotations
@@ -61,6 +61,12 @@ class FileStore:
 
     def exists(self) -> bool:
         return (self.version_folder() / DATASET_FILE).is_file()
+
+    def report_log(self):
+        """The location-report log kept beside the dataset."""
+        from coopgis.location_reports import LocationReportLog
+
+        return LocationReportLog(self.folder)
 
     def version_folder(self) -> Path:
         """The folder of the served pair: the target of ``current``, or the folder itself (older layout)."""

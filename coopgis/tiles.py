@@ -28,8 +28,18 @@ Cooperatives
     ``cluster_max_zoom`` every cooperative is its own feature. Points get no tile
     buffer: a point is in one tile only.
 
+Cluster contents
+    A cluster's ``cell`` property is the address ``z/x/y`` of its cell as a tile of zoom
+    z + 3; :meth:`TileEngine.cell_rows` lists exactly the (filtered) cooperatives of that
+    tile, the same contiguous run of sorted points the cluster was summed from, so their
+    number equals the cluster's ``count``.
+
 Boundaries (provinces, counties, deprivation)
-    Projected to Web Mercator metres once, simplified per zoom lazily (tolerance half
+    Provinces and counties carry the figures of the cooperatives (counts, members, jobs,
+    per 10,000 inhabitants) under the request's thematic filters (kind, sector, status, ...;
+    a province or county filter frames a map, it does not blank the other areas): the same
+    clipped geometry with the figures of :meth:`coopgis.figures.AreaFigures.of` in its
+    properties. Projected to Web Mercator metres once, simplified per zoom lazily (tolerance half
     a pixel of a 256-px tile at that zoom; only the rows a tile touches, kept per
     zoom level in a small LRU; zooms above :data:`SIMPLIFY_MAX_ZOOM` share the z14
     geometry), then clipped to the tile plus a buffer of :data:`BUFFER` / 4096 of the
@@ -60,6 +70,7 @@ import shapely
 from mapbox_vector_tile.Mapbox import vector_tile_pb2
 
 from coopgis.dataset import Collection, Dataset, plain_value, right_sized
+from coopgis.figures import Figures
 from coopgis.media import GEOJSON, MVT
 from coopgis.vocab import KINDS
 
@@ -77,6 +88,7 @@ MAX_LAT = 85.0511287798066                   # latitude at v = 0 (the edge of We
 TILE_MEDIA = {"mvt": MVT, "geojson": GEOJSON}
 POINT_LAYER = "cooperatives"
 POLYGON_LAYERS = ("provinces", "counties", "deprivation")
+FIGURE_LAYERS = ("provinces", "counties")     # polygon layers whose figures follow the filters
 LAYERS = (POINT_LAYER, *POLYGON_LAYERS)
 
 # Properties of a single cooperative in a tile (a short subset of the public columns;
@@ -536,6 +548,7 @@ class TileEngine:
         self.cluster_max_zoom = cluster_max_zoom
         self.cache = LRU(cache_size)
         self._masks = LRU(FILTER_CACHE_SIZE)
+        self._figures = LRU(FILTER_CACHE_SIZE)
         self._points: PointIndex | None = None
         self._polygons: dict[str, PolygonLayer] = {}
         self._geometry_sets: dict[tuple, GeometrySet] = {}
@@ -584,24 +597,50 @@ class TileEngine:
             self._masks.put(key, mask)
         return mask
 
+    def area_figures(self, flt) -> Figures | None:
+        """The provinces' and counties' figures under a filter's thematic part (None: unfiltered)."""
+        thematic = flt.thematic() if flt is not None else None
+        key = filter_key(thematic)
+        if not key:
+            return None
+        figures = self._figures.get(key)
+        if figures is None and thematic is not None:
+            figures = self.dataset.figures.of(thematic.mask(self.dataset.collections[POINT_LAYER]))
+            self._figures.put(key, figures)
+        return figures
+
+    def cell_rows(self, z: int, x: int, y: int, flt=None) -> np.ndarray:
+        """Rows (dataset order numbers) of the cooperatives in the cluster cell z/x/y, in cluster order."""
+        index = self.points()
+        return index.rows[self.select(z, x, y, flt)]
+
     # -- the entry point
+    def _key(self, layer: str, z: int, x: int, y: int, fmt: str, flt) -> tuple:
+        if layer == POINT_LAYER:
+            fkey = filter_key(flt)
+        elif layer in FIGURE_LAYERS and flt is not None:
+            fkey = filter_key(flt.thematic())
+        else:
+            fkey = ()
+        return (layer, z, x, y, fmt, fkey)
+
     def cached(self, layer: str, z: int, x: int, y: int, fmt: str, flt=None) -> Tile | None:
         """The tile if it is in the cache, else None (without working on it)."""
-        return self.cache.get((layer, z, x, y, fmt, filter_key(flt) if layer == POINT_LAYER else ()))
+        return self.cache.get(self._key(layer, z, x, y, fmt, flt))
 
     def tile(self, layer: str, z: int, x: int, y: int, fmt: str, flt=None) -> Tile:
         """The encoded tile, from the cache when it was made before."""
         if layer not in LAYERS or layer not in self.dataset.collections:
             raise KeyError(layer)
-        fkey = filter_key(flt) if layer == POINT_LAYER else ()
-        key = (layer, z, x, y, fmt, fkey)
+        key = self._key(layer, z, x, y, fmt, flt)
         hit = self.cache.get(key)
         if hit is not None:
             return hit
         if layer == POINT_LAYER:
             body, n = self._point_tile(z, x, y, fmt, flt)
         else:
-            body, n = self._polygon_tile(layer, z, x, y, fmt)
+            figures = self.area_figures(flt) if layer in FIGURE_LAYERS else None
+            body, n = self._polygon_tile(layer, z, x, y, fmt, figures)
         tile = make_tile(body, n, fmt)
         self.cache.put(key, tile)
         return tile
@@ -633,10 +672,12 @@ class TileEngine:
                 props[i] = p
             where = np.flatnonzero(many)
             kinds = index.kind_codes
-            for i, cnt, mem, job, row in zip(where.tolist(), c.count[many].tolist(), c.members[many].tolist(),
-                                             c.jobs[many].tolist(), c.kinds[many].tolist(), strict=False):
+            cells = _cells(index, c.first[many], z)
+            for i, cnt, mem, job, row, cell in zip(where.tolist(), c.count[many].tolist(), c.members[many].tolist(),
+                                                   c.jobs[many].tolist(), c.kinds[many].tolist(), cells,
+                                                   strict=False):
                 props[i] = {"cluster": True, "count": cnt, "members": mem, "jobs": job,
-                            "kinds": {kinds[j]: k for j, k in enumerate(row) if k}}
+                            "kinds": {kinds[j]: k for j, k in enumerate(row) if k}, "cell": cell}
             u, v = c.u, c.v
             # A single cooperative sits at its own position, not a mean of one.
             u[single] = index.u[singles]
@@ -670,18 +711,23 @@ class TileEngine:
         return encode_point_layer(POINT_LAYER, points), len(props)
 
     # -- boundaries
-    def _polygon_tile(self, name: str, z: int, x: int, y: int, fmt: str) -> tuple[bytes, int]:
+    def _polygon_tile(self, name: str, z: int, x: int, y: int, fmt: str,
+                      figures: Figures | None = None) -> tuple[bytes, int]:
+        """A boundary tile; with ``figures``, the same geometry with the figures of a filter in its properties."""
         layer = self.polygons(name)
         rows, geoms = layer.clipped(z, x, y)
+        props = layer.props if figures is None else figures.merged(name, layer.props)
+
         if fmt == "geojson":
             if not len(rows):
                 return b'{"type":"FeatureCollection","features":[]}', 0
             polys = [_polygonal(g) for g in shapely.transform(geoms, _to_lonlat)]
             keep = [i for i, g in enumerate(polys) if g is not None and not g.is_empty]
             texts = shapely.to_geojson(np.array([polys[i] for i in keep] + [None], dtype=object)[:-1])
-            feats = [{"type": "Feature", "id": layer.ids_json[r], "geometry": orjson.Fragment(t),
-                      "properties": layer.props_json[r]} for r, t in zip(rows[keep].tolist(), texts, strict=False)]
-            return right_sized(orjson.dumps({"type": "FeatureCollection", "features": feats})), len(feats)
+            feats_json = [{"type": "Feature", "id": layer.ids_json[r], "geometry": orjson.Fragment(t),
+                           "properties": layer.props_json[r] if figures is None else props[r]}
+                          for r, t in zip(rows[keep].tolist(), texts, strict=False)]
+            return right_sized(orjson.dumps({"type": "FeatureCollection", "features": feats_json})), len(feats_json)
         if not len(rows):
             return b"", 0
         px = _to_pixels(geoms, z, x, y)
@@ -693,14 +739,28 @@ class TileEngine:
         feats = []
         for i, g in zip(keep, oriented, strict=False):
             r = int(rows[i])
-            feat = {"geometry": g, "properties": layer.props[r]}
+            feat = {"geometry": g, "properties": props[r]}
             if layer.mvt_ids[r] is not None:
                 feat["id"] = layer.mvt_ids[r]
             feats.append(feat)
         if not feats:
             return b"", 0
-        body = mapbox_vector_tile.encode(
-            {"name": name, "features": feats},
-            default_options={"extents": EXTENT, "y_coord_down": True, "check_winding_order": False,
-                             "quantize_bounds": None})
-        return body, len(feats)
+        return _encode_polygons(name, feats), len(feats)
+
+
+def _encode_polygons(name: str, feats: list[dict]) -> bytes:
+    return mapbox_vector_tile.encode(
+        {"name": name, "features": feats},
+        default_options={"extents": EXTENT, "y_coord_down": True, "check_winding_order": False,
+                         "quantize_bounds": None})
+
+
+def _cells(index: PointIndex, first: np.ndarray, z: int) -> list[str]:
+    """The address ``z/x/y`` of each cluster's cell (a tile of zoom z + 3), from one member's position."""
+    level = min(z + CLUSTER_LEVELS, INDEX_BITS)
+    scale = float(2 ** INDEX_BITS)
+    top = 2 ** INDEX_BITS - 1
+    shift = INDEX_BITS - level
+    cx = (np.clip(np.floor(index.u[first] * scale), 0, top).astype(np.int64) >> shift).tolist()
+    cy = (np.clip(np.floor(index.v[first] * scale), 0, top).astype(np.int64) >> shift).tolist()
+    return [f"{level}/{a}/{b}" for a, b in zip(cx, cy, strict=True)]

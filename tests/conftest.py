@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import glob
+import os
 import re
+import secrets
 
 import pytest
 
@@ -108,27 +111,152 @@ def live_server(sample_store, tmp_path_factory):
     log.close()
 
 
-@pytest.fixture()
-def secured(tmp_path, sample_store, boundaries, geocoder):
-    """An app on a private copy of the sample store, with one token per role."""
+# ---- the stores: the embedded folder and PostgreSQL/PostGIS ------------------------------------------------
+
+class PgServer:
+    """A PostgreSQL server the tests may create databases on (as a superuser)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.made: list[str] = []
+
+    def url_of(self, dbname: str, user: str | None = None, password: str | None = None, tcp: bool = False) -> str:
+        """The URL of database ``dbname`` on this server (optionally as another user, over TCP)."""
+        from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+        parts = urlsplit(self.url)
+        query = dict(parse_qsl(parts.query))
+        netloc = parts.netloc
+        if user is not None:
+            host = netloc.rsplit("@", 1)[-1]
+            netloc = f"{quote(user)}:{quote(password or '', safe='')}@{host}" if password else f"{quote(user)}@{host}"
+        if tcp:
+            port = query.get("port") or parts.port or 5432
+            query = {"host": "127.0.0.1", "port": str(port)}
+            netloc = netloc.rsplit("@", 1)[0] + "@" if "@" in netloc else ""
+        return urlunsplit((parts.scheme, netloc, "/" + dbname, urlencode(query), ""))
+
+    def create(self, template: str | None = None) -> str:
+        """A new empty database (or a copy of ``template``); returns its name."""
+        import psycopg
+
+        name = f"coopgis_test_{os.getpid()}_{len(self.made)}_{secrets.token_hex(3)}"
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+        self.made.append(name)
+        return name
+
+    def drop(self, name: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """COOPGIS_TEST_DATABASE_URL (CI starts a temporary cluster and gives it), else a temporary cluster of our
+    own when PostgreSQL's server programs and PostGIS are installed; the database tests are skipped only when
+    there is neither."""
+    url = os.environ.get("COOPGIS_TEST_DATABASE_URL")
+    if url:
+        yield PgServer(url)
+        return
+    from pgcluster import Cluster, binaries
+
+    if binaries() is None or not glob.glob("/usr/share/postgresql/*/extension/postgis.control"):
+        pytest.skip("no database: set COOPGIS_TEST_DATABASE_URL, or install postgresql-15-postgis-3 "
+                    "(bash .ci/run does)")
+    with Cluster() as cluster:
+        yield PgServer(cluster.url)
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server, sample_store):
+    """A database with the schema and the sample dataset, copied for each test that needs one."""
+    from coopgis.db import schema
+    from coopgis.db.connect import Database
+    from coopgis.db.store import PostgisStore
+
+    name = pg_server.create()
+    url = pg_server.url_of(name)
+    schema.upgrade(url)
+    db = Database(url)
+    frame, report = sample_store.read_with_ingest_report()
+    PostgisStore(db).write(frame, report)
+    db.close()
+    yield name
+    pg_server.drop(name)
+
+
+class StoreUnderTest:
+    """One test's private store: a copy of the sample store folder, or a database copied from the template."""
+
+    def __init__(self, kind: str, tmp_path, data, database_url: str | None = None):
+        self.kind = kind
+        self.tmp_path = tmp_path
+        self.data = data
+        self.database_url = database_url
+        self.tokens_file = tmp_path / "tokens.json"
+
+    def settings(self, **changes):
+        from coopgis.settings import ServiceSettings
+
+        return ServiceSettings(data=self.data, tokens_file=self.tokens_file, database_url=self.database_url,
+                               **changes)
+
+    def backend(self):
+        from coopgis.backend import open_backend
+
+        return open_backend(self.settings())
+
+    def add_tokens(self, roles=("field_officer", "gis_staff", "admin")) -> dict[str, str]:
+        backend = self.backend()
+        try:
+            return {role: backend.tokens.add(f"{role}-user", role) for role in roles}
+        finally:
+            backend.close()
+
+    def stored_events(self) -> list[dict]:
+        """Every stored report and decision, oldest first, as the store gives them back."""
+        backend = self.backend()
+        try:
+            return backend.reports.read().events or []
+        finally:
+            backend.close()
+
+
+@pytest.fixture(params=["file", pytest.param("postgis", marks=pytest.mark.postgis)])
+def store(request, tmp_path, sample_store):
+    """The store an API test runs against: each such test runs once on the file store, once on PostGIS."""
     import shutil
 
+    if request.param == "file":
+        data = tmp_path / "data"
+        shutil.copytree(sample_store.folder, data)
+        yield StoreUnderTest("file", tmp_path, data)
+        return
+    server = request.getfixturevalue("pg_server")
+    name = server.create(template=request.getfixturevalue("pg_template"))
+    yield StoreUnderTest("postgis", tmp_path, tmp_path / "no-data-folder", server.url_of(name))
+    server.drop(name)
+
+
+@pytest.fixture()
+def secured(store, boundaries, geocoder):
+    """An app on a private copy of the sample store (each store in turn), with one token per role."""
     from fastapi.testclient import TestClient
 
     from coopgis.app import create_app
-    from coopgis.auth import TokenStore
-    from coopgis.settings import ServiceSettings
 
-    data = tmp_path / "data"
-    shutil.copytree(sample_store.folder, data)
-    tokens = TokenStore(tmp_path / "tokens.json")
-    keys = {role: tokens.add(f"{role}-user", role) for role in ("field_officer", "gis_staff", "admin")}
-    settings = ServiceSettings(data=data, tokens_file=tmp_path / "tokens.json", cors_origins=["http://intranet.local"])
-    app = create_app(settings)
+    keys = store.add_tokens()
+    app = create_app(store.settings(cors_origins=["http://intranet.local"]))
     client = TestClient(app)
     client.keys = keys
     client.as_role = lambda role: {"Authorization": f"Bearer {keys[role]}"}
-    return client
+    client.store = store
+    yield client
+    app.state.backend.close()
 
 
 def some_cooperative(client, precision: str | None = None) -> dict:

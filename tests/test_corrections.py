@@ -56,7 +56,6 @@ def test_correction_end_to_end_with_etag(secured, boundaries):
 
 def test_verified_location_survives_restart_and_reingest(secured, boundaries, geocoder, tmp_path):
     from coopgis.ingest import ingest
-    from coopgis.store import FileStore
 
     f = some_cooperative(secured, "city")  # a city keeps its own point: the re-ingest puts it back there
     lon, lat = f["geometry"]["coordinates"]
@@ -70,7 +69,9 @@ def test_verified_location_survives_restart_and_reingest(secured, boundaries, ge
 
     # Re-ingest the same registry into the same store: the conflict is reported, not applied.
     csv = next(settings.data.parent.glob("*.csv"), None) or _write_sample(tmp_path, boundaries)
-    result = ingest(csv, FileStore(settings.data), boundaries, geocoder)
+    backend = secured.store.backend()   # the same store: the folder, or the database
+    result = ingest(csv, backend.store, boundaries, geocoder)
+    backend.close()
     conflicts = {c["registration_no"]: c for c in result.report["verified_conflicts"]}
     assert f["id"] in conflicts and conflicts[f["id"]]["distance_m"] > 100
 
@@ -95,8 +96,11 @@ def test_accepted_correction_in_a_village_improves_geocoding(secured):
     ds = secured.app.state.dataset
     frame = ds.cooperatives
     g = ds.geocoder
-    cand = frame[(frame["place_level"] == "village") & frame["precision"].isin(["rural_district", "district",
-                                                                                "county"])].iloc[0]
+    pool = frame[(frame["place_level"] == "village") & frame["precision"].isin(["rural_district", "district",
+                                                                                "county"])]
+    # A village whose name alone (with its county) finds it: the sample's draw decides which one that is.
+    cand = next(c for _, c in pool.iterrows()
+                if g.geocode(f"{c['county']}، روستای {c['place']}").place_code == c["place_code"])
     address = f"{cand['county']}، روستای {cand['place']}"
     before = g.geocode(address)
     assert before.place_code == cand["place_code"] and before.precision != "village"

@@ -278,8 +278,22 @@ def test_search_bad_query(client, q):
 # ---- location reports --------------------------------------------------------------------------
 
 @pytest.fixture
-def reports_app(tmp_path, sample_store, dataset):
-    """An app on a copy of the store folder, so reports do not land in the shared one."""
+def reports_app(store, dataset):
+    """An app on a private copy of the store (the folder, then PostGIS), so reports do not land in the
+    shared one; with the store, to read back what was stored."""
+    from coopgis.app import create_app
+
+    backend = store.backend()
+    token = backend.tokens.add("علی", "field_officer")
+    backend.close()
+    app = create_app(store.settings(), dataset)
+    yield TestClient(app, headers={"Authorization": f"Bearer {token}"}), store
+    app.state.backend.close()
+
+
+@pytest.fixture
+def file_reports_app(tmp_path, sample_store, dataset):
+    """An app on a copy of the store folder: for what only the file log has (its lines on disk)."""
     from coopgis.app import create_app
     from coopgis.auth import TokenStore
     from coopgis.settings import ServiceSettings
@@ -303,6 +317,13 @@ def lines_of(folder):
     return path.read_bytes().splitlines() if path.exists() else []
 
 
+def stored(store) -> list[dict]:
+    """The records the store holds, as it gives them back (the file's lines, or the database's rows)."""
+    if store.kind == "file":
+        return [orjson.loads(x) for x in lines_of(store.data)]
+    return store.stored_events()
+
+
 def test_report_round_trip(reports_app, coops):
     c, folder = reports_app
     row = next(i for i in range(len(coops)) if np.isfinite(coops.lon[i]))
@@ -319,11 +340,10 @@ def test_report_round_trip(reports_app, coops):
     assert rec["submitted_at"].endswith("Z") and rec["note"] == "کنار مسجد\nدر آبی"
     assert r.headers["location"].endswith(f"/location-reports/{rec['id']}")
     assert c.get(r.headers["location"]).json() == rec
-    lines = lines_of(folder)
-    assert len(lines) == 1
-    stored = orjson.loads(lines[0])
-    assert stored == rec
-    assert {"from", "to", "reporter", "submitted_at"} <= stored.keys()
+    records = stored(folder)
+    assert len(records) == 1
+    assert records[0] == rec
+    assert {"from", "to", "reporter", "submitted_at"} <= records[0].keys()
     listed = c.get("/location-reports", params={"status": "pending"}).json()
     assert listed["reports"] == [rec] and listed["skipped_lines"] == 0 and listed["numberMatched"] == 1
     assert c.get(f"/cooperatives/{reg}/location-reports").json()["reports"] == [rec]
@@ -350,7 +370,7 @@ def test_report_unknown_cooperative(reports_app):
     assert_problem(c.post("/cooperatives/no-such-coop/location-reports", json=good_body()), 404)
     assert_problem(c.get("/cooperatives/no-such-coop/location-reports"), 404)
     assert_problem(c.get("/location-reports/" + "0" * 32), 404)
-    assert lines_of(folder) == []
+    assert stored(folder) == []
 
 
 @pytest.mark.parametrize("changes, words", [
@@ -363,7 +383,7 @@ def test_report_bad_point(reports_app, coops, changes, words):
     reg = str(coops.frame["registration_no"].iat[0])
     body = assert_problem(c.post(f"/cooperatives/{reg}/location-reports", json=good_body(**changes)), 400)
     assert words in body["detail"]
-    assert lines_of(folder) == []
+    assert stored(folder) == []
 
 
 @pytest.mark.parametrize("body, status", [
@@ -387,7 +407,7 @@ def test_report_bad_body(reports_app, coops, body, status):
     problem = assert_problem(c.post(f"/cooperatives/{reg}/location-reports", json=body), status)
     if status == 400:
         assert problem["title"] == "Invalid parameter"
-    assert lines_of(folder) == []
+    assert stored(folder) == []
 
 
 def test_report_not_json(reports_app, coops):
@@ -400,7 +420,7 @@ def test_report_not_json(reports_app, coops):
     # a large body without Content-Length (chunked) is cut off too
     chunks = (b"x" * 4096 for _ in range(8))
     assert_problem(c.post(url, content=chunks, headers={"content-type": "application/json"}), 413)
-    assert lines_of(folder) == []
+    assert stored(folder) == []
 
 
 def test_reports_concurrent_posts(reports_app, coops):
@@ -421,9 +441,8 @@ def test_reports_concurrent_posts(reports_app, coops):
     for t in threads:
         t.join()
     assert statuses == [201] * 40
-    lines = lines_of(folder)
-    assert len(lines) == 40
-    records = [orjson.loads(x) for x in lines]
+    records = stored(folder)
+    assert len(records) == 40
     assert len({x["id"] for x in records}) == 40
     assert Counter(x["registration_no"] for x in records) == {reg: 5 for reg in regs}
     body = c.get("/location-reports", params={"limit": 1000}).json()
@@ -447,8 +466,8 @@ def test_report_log_threads_share_a_lock(tmp_path):
     assert len(res.reports) == 400 and res.skipped_lines == 0
 
 
-def test_reports_half_written_last_line(reports_app, coops):
-    c, folder = reports_app
+def test_reports_half_written_last_line(file_reports_app, coops):
+    c, folder = file_reports_app
     reg = str(coops.frame["registration_no"].iat[2])
     first = c.post(f"/cooperatives/{reg}/location-reports", json=good_body()).json()
     with open(folder / REPORTS_FILE, "ab") as f:

@@ -230,6 +230,10 @@ def test_a_streamed_download_holds_its_turn_until_sent(sample_store, dataset, tm
 def test_work_past_its_time_budget_stops_with_503(sample_store, dataset, tmp_path):
     c = _app(sample_store, dataset, tmp_path, request_budget_seconds=1e-9, **UNLIMITED)
     r = c.get("/collections/cooperatives/items?f=html&limit=50")
+    # f=html: a person's page, so the error is a Persian page (the English detail inside it)
+    assert r.status_code == 503 and r.headers["content-type"].startswith("text/html") and "budget" in r.text
+    assert "بیش از زمان مجازش" in r.text
+    r = c.get("/collections/cooperatives/items?f=csv")
     assert r.status_code == 503 and "budget" in r.json()["detail"]
     assert c.get("/collections/cooperatives/items?limit=10").status_code == 200  # not heavy: no budget
 

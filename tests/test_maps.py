@@ -58,9 +58,13 @@ title_en = "Cooperatives"
 def test_shipped_presets_load():
     presets, broken = load_presets(ROOT / "maps")
     assert broken == {}
-    assert list(presets) == ["national", "deprivation", "field", "sectors"]
+    assert list(presets) == ["national", "troubled", "deprivation", "field", "sectors"]
     national = presets["national"]
-    assert [s.source for s in national.layers] == ["provinces", "counties", "deprivation", "cooperatives"]
+    assert [s.source for s in national.layers] == ["provinces", "counties", "deprivation", "counties", "counties",
+                                                   "cooperatives"]
+    assert [s.style for s in national.layers[3:5]] == ["unemployment", "illiteracy"]
+    assert national.controls["troubled"] and "cooperatives_per_10k" in national.controls["measures"]
+    assert presets["troubled"].filters == {"status": "troubled"}
     assert national.layers[1].min_zoom == 7 and national.layers[2].show is False
     assert {s.filters.get("sector") for s in presets["sectors"].layers if s.source == "cooperatives"} == \
         set(GALAXY_SECTORS)

@@ -270,3 +270,23 @@ def test_hundred_thousand_rows_are_fast(boundaries, tmp_path):
     assert df["registration_no"].map(to_ascii_digits).nunique() == 100_000 - (
         df["truth_bad_reason"] == "duplicate_registration_no").sum()
     assert took < 20
+
+
+def test_provinces_and_counties_follow_the_census_population(big, boundaries):
+    # Replaces the old weighting by number of places (Kerman first, Tehran 25th of 31).
+    census = boundaries.census()
+    shares = big["truth_province_iso"].value_counts(normalize=True)
+    population = census.provinces["population"] / census.provinces["population"].sum()
+    assert shares.index[0] == "IR-23"                                        # Tehran first
+    kinds = big["kind"].map(parse_kind)
+    urban_kinds = ~kinds.isin(["rural", "border_dwellers"])
+    urban_shares = big.loc[urban_kinds, "truth_province_iso"].value_counts(normalize=True)
+    assert np.corrcoef(urban_shares.reindex(population.index).fillna(0), population)[0, 1] > 0.97
+    top = big["truth_county_osm"].value_counts().index[0]
+    c = boundaries.counties
+    assert c.loc[c["osm_relation_id"] == top, "display_name_fa"].iloc[0] == "تهران"
+    # Rural cooperatives follow rural population: Tehran's share of them is far below its share of all.
+    rural_shares = big.loc[kinds == "rural", "truth_province_iso"].value_counts(normalize=True)
+    rural_population = census.provinces["rural"] / census.provinces["rural"].sum()
+    assert np.corrcoef(rural_shares.reindex(rural_population.index).fillna(0), rural_population)[0, 1] > 0.85
+    assert rural_shares.get("IR-23", 0) < shares["IR-23"] / 2

@@ -18,7 +18,14 @@ from coopgis.settings import ServiceSettings
 
 
 @pytest.fixture()
-def folder(tmp_path, sample_store):
+def folder(store):
+    """The store under test (the data folder, then PostGIS) with a field officer's and an admin's token."""
+    return store, store.add_tokens(("field_officer", "admin"))
+
+
+@pytest.fixture()
+def file_folder(tmp_path, sample_store):
+    """A private copy of the sample store folder: for what only the file store has (its log file, its disk)."""
     data = tmp_path / "data"
     shutil.copytree(sample_store.folder, data)
     tokens = TokenStore(tmp_path / "tokens.json")
@@ -27,8 +34,12 @@ def folder(tmp_path, sample_store):
 
 
 def _client(folder, **settings) -> TestClient:
-    data, tokens, keys = folder
-    c = TestClient(create_app(ServiceSettings(data=data, tokens_file=tokens, **settings)))
+    if len(folder) == 2:
+        store, keys = folder
+        c = TestClient(create_app(store.settings(**settings)))
+    else:
+        data, tokens, keys = folder
+        c = TestClient(create_app(ServiceSettings(data=data, tokens_file=tokens, **settings)))
     c.as_role = lambda role: {"Authorization": f"Bearer {keys[role]}"}
     return c
 
@@ -108,6 +119,7 @@ def test_a_pending_report_does_not_reload_the_dataset(folder):
 
 
 def test_an_acceptance_updates_what_is_served_without_reading_the_store(folder, monkeypatch):
+    from coopgis.db.store import PostgisStore
     from coopgis.store import FileStore
 
     c = _client(folder)
@@ -118,8 +130,10 @@ def test_an_acceptance_updates_what_is_served_without_reading_the_store(folder, 
     def no_reading(self, *a, **k):
         raise AssertionError("the store was read again")
 
-    monkeypatch.setattr(FileStore, "read_with_ingest_report", no_reading)
-    monkeypatch.setattr(FileStore, "read", no_reading)
+    for kind in (FileStore, PostgisStore):
+        monkeypatch.setattr(kind, "read_with_ingest_report", no_reading)
+        monkeypatch.setattr(kind, "read", no_reading)
+    monkeypatch.setattr(PostgisStore, "read_version", no_reading)
     assert _decide(c, rid, etag).status_code == 200
     props = c.get(f"/cooperatives/{f['id']}").json()
     assert props["properties"]["precision"] == "verified"
@@ -152,15 +166,15 @@ def test_reports_are_limited_per_token_and_per_cooperative(folder):
     assert [_report(c, reg).status_code for reg in (two, two)] == [201, 201]
     r = _report(c, three)
     assert r.status_code == 429 and "per hour" in r.json()["detail"] and int(r.headers["retry-after"]) > 3000
-    assert len((folder[0] / REPORTS_FILE).read_bytes().splitlines()) == 4
+    assert len(folder[0].stored_events()) == 4
 
 
-def test_lookups_in_the_log_read_only_what_was_appended(folder, monkeypatch):
+def test_lookups_in_the_log_read_only_what_was_appended(file_folder, monkeypatch):
     import builtins
 
     import coopgis.location_reports as reports_mod
 
-    c = _client(folder, reports_per_hour=10_000, pending_reports_per_cooperative=10_000)
+    c = _client(file_folder, reports_per_hour=10_000, pending_reports_per_cooperative=10_000)
     reg = _coop(c)["id"]
     for _ in range(30):
         assert _report(c, reg).status_code == 201
@@ -186,7 +200,7 @@ def test_lookups_in_the_log_read_only_what_was_appended(folder, monkeypatch):
             return getattr(self.f, name)
 
     monkeypatch.setattr(reports_mod, "open", lambda *a, **k: Counting(real_open(*a, **k)), raising=False)
-    size = (folder[0] / REPORTS_FILE).stat().st_size
+    size = (file_folder[0] / REPORTS_FILE).stat().st_size
     assert c.get(f"/cooperatives/{reg}").status_code == 200   # reads the last report's line
     assert 0 < sum(read) < size / 10
     read.clear()
@@ -201,14 +215,14 @@ def test_lookups_in_the_log_read_only_what_was_appended(folder, monkeypatch):
 
 # ---- faults --------------------------------------------------------------------------------------------
 
-def test_a_malformed_decision_line_is_skipped_and_counted(folder):
-    data = folder[0]
+def test_a_malformed_decision_line_is_skipped_and_counted(file_folder):
+    data = file_folder[0]
     with open(data / REPORTS_FILE, "ab") as f:
         f.write(b'{"event": "decision", "id": "d1", "registration_no": "1", "report_id": "r1", '
                 b'"decision": "accepted"}\n')                         # no "to": no place to move to
         f.write(b'{"event": "decision", "id": "d2", "registration_no": "1", "report_id": "r2", '
                 b'"decision": "accepted", "to": {"lon": "x", "lat": null}}\n')
-    c = _client(folder)                                                # loads: never fatal
+    c = _client(file_folder)                                                # loads: never fatal
     body = c.get("/audit", headers=c.as_role("admin")).json()
     assert body["skipped_lines"] == 2 and body["events"] == []
     assert c.get("/collections/cooperatives/items?limit=1").status_code == 200
@@ -218,10 +232,10 @@ def _disk_full(*a, **k):
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
-def test_a_full_disk_is_a_507_naming_the_cause_and_nothing_else_breaks(folder, monkeypatch):
+def test_a_full_disk_is_a_507_naming_the_cause_and_nothing_else_breaks(file_folder, monkeypatch):
     import coopgis.location_reports as reports_mod
 
-    c = _client(folder)
+    c = _client(file_folder)
     f = _coop(c)
     good = _report(c, f["id"]).json()["id"]
     etag = c.get(f"/cooperatives/{f['id']}").headers["etag"]
@@ -248,13 +262,13 @@ def test_token_add_on_a_full_disk_is_one_line_and_leaves_no_temp_file(tmp_path, 
     assert list(tmp_path.iterdir()) == []
 
 
-def test_ingest_on_a_full_disk_is_one_line_and_leaves_no_temp_files(folder, sample_store, monkeypatch, capsys):
+def test_ingest_on_a_full_disk_is_one_line_and_leaves_no_temp_files(file_folder, sample_store, monkeypatch, capsys):
     import geopandas as gpd
 
     from coopgis.cli import main
     from coopgis.store import FileStore
 
-    data = folder[0]
+    data = file_folder[0]
     served = FileStore(data).version()
     monkeypatch.setattr(gpd.GeoDataFrame, "to_parquet", _disk_full)
     csv = next(sample_store.folder.parent.glob("*.csv"))

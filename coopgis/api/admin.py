@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import threading
 from urllib.parse import quote
 
 import orjson
@@ -25,9 +24,9 @@ from coopgis.api.errors import ApiError, NotFound, storage_error
 from coopgis.api.links import base_url, link
 from coopgis.api.security import principal, require
 from coopgis.auth import Principal
-from coopgis.corrections import VERIFIED, location_etag
+from coopgis.corrections import location_etag
 from coopgis.dataset import PERSONAL_COLUMNS, Collection, Dataset
-from coopgis.location_reports import LocationReportLog, new_decision
+from coopgis.location_reports import LocationReportLog, ReviewError
 from coopgis.media import GEOJSON, JSON
 from coopgis.text import norm, to_ascii_digits
 from coopgis.values import registration_no_key
@@ -41,7 +40,6 @@ class DecisionIn(BaseModel):
 
 def build_router(settings) -> APIRouter:
     router = APIRouter(tags=["Cooperative records and review"])
-    decide_lock = threading.Lock()
 
     @router.get("/cooperatives/{registration_no:path}", summary="One cooperative, with the fields your role may see")
     def record(request: Request, registration_no: str, who: Principal = Depends(principal)):
@@ -74,29 +72,21 @@ def build_router(settings) -> APIRouter:
                            f"{if_match!r}: a decision is made on the location you saw, so '*' is not accepted",
                            status=428, title="Precondition required")
         log = _log(request)
-        with decide_lock, log.exclusive():
-            report = log.report(rid)
-            if report is None:
-                raise NotFound(f"no location report {report_id!r}")
-            if report.get("status") != "pending":
-                raise ApiError(f"report {rid} was already {report.get('status')} "
-                               f"by {report.get('decision', {}).get('by')}", status=409, title="Already decided")
-            coll, row = _find(request, report["registration_no"])
-            reg = str(coll.frame[coll.id_column].iat[row])
-            now = committed_location(coll, row, log)   # from the log: right even if this worker lags behind
-            current = location_etag(reg, now["lon"], now["lat"], now["precision"], log.last_decision_id(reg) or "-")
-            if if_match != current:
-                raise ApiError("the cooperative changed since you read it (ETag mismatch); read it again "
-                               "and decide on what it is now", status=412, title="Precondition failed",
-                               headers={"ETag": current})
-            event = new_decision(report, body.decision, who.name, now, body.comment)
-            try:
-                log.append(event)
-            except OSError as exc:
-                raise storage_error(exc, "the decision was not saved") from exc
+
+        def locate(registration_no: str) -> tuple[str, dict]:
+            coll, row = _find(request, registration_no)
+            return str(coll.frame[coll.id_column].iat[row]), coll.location(row)
+
+        try:
+            event = log.decide(rid, body.decision, who.name, body.comment, if_match, locate)
+        except ReviewError as exc:
+            raise ApiError(exc.detail, status=exc.status, title=exc.title,
+                           headers={"ETag": exc.etag} if exc.etag else None) from None
+        except OSError as exc:
+            raise storage_error(exc, "the decision was not saved") from exc
         if body.decision == "accepted":
             request.app.state.apply_decisions()   # this worker serves it now; the others within a second
-        coll, row = _find(request, report["registration_no"])
+        coll, row = _find(request, event["registration_no"])
         return JSONResponse(event, headers={"ETag": _etag(coll, row, log)})
 
     @router.get("/audit", summary="The audit log: every location report and decision (administrator)")
@@ -127,15 +117,6 @@ def _find(request: Request, registration_no: str) -> tuple[Collection, int]:
 
 def _log(request: Request) -> LocationReportLog:
     return request.app.state.location_reports
-
-
-def committed_location(coll: Collection, row: int, log: LocationReportLog) -> dict:
-    """The cooperative's location as the log has it: its latest accepted report, else the served one."""
-    reg = str(coll.frame[coll.id_column].iat[row])
-    accepted = log.accepted_for(reg)
-    if accepted is None:
-        return coll.location(row)
-    return {"lon": float(accepted["to"]["lon"]), "lat": float(accepted["to"]["lat"]), "precision": VERIFIED}
 
 
 def _etag(coll: Collection, row: int, log: LocationReportLog) -> str:

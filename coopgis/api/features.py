@@ -24,6 +24,7 @@ from coopgis.api.html import render
 from coopgis.api.limits import admit
 from coopgis.api.links import base_url, link, negotiate, self_url
 from coopgis.api.methods import DOWNLOAD_FLAG
+from coopgis.api.pages import front_door, item_context, items_context
 from coopgis.api.params import filter_dependency
 from coopgis.api.ranges import Answer, respond, wants_range
 from coopgis.api.security import principal
@@ -41,6 +42,7 @@ from coopgis.query import (
     sort_rows,
     temporal_extent,
 )
+from coopgis.text import to_persian_digits
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -95,8 +97,8 @@ def build_router(settings) -> APIRouter:
                 link(f"{base}/maps", "alternate", TEXT_HTML, "Maps"),
             ],
         }
-        if fmt == "html":
-            return render(request, "landing.html", doc=body, dataset=ds(request))
+        if fmt == "html":   # the Persian front door (api/pages.py); clients keep the JSON landing
+            return render(request, "landing.html", doc=body, dataset=ds(request), **front_door(request))
         return JSONResponse(body)
 
     @router.get("/conformance", summary="Conformance classes")
@@ -226,11 +228,13 @@ def build_router(settings) -> APIRouter:
         out_crs = parse_crs(crs)
         row = coll.row_of(feature_id)
         if row is None:
-            raise NotFound(f"no feature {feature_id!r} in collection {collection_id!r}")
+            raise NotFound(f"no feature {feature_id!r} in collection {collection_id!r}",
+                           detail_fa=f"در مجموعه {COLLECTIONS[coll.name]['title_fa']} عارضه‌ای با شناسه "
+                                     f"«{feature_id}» نیست")
         base = base_url(request)
         here = f"{base}/collections/{coll.name}/items/{quote(str(feature_id), safe='')}"
         if fmt == "html":
-            return render(request, "item.html", coll=coll, row=row, here=here)
+            return render(request, "item.html", coll=coll, row=row, here=here, **item_context(request, coll, row))
         rows = np.array([row])
         geom = formats.geometries_in(coll, rows, out_crs)
         feature = coll.feature(row, geom[0] if geom else None, level)
@@ -338,7 +342,8 @@ def _items(request: Request, coll: Collection, fmt: str, size: int, limit: int |
     if fmt == "html":
         return render(request, "items.html", coll=coll, rows=page, matched=matched, offset=offset,
                       limit=size, links=page_links(request, matched, offset, size, "html"),
-                      title=COLLECTIONS[coll.name]["title_fa"], columns=q.columns)
+                      title=COLLECTIONS[coll.name]["title_fa"],
+                      **items_context(request, coll, matched, level, q.columns))
     head = {
         "numberMatched": matched, "numberReturned": int(len(page)),
         "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
@@ -357,7 +362,9 @@ def ds(request: Request) -> Dataset:
 def get_collection(request: Request, collection_id: str) -> Collection:
     coll = ds(request).collections.get(collection_id)
     if coll is None:
-        raise NotFound(f"no collection {collection_id!r}; collections are: {', '.join(COLLECTIONS)}")
+        raise NotFound(f"no collection {collection_id!r}; collections are: {', '.join(COLLECTIONS)}",
+                       detail_fa=f"مجموعه «{collection_id}» نداریم؛ مجموعه‌ها: "
+                                 + "، ".join(m["title_fa"] for m in COLLECTIONS.values()))
     return coll
 
 
@@ -426,7 +433,12 @@ def download(request: Request, coll: Collection, rows: np.ndarray, q: ItemsQuery
         raise ApiError(f"{len(rows)} features match; one download holds at most {max_download}"
                        + (" without a GIS staff token" if level == "public" else "")
                        + ". Narrow it with bbox, province or another filter, or page with limit/offset.",
-                       status=413, title="Selection too large")
+                       status=413, title="Selection too large",
+                       detail_fa=f"{to_persian_digits(f'{len(rows):,}')} عارضه پیدا شد؛ هر دریافت"
+                                 + (" بدون توکن کارشناس GIS" if level == "public" else "")
+                                 + f" حداکثر {to_persian_digits(f'{max_download:,}')} عارضه است. با استان، "
+                                 "شهرستان، نوع یا محدوده انتخاب را کوچک‌تر کنید، یا با limit و offset صفحه‌به‌صفحه "
+                                 "بگیرید.")
     crs = q.crs
     name = f"{coll.name}.{formats.EXTENSION[fmt]}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"', **crs_headers(crs)}

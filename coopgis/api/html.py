@@ -15,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from coopgis.api.links import base_url
 from coopgis.dataset import ATTRIBUTION, COLLECTIONS
+from coopgis.labels import fa_number, fa_value, field_label
 from coopgis.text import to_persian_digits
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -25,7 +26,9 @@ def make_templates() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["fa"] = lambda v: "" if v is None else to_persian_digits(f"{v:,}" if isinstance(v, int) else v)
     env.filters["cell"] = lambda v: "" if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v
-    env.globals.update(ATTRIBUTION=ATTRIBUTION, COLLECTIONS=COLLECTIONS)
+    env.filters["fa_value"] = lambda v, name, provinces=None: fa_value(name, v, provinces)
+    env.filters["fa_number"] = fa_number
+    env.globals.update(ATTRIBUTION=ATTRIBUTION, COLLECTIONS=COLLECTIONS, field_label=field_label)
     return env
 
 

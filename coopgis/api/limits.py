@@ -187,6 +187,7 @@ class Limits:
             "read": RateLimiter(settings.rate_read_per_minute, settings.rate_burst),
             "tiles": RateLimiter(settings.rate_tiles_per_minute, settings.rate_tiles_burst),
         }
+        self.refusals: dict[str, int] = dict.fromkeys(self.buckets, 0)   # 429s by group, for /metrics
         self.gate = HeavyGate(settings.heavy_concurrency)
         self.wait_seconds = settings.heavy_wait_seconds
         self.budget_seconds = settings.request_budget_seconds
@@ -195,6 +196,7 @@ class Limits:
         """429 with Retry-After when ``client`` is over the rate of ``group``."""
         wait = self.buckets[group].allow(client, group)
         if wait > 0:
+            self.refusals[group] += 1
             seconds = math.ceil(wait)
             raise ApiError(f"too many {group} requests from this client; retry in {seconds} s", status=429,
                            title="Too many requests", headers={"Retry-After": str(seconds)})

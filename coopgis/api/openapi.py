@@ -51,6 +51,8 @@ ERRORS = [  # (method, path pattern, more error codes); first match wins
     ("post", r"^/admin/reload$", "401 403 413"),
     ("get", r"^/maps/\{[^}]+\}$", "404 500"),
     ("get", r"^/vendor/", "404"),
+    ("get", r"^/clusters/", "404 429"),
+    ("get", r"^/help/\{[^}]+\}$", "404"),
 ]
 
 
@@ -74,6 +76,8 @@ MEDIA = [
     (r"^/stats$", [JSON, TEXT_CSV]),
     (r"^/(nearest|search)$", [GEOJSON]),
     (r"^/(maps|dashboard)", [TEXT_HTML, JSON]),
+    (r"^/help", [TEXT_HTML]),
+    (r"^/clusters/", [GEOJSON]),
 ]
 
 

@@ -2,9 +2,10 @@
 
 ``/tiles/{layer}/{z}/{x}/{y}.mvt`` and ``.geojson`` for cooperatives (clustered up
 to ``cluster_max_zoom``, filtered like items) and the boundary layers provinces,
-counties and deprivation (simplified and clipped per tile; filters do not apply to
-them). The tile work is in :mod:`coopgis.tiles`; this router parses addresses,
-answers conditional requests and sets caching headers.
+counties and deprivation (simplified and clipped per tile; provinces and counties carry
+the figures of the cooperatives under the filters' thematic part: kind, sector, status ...).
+The tile work is in :mod:`coopgis.tiles`; this router parses addresses, answers conditional
+requests and sets caching headers.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ COOPERATIVE_FIELDS = {
                      "single cooperatives)",
     "county": "String: county name (single cooperatives)",
     "province": "String: province ISO 3166-2 code (single cooperatives)",
+    "cell": "String: the cluster's cell as a tile address z/x/y (clusters); /clusters/{z}/{x}/{y} lists its "
+            "cooperatives",
 }
 
 
@@ -87,7 +90,7 @@ def build_router(settings: ServiceSettings) -> APIRouter:
             raise ApiError(f"format={format!r} is not offered; use mvt or geojson", title="Unsupported format")
         ext = "mvt" if fmt == "mvt" else "geojson"
         url = f"{base_url(request)}/tiles/{layer}/{{z}}/{{x}}/{{y}}.{ext}"
-        if layer == engine_mod.POINT_LAYER:
+        if layer == engine_mod.POINT_LAYER or layer in engine_mod.FIGURE_LAYERS:
             carried = [(k, v) for k, v in request.query_params.multi_items() if k in FILTER_PARAMS and v != ""]
             if carried:
                 url += "?" + urlencode(carried)
@@ -155,7 +158,8 @@ async def tile_response(request: Request, layer: str, z: int, x: int, y: int, fm
                         flt: CooperativeFilter | None) -> Response:
     """One tile of a layer (checked address), from the tile cache or made now; 304 for a matching ETag."""
     eng: engine_mod.TileEngine = request.app.state.tile_engine
-    args = (layer, z, x, y, fmt, flt if layer == engine_mod.POINT_LAYER else None)
+    filtered = layer == engine_mod.POINT_LAYER or layer in engine_mod.FIGURE_LAYERS
+    args = (layer, z, x, y, fmt, flt if filtered else None)
     t = eng.cached(*args)
     if t is None:  # the cold path: charged to the client, and one of the heavy requests at a time
         await admit(request, "tiles", heavy=True)

@@ -15,7 +15,8 @@
   var ZERO_COLOR = '#fbfbfb';
 
   var state = {map: null, cfg: null, data: null, specs: {}, layers: {}, measure: 'cooperatives',
-    pageFilter: {}, userFilter: {}, registry: {}, legend: null, counter: null, onReport: null};
+    presetFilter: null, pageFilter: {}, userFilter: {}, breaks: null, registry: {}, legend: null, counter: null,
+    onReport: null};
 
   function faDigits(s) {
     return String(s).replace(/[0-9]/g, function (d) { return FA_DIGITS.charAt(+d); });
@@ -32,6 +33,14 @@
       if (frac) { s += '٫' + String(frac).padStart(decimals, '0').replace(/0+$/, ''); }
     }
     return faDigits((x < 0 ? '-' : '') + s);
+  }
+
+  // A small decimal (a per-capita figure) with two significant digits or more: ۰٫۰۴۲, ۱٫۲۵, ۱۲٫۵.
+
+  function faRate(x) {
+    if (x === null || x === undefined || isNaN(x)) { return '—'; }
+    var v = Math.abs(Number(x));
+    return faNum(x, v >= 10 ? 1 : v >= 1 ? 2 : 3);
   }
 
   // How far the cooperative may be from its point, in words ("حدود ۷ کیلومتر"); '' when it is there.
@@ -103,8 +112,14 @@
     return out;
   }
 
+  // The page's filters: the preset's (unless a chip removed them), the address's and the user's.
+
+  function activeFilters() {
+    return Object.assign({}, state.presetFilter || state.cfg.filters, state.pageFilter, state.userFilter);
+  }
+
   function paramsOf(spec) {
-    return Object.assign({}, state.cfg.filters, state.pageFilter, state.userFilter, spec.filters || {});
+    return Object.assign(activeFilters(), spec.filters || {});
   }
 
   function matches(props, params) {
@@ -130,9 +145,9 @@
   }
 
   window.coopgis = {state: state, _: {
-    FA_DIGITS: FA_DIGITS, COARSE: COARSE, ZERO_COLOR: ZERO_COLOR, faDigits: faDigits, faNum: faNum,
+    FA_DIGITS: FA_DIGITS, COARSE: COARSE, ZERO_COLOR: ZERO_COLOR, faDigits: faDigits, faNum: faNum, faRate: faRate,
     uncertaintyText: uncertaintyText, placeText: placeText, el: el, append: append, safeHref: safeHref,
     query: query, yesNo: yesNo, readJson: readJson, label: label, pageFilterFromUrl: pageFilterFromUrl,
-    paramsOf: paramsOf, matches: matches, sourceLink: sourceLink
+    paramsOf: paramsOf, activeFilters: activeFilters, matches: matches, sourceLink: sourceLink
   }};
 }());

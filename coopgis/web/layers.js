@@ -28,7 +28,8 @@
     var icon = L.divIcon({html: body, className: 'coop-cluster', iconSize: [d, d]});
     var m = L.marker(latlng, {icon: icon, keyboard: false, riseOnHover: true});
     m.coopCount = n;
-    m.bindPopup(function () { return clusterPopup(props, latlng); }, {className: 'coop-popup-wrap'});
+    m.bindPopup(function () { return clusterPopup(props, latlng, spec); },
+      {className: 'coop-popup-wrap', maxWidth: 340});
     return m;
   }
 
@@ -203,6 +204,17 @@
     });
   }
 
+  var INDICATOR_COLUMNS = {unemployment: 'unemployment_rate_pct', illiteracy: 'illiteracy_pct_15plus'};
+
+  function perCapita(measure) { return /_per_10k$/.test(measure); }
+
+  // Class breaks of the choropleth: the filtered ones from /stats when the page is filtered, else the page's.
+
+  function breaksOf(source, measure) {
+    var b = state.breaks && state.breaks[source] ? state.breaks[source] : state.cfg.breaks[source];
+    return (b && b[measure]) || [];
+  }
+
   function polygonStyle(spec) {
     var colors = state.cfg.colors;
     return function (p, zoom) {
@@ -212,9 +224,26 @@
         if (spec.source === 'provinces' && countiesShown()) {
           return {fill: false, color: '#263238', weight: 2.2, opacity: 0.9, className: cls + ' coop-outline'};
         }
-        var breaks = state.cfg.breaks[spec.source][state.measure] || [];
-        return {fill: true, fillColor: rampColor(p[state.measure], breaks), fillOpacity: 0.78, color: '#5f6b73',
-          weight: spec.source === 'provinces' ? 1.2 : 0.6, opacity: 0.9, className: cls + ' coop-choropleth'};
+        var value = p[state.measure];
+        if (perCapita(state.measure) && (value === null || value === undefined)) {   // no census unit
+          return {fill: true, fillColor: 'url(#coop-hatch)', fillOpacity: 0.8, color: '#8a8a8a', weight: 0.6,
+            dashArray: '3 3', className: cls + ' coop-choropleth coop-no-census'};
+        }
+        return {fill: true, fillColor: rampColor(value, breaksOf(spec.source, state.measure)), fillOpacity: 0.78,
+          color: '#5f6b73', weight: spec.source === 'provinces' ? 1.2 : 0.6, opacity: 0.9,
+          className: cls + ' coop-choropleth'};
+      }
+      if (INDICATOR_COLUMNS[spec.style]) {
+        var v = p[INDICATOR_COLUMNS[spec.style]];
+        if (v === null || v === undefined) {
+          return {fill: true, fillColor: 'url(#coop-hatch)', fillOpacity: 0.8, color: '#8a8a8a', weight: 0.6,
+            dashArray: '3 3', className: cls + ' coop-indicator coop-no-census'};
+        }
+        var ib = (state.cfg.indicatorBreaks[spec.source] || {})[spec.style] || [];
+        var ramp = colors.indicatorRamp, color = ramp[Math.min(ib.length, ramp.length - 1)];
+        for (var i = 0; i < ib.length; i++) { if (v <= ib[i]) { color = ramp[i]; break; } }
+        return {fill: true, fillColor: color, fillOpacity: 0.8, color: '#7d7d7d', weight: 0.5,
+          className: cls + ' coop-indicator coop-indicator-' + spec.style};
       }
       if (spec.style === 'outline') {
         return {fill: false, color: spec.source === 'provinces' ? '#37474f' : '#78909c',
@@ -237,11 +266,18 @@
     };
   }
 
+  // Provinces and counties carry the figures of the page's filters (less the places, which frame the map).
+
+  function polygonUrl(spec) {
+    var url = state.cfg.base + '/tiles/' + spec.source + '/{z}/{x}/{y}.mvt';
+    return spec.style === 'choropleth' && _.thematicQuery ? url + _.thematicQuery() : url;
+  }
+
   function tilePolygons(spec) {
     var style = polygonStyle(spec);
     var styles = {};
     styles[spec.source] = function (p, z) { return style(p, z) || []; };
-    var layer = L.vectorGrid.protobuf(state.cfg.base + '/tiles/' + spec.source + '/{z}/{x}/{y}.mvt', {
+    var layer = L.vectorGrid.protobuf(polygonUrl(spec), {
       rendererFactory: L.svg.tile, vectorTileLayerStyles: styles, interactive: true,
       minZoom: spec.minZoom || 0, maxZoom: spec.maxZoom || 22, bounds: L.latLngBounds(state.cfg.bounds),
       zIndex: spec.zIndex
@@ -252,6 +288,7 @@
         .setContent(polygonPopup(spec, e.layer.properties)).openOn(state.map);
     });
     layer.coopRestyle = function () { layer.redraw(); };
+    layer.coopRefilter = function () { layer.setUrl(polygonUrl(spec)); };
     return layer;
   }
 
@@ -277,5 +314,6 @@
   _.coopColor = coopColor; _.clusterMarker = clusterMarker; _.pointMarker = pointMarker;
   _.drawFeatures = drawFeatures; _.CoopTiles = CoopTiles; _.CoopLocal = CoopLocal; _.clusterOf = clusterOf;
   _.rampColor = rampColor; _.countiesShown = countiesShown; _.polygonStyle = polygonStyle;
+  _.perCapita = perCapita; _.breaksOf = breaksOf;
   _.tilePolygons = tilePolygons; _.embeddedPolygons = embeddedPolygons;
 }());

@@ -17,6 +17,7 @@
     state.cfg = readJson(configId);
     state.data = readJson(dataId);
     state.pageFilter = pageFilterFromUrl();
+    state.presetFilter = Object.assign({}, state.cfg.filters);
     (state.cfg.controls.measures || []).slice(0, 1).forEach(function (m) { state.measure = m; });
     state.cfg.layers.forEach(function (spec, i) {
       spec.zIndex = i + 1;
@@ -162,15 +163,12 @@
         });
         box.appendChild(fs);
       }
+      var TITLES = {kind: 'نوع تعاونی', sector: 'رشته فعالیت', status: 'وضعیت'};
+      var OPTIONS = {kind: cfg.labels.kinds, sector: cfg.labels.sectors, status: cfg.labels.statuses};
       fields.forEach(function (name) {
-        var options = name === 'kind' ? cfg.labels.kinds : cfg.labels.sectors;
-        var s = select(name, name === 'kind' ? 'نوع تعاونی' : 'رشته فعالیت', options, state.pageFilter[name]);
+        var s = select(name, TITLES[name], OPTIONS[name], _.activeFilters()[name]);
         s.select.classList.add('coop-filter-' + name);
-        s.select.addEventListener('change', function () {
-          if (s.select.value) { state.userFilter[name] = s.select.value; } else { delete state.userFilter[name]; }
-          if (!s.select.value && state.pageFilter[name]) { delete state.pageFilter[name]; }
-          refreshCooperatives();
-        });
+        s.select.addEventListener('change', function () { _.setFilter(name, s.select.value || null); });
         box.appendChild(s.wrap);
       });
       if (hasCoops) {
@@ -206,19 +204,65 @@
   function choroplethSection(body) {
     var cfg = state.cfg;
     var source = countiesShown() ? 'counties' : 'provinces';
-    var breaks = cfg.breaks[source][state.measure] || [];
+    var breaks = _.breaksOf(source, state.measure);
     var where = source === 'counties' ? 'هر شهرستان' : 'هر استان';
-    body.appendChild(el('h3', null, label('measures', state.measure) + ' در ' + where));
+    var per = _.perCapita(state.measure);
+    body.appendChild(el('h3', null, label('measures', state.measure) + ' در ' + where +
+      (per ? ' (جمعیت: ' + cfg.census.label + ')' : '')));
+    var filtered = _.thematicQuery && _.thematicQuery();
+    if (filtered) { body.appendChild(el('p', 'coop-legend-filtered', 'فقط تعاونی‌های پالایه‌های بالا شمرده شده‌اند.')); }
     var ul = el('ul', 'coop-legend-list coop-legend-ramp');
     legendLine(ul, 'fill', ZERO_COLOR, 'بدون تعاونی');
-    var lo = 1;
+    var lo = per ? 0 : 1;
     breaks.forEach(function (b, i) {
-      legendLine(ul, 'fill', cfg.colors.ramp[i], lo === b ? faNum(b) : faNum(lo) + ' تا ' + faNum(b));
-      lo = b + 1;
+      var text = per ? (i === 0 ? 'تا ' + _.faRate(b) : _.faRate(lo) + ' تا ' + _.faRate(b)) :
+        lo === b ? faNum(b) : faNum(lo) + ' تا ' + faNum(b);
+      legendLine(ul, 'fill', cfg.colors.ramp[i], text);
+      lo = per ? b : b + 1;
     });
     legendLine(ul, 'fill', cfg.colors.ramp[Math.min(breaks.length, cfg.colors.ramp.length - 1)],
-      'بیش از ' + faNum(lo - 1));
+      'بیش از ' + (per ? _.faRate(lo) : faNum(lo - 1)));
+    if (per) {
+      legendLine(ul, 'hatch', null, 'بدون واحد سرشماری: شهرستانی که شهرستان مادرش در ' + cfg.census.label +
+        ' معلوم نیست (تقسیم نمی‌شود)');
+      body.appendChild(ul);
+      body.appendChild(el('p', 'coop-legend-source', 'شهرستان‌های جداشده پس از ۱۳۹۵ با شهرستان مادر شمرده و ' +
+        'تقسیم می‌شوند. منبع جمعیت: مرکز آمار ایران، ' + cfg.census.label + '.'));
+      return;
+    }
     body.appendChild(ul);
+  }
+
+  function censusSection(body, cfg) {
+    Object.keys(state.layers).forEach(function (id) {
+      var spec = state.specs[id];
+      if (!cfg.labels.indicators[spec.style] || !state.map.hasLayer(state.layers[id])) { return; }
+      var ul = legendList(body, cfg.labels.indicators[spec.style] + '، ' + cfg.census.label);
+      var ib = (cfg.indicatorBreaks[spec.source] || {})[spec.style] || [];
+      var lo = 0;
+      ib.forEach(function (b, i) {
+        legendLine(ul, 'fill', cfg.colors.indicatorRamp[i], (i ? faNum(lo, 1) + ' تا ' : 'تا ') + faNum(b, 1) + '٪');
+        lo = b;
+      });
+      legendLine(ul, 'fill', cfg.colors.indicatorRamp[Math.min(ib.length, 4)], 'بیش از ' + faNum(lo, 1) + '٪');
+      legendLine(ul, 'hatch', null, 'بدون واحد سرشماری');
+      body.appendChild(el('p', 'coop-legend-source', 'شاخص سرشماری است، نه طبقه محرومیت. بیکاری سرشماری از ' +
+        'نرخ طرح نیروی کار بیشتر است.'));
+    });
+  }
+
+  function quotaSection(body, cfg) {
+    var ul = legendList(body, 'سهمیه ارزی تعاونی‌های مرزنشینان (هر عضو)');
+    legendLine(ul, 'fill', cfg.colors.classes.less_developed_2019, '۶۰۰ دلار: فقط جایی که منطقه در فهرست ' +
+      'منتشرشده مناطق محروم آمده است');
+    legendLine(ul, 'hatch', null, 'نامعلوم (نه ۳۰۰ دلار): جایی که فهرستی نیست یا فهرست درباره آن خاموش است');
+    legendLine(ul, 'fill', cfg.colors.classes.not_deprived, '۳۰۰ دلار: فقط جایی که فهرست وزارتخانه ' +
+      '(COOPGIS_DEPRIVATION) منطقه را غیرمحروم نامیده است');
+    var src = el('p', 'coop-legend-source', 'منبع قاعده: ');
+    var en = el('span', null, cfg.quota.source);
+    en.lang = 'en';
+    en.dir = 'ltr';
+    body.appendChild(append(src, en));
   }
 
   function legendList(body, title, className) {
@@ -230,6 +274,8 @@
 
   var LEGEND = {
     choropleth: choroplethSection,
+    census: censusSection,
+    quota: quotaSection,
     clusters: function (body, cfg) {
       var own = cfg.layers.filter(function (l) { return l.source === 'cooperatives' && l.color; });
       var li = legendLine(legendList(body), null, null, 'خوشه: عدد، شمار تعاونی‌هاست؛ اندازه دایره با شمار ' +
@@ -258,6 +304,7 @@
     classes: function (body, cfg) {
       var ul = legendList(body, 'طبقه محرومیت شهرستان');
       Object.keys(cfg.labels.classes).forEach(function (c) {
+        if (cfg.classesPresent && cfg.classesPresent.indexOf(c) < 0) { return; }   // e.g. not_deprived
         var unknown = c === 'no_data';
         var line = legendLine(ul, unknown ? 'hatch' : 'fill', unknown ? null : cfg.colors.classes[c],
           cfg.labels.classes[c]);
@@ -271,11 +318,13 @@
 
   // Legend sections that explain one kind of layer appear while such a layer is on the map.
 
-  var NEEDS = {choropleth: 'choropleth', classes: 'classes', border: 'border'};
+  var NEEDS = {choropleth: 'choropleth', classes: 'classes', border: 'border', census: 'census'};
 
   function shown(style) {
     return Object.keys(state.layers).some(function (id) {
-      return state.specs[id].style === style && state.map.hasLayer(state.layers[id]);
+      var s = state.specs[id].style;
+      var match = style === 'census' ? !!state.cfg.labels.indicators[s] : s === style;
+      return match && state.map.hasLayer(state.layers[id]);
     });
   }
 
@@ -307,6 +356,7 @@
   }
 
   function controls() {
+    _.chipsControl();
     filterControl();
     legendControl();
     if (state.cfg.controls.field && window.coopgis.field) { window.coopgis.field(state); }
@@ -319,6 +369,8 @@
     layer: layer,
     register: register,
     controls: controls,
+    refreshCooperatives: refreshCooperatives,
+    restyle: restyleAll,
     state: state,
     util: {faNum: faNum, faDigits: faDigits, el: el, append: append, safeHref: safeHref, query: query,
       label: label, coopPopup: coopPopup, uncertaintyText: uncertaintyText, placeText: placeText}

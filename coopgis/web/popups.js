@@ -49,7 +49,7 @@
     return box;
   }
 
-  function clusterPopup(p, latlng) {
+  function clusterPopup(p, latlng, spec) {
     var box = el('div', 'coop-popup');
     box.dir = 'rtl';
     box.appendChild(el('h3', 'coop-popup-title', faNum(p.count) + ' تعاونی در این خوشه'));
@@ -68,6 +68,7 @@
       state.map.setView(latlng, Math.min(state.map.getZoom() + 2, state.map.getMaxZoom()));
     });
     box.appendChild(zoom);
+    if (_.clusterList && p.cell && state.cfg.links) { _.clusterList(box, p, spec); }
     return box;
   }
 
@@ -80,8 +81,10 @@
     var t = el('table');
     if (spec.source === 'deprivation') {
       var c = p.deprivation_class || 'no_data';
-      row(t, 'طبقه محرومیت', label('classes', c));
+      row(t, 'فهرست محرومیت', label('classes', c));
       if (p.border !== undefined && p.border !== null) { row(t, 'مرزی', yesNo(p.border)); }
+      row(t, 'سهمیه ارزی مرزنشینان', p.border_quota === '600' ? faNum(600) + ' دلار' :
+        p.border_quota === '300' ? faNum(300) + ' دلار' : 'نامعلوم');
       box.appendChild(t);
       var src = sourceLink(p.source_url, 'coop-popup-link', 'منبع');
       if (src) { box.appendChild(append(el('p'), src)); }
@@ -98,6 +101,7 @@
     row(t, 'اشتغال', faNum(p.jobs));
     row(t, 'در مناطق محروم', faNum(p.in_deprived_areas));
     if (spec.source === 'counties' && p.border !== undefined) { row(t, 'مرزی', yesNo(p.border)); }
+    censusRows(t, spec, p);
     box.appendChild(t);
     if (spec.source === 'provinces' && p.iso_3166_2 && state.cfg.links) {
       var link = el('a', 'coop-popup-link', 'آمار در داشبورد');
@@ -105,6 +109,27 @@
       box.appendChild(append(el('p'), link));
     }
     return box;
+  }
+
+  // Per-capita figures and census indicators, named with the census and its year; a county without a
+  // census unit says so instead of dividing.
+
+  function censusRows(t, spec, p) {
+    var census = state.cfg.census || {};
+    var pop = spec.source === 'counties' ? p.unit_population_1395 : p.population_1395;
+    if (spec.source === 'counties' && p.unit_link) {
+      row(t, 'واحد ' + census.label, p.unit_link === 'none' ? 'ندارد' : p.census_unit_name || '—');
+      if (p.unit_link !== 'same' && census.links) { row(t, 'پیوند', census.links[p.unit_link] || p.unit_link); }
+    }
+    if (pop === undefined) { return; }
+    row(t, 'جمعیت ' + census.label, pop === null ? '—' : faNum(pop));
+    ['cooperatives_per_10k', 'members_per_10k', 'jobs_per_10k'].forEach(function (m) {
+      row(t, label('measures', m), p[m] === null || p[m] === undefined ? 'بدون واحد سرشماری' : _.faRate(p[m]));
+    });
+    if (p.unemployment_rate_pct !== undefined && p.unemployment_rate_pct !== null) {
+      row(t, 'بیکاری (' + census.label + ')', faNum(p.unemployment_rate_pct, 1) + '٪');
+      row(t, 'بی‌سوادی ۱۵+ (' + census.label + ')', faNum(p.illiteracy_pct_15plus, 1) + '٪');
+    }
   }
 
   _.row = row; _.coopPopup = coopPopup; _.clusterPopup = clusterPopup; _.polygonPopup = polygonPopup;
