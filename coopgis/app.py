@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pyarrow
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
@@ -36,6 +36,7 @@ from coopgis.api import (
     fieldpages,
     geocoding,
     maps,
+    ogc_tiles,
     ops,
     packs,
     pages,
@@ -45,8 +46,11 @@ from coopgis.api import (
 from coopgis.api.errors import register_error_handlers
 from coopgis.api.html import make_templates
 from coopgis.api.limits import Limits
+from coopgis.api.methods import HeadAsGet, ItemSuffixes, PublicCors
 from coopgis.api.metrics import Metrics, MetricsMiddleware
 from coopgis.api.openapi import openapi_30
+from coopgis.api.params import reject_unknown
+from coopgis.api.ranges import AnswerCache
 from coopgis.api.security import SecurityMiddleware, install_log_redaction
 from coopgis.backend import open_backend
 from coopgis.corrections import verified_columns
@@ -71,7 +75,7 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
     if dataset is None:
         dataset = load_dataset(settings, log=location_reports, store=backend.store)
     app = FastAPI(title="coopgis", version=__version__, openapi_url="/api", docs_url=None, redoc_url=None,
-                  root_path=settings.root_path, lifespan=_lifespan,
+                  root_path=settings.root_path, lifespan=_lifespan, dependencies=[Depends(reject_unknown)],
                   description="Iran's cooperatives: OGC API - Features, vector tiles, geocoding, statistics. "
                               "Persian first; English alongside.")
     app.state.settings = settings
@@ -84,6 +88,7 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
     app.state.location_reports = location_reports   # one per app: its index grows with the log
     app.state.update_lock = threading.Lock()         # one change of the served dataset at a time
     app.state.store_version = None
+    app.state.answers = AnswerCache(int(settings.download_cache_mb * 1024 * 1024))   # items served in ranges
     install_log_redaction()
     set_dataset(app, dataset)
     app.state.reload_dataset = lambda: _reload(app)
@@ -94,14 +99,20 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD"],
                            allow_credentials=False, allow_headers=["Accept", "If-None-Match"])
-    # outermost: every answer gets its headers
+    # every answer gets its headers (HEAD, suffixes and public CORS sit outside: they only reshape requests)
     app.add_middleware(SecurityMiddleware, settings=settings, limits=app.state.limits)
-    # around everything: requests and latency per route template, for /metrics
+    # around that: requests and latency per route template, for /metrics (inside HEAD and the suffix URLs,
+    # which hand on a reshaped request: the route it matched is read from that request)
     app.state.metrics = Metrics(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    if settings.cors_public:
+        app.add_middleware(PublicCors)
+    app.add_middleware(ItemSuffixes)
+    app.add_middleware(HeadAsGet)
 
     app.include_router(features.build_router(settings))
     app.include_router(tiles.build_router(settings))
+    app.include_router(ogc_tiles.build_router(settings))
     app.include_router(clusters.build_router(settings))
     app.include_router(geocoding.build_router(settings))
     app.include_router(stats.build_router(settings))

@@ -98,6 +98,7 @@ class Collection:
     _row_of_id: dict[str, int] | None = field(default=None, repr=False)
     _nearest: NearestIndex | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _cached: dict = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -138,6 +139,14 @@ class Collection:
         if self.lon is None or self.lat is None:
             raise TypeError(f"{self.name} is not a point collection")
         return self.lon, self.lat
+
+    def cached(self, key, make):
+        """A value derived from this collection's rows (typed column arrays for filters), made once."""
+        if key not in self._cached:
+            value = make()
+            with self._lock:
+                self._cached.setdefault(key, value)
+        return self._cached[key]
 
     def nearest_index(self) -> NearestIndex:
         """The located points sorted by latitude, for nearest-neighbour searches (points only; made once)."""

@@ -137,6 +137,15 @@ class ServiceSettings(Settings):
     offline_wait_seconds: float = Field(default=4.0, gt=0, le=60,
                                         description="how long the field page's service worker waits for the "
                                                     "network before it serves the kept page or tile")
+    # GIS staff (issue 12): CQL2 filters, answers served in byte ranges, CORS for public reads
+    max_cql2_length: int = Field(default=8000, ge=100, description="longest CQL2 filter, in characters")
+    max_cql2_nodes: int = Field(default=500, ge=10, description="most terms (comparisons, values, operators) in "
+                                                             "one CQL2 filter")
+    download_cache_mb: float = Field(default=256, ge=0, description="memory for recent items answers and downloads "
+                                                                    "served in byte ranges (MB); 0: none kept")
+    cors_public: bool = Field(default=False, description="answer Access-Control-Allow-Origin: * (GET/HEAD, no "
+                                                          "credentials) on public read-only resources: OGC API, "
+                                                          "items, tiles, TileJSON")
 
     @model_validator(mode="after")
     def _limits_consistent(self):

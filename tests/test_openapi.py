@@ -5,7 +5,12 @@ from __future__ import annotations
 
 
 def _params(doc, path, method="get"):
-    return {p["name"]: p for p in doc["paths"][path][method].get("parameters", [])}
+    out = {}
+    for p in doc["paths"][path][method].get("parameters", []):
+        if "$ref" in p:  # the items' limit is in components/parameters, where QGIS reads it
+            p = doc["components"]["parameters"][p["$ref"].rsplit("/", 1)[1]]
+        out[p["name"]] = p
+    return out
 
 
 def test_limit_parameters_are_integers_with_a_maximum(client):

@@ -226,6 +226,8 @@ def _allowed_methods(request: Request) -> list[str]:
             methods |= {"GET", "HEAD"}
         elif getattr(route, "methods", None):
             methods |= set(route.methods)
+    if "GET" in methods:
+        methods.add("HEAD")  # answered for every GET (api/methods.py)
     return sorted(methods)
 
 

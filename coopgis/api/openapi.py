@@ -36,6 +36,8 @@ ERRORS = [  # (method, path pattern, more error codes); first match wins
     ("get", r"^/collections/\{[^}]+\}/items$", "401 404 413 429"),
     ("get", r"^/collections/\{[^}]+\}/items/\{[^}]+\}$", "401 404"),
     ("get", r"^/collections/\{[^}]+\}$", "404"),
+    ("get", r"^/collections/\{[^}]+\}/tiles/\{[^}]+\}/\{[^}]+\}/", "404 429"),
+    ("get", r"^/(collections/\{[^}]+\}/(queryables|tiles(/\{[^}]+\})?)|tileMatrixSets/\{[^}]+\})$", "404"),
     ("get", r"^/tiles/\{layer\}/\{z\}/", "404 429"),
     ("get", r"^/tiles/\{layer\}/tilejson\.json$", "404"),
     ("get", r"^/(geocode|reverse|nearest|search|stats)$", "429"),
@@ -64,6 +66,8 @@ def error_codes(method: str, path: str) -> list[str]:
 
 # Media types of successful answers, by path pattern (first match wins).
 MEDIA = [
+    (r"^/collections/\{[^}]+\}/queryables$", ["application/schema+json"]),
+    (r"^/collections/\{[^}]+\}/tiles/\{[^}]+\}/\{[^}]+\}/", [MVT, GEOJSON]),
     (r"^/collections/\{[^}]+\}/items$", [GEOJSON, TEXT_HTML, TEXT_CSV,
                                            GPKG,
                                            KML]),
@@ -89,6 +93,7 @@ def openapi_30(app: FastAPI) -> dict:
     doc.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
     doc["components"]["schemas"].pop("HTTPValidationError", None)
     doc["components"]["schemas"].pop("ValidationError", None)
+    ogc_parameters(doc)
     for path, operations in doc.get("paths", {}).items():
         media = next((m for pattern, m in MEDIA if re.search(pattern, path)), None)
         for method, op in operations.items():
@@ -109,6 +114,36 @@ def openapi_30(app: FastAPI) -> dict:
     return doc
 
 
+ITEMS = "/collections/{collection_id}/items"
+BBOX_SCHEMA = {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}
+
+
+def ogc_parameters(doc: dict) -> None:
+    """Query parameters as OGC API - Features defines them: ``style: form``, ``explode: false`` (lists are
+    comma-separated), ``bbox`` an array of 4 or 6 numbers, and the items' ``limit`` in
+    ``components/parameters`` where QGIS's OAPIF provider reads its default and maximum (without it
+    QGIS 3.22 asks 100 features a page)."""
+    for operations in doc.get("paths", {}).values():
+        for op in operations.values():
+            for p in op.get("parameters", []):
+                if p.get("in") == "query":
+                    p.setdefault("style", "form")
+                    p.setdefault("explode", False)
+                    if p["name"] == "bbox":
+                        p["schema"] = {**BBOX_SCHEMA, **{k: v for k, v in p["schema"].items()
+                                                         if k in ("description", "title")}}
+    items = doc.get("paths", {}).get(ITEMS, {}).get("get")
+    if items is None:
+        return
+    params = doc.setdefault("components", {}).setdefault("parameters", {})
+    for i, p in enumerate(items.get("parameters", [])):
+        if p.get("name") == "limit" and p.get("in") == "query":
+            # No "default" in the schema (FastAPI leaves it out; the description says it): QGIS 3.22 then
+            # pages by the maximum (10,000) instead of max(1000, default) -- 20,000 cooperatives in 2 pages.
+            params["limit"] = p
+            items["parameters"][i] = {"$ref": "#/components/parameters/limit"}
+
+
 def rate_limited(method: str, path: str, s) -> str:
     """The 429 of an operation in words: which rate of which setting, per client."""
     burst = f"bursts of {s.rate_burst} (COOPGIS_RATE_BURST)"
@@ -116,7 +151,7 @@ def rate_limited(method: str, path: str, s) -> str:
         return (f"Rate limited: {s.reports_per_hour} location reports per token and hour "
                 f"(COOPGIS_REPORTS_PER_HOUR), {s.pending_reports_per_cooperative} pending per cooperative "
                 "(COOPGIS_PENDING_REPORTS_PER_COOPERATIVE)")
-    if path.startswith("/tiles/"):
+    if path.startswith("/tiles/") or "{tile_matrix}" in path:
         return (f"Rate limited (Retry-After): {s.rate_tiles_per_minute:g} uncached tiles per minute per client "
                 f"(COOPGIS_RATE_TILES_PER_MINUTE), bursts of {s.rate_tiles_burst} (COOPGIS_RATE_TILES_BURST); "
                 "cached tiles are free")

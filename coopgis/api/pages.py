@@ -68,19 +68,22 @@ def front_door(request: Request, map_settings: MapSettings | None = None) -> dic
     }
 
 
-def items_context(request: Request, coll: Collection, matched: int, level: str) -> dict:
-    """The items page's extras: its columns, the filter form's values and choices, the download buttons."""
+def items_context(request: Request, coll: Collection, matched: int, level: str,
+                  columns: tuple[str, ...] | None = None) -> dict:
+    """The items page's extras: its columns (``properties=``, or the usual ones), the filter form's values and
+    choices, the download buttons (the ``items.csv``-style URLs: each one the whole selection as a file)."""
     settings = request.app.state.settings
     ds = request.app.state.dataset
     most = settings.max_download if level == "staff" else min(settings.max_download, settings.public_max_download)
     given = {k: v for k, v in request.query_params.items() if k in FILTER_NAMES and v}
     kept = [(k, v) for k, v in request.query_params.multi_items()
             if k not in ("f", "limit", "offset") and v]
-    downloads = [{"format": fmt, "title": title, "href": f"?{urlencode(kept + [('f', fmt)])}"}
+    query = urlencode(kept)
+    downloads = [{"format": fmt, "title": title, "href": f"items.{fmt}" + (f"?{query}" if query else "")}
                  for fmt, title in DOWNLOADS]
     provinces = ds.collections["provinces"].frame
     return {
-        "columns": ITEM_COLUMNS.get(coll.name, coll.properties[:10]),
+        "columns": list(columns) if columns else ITEM_COLUMNS.get(coll.name, coll.properties[:10]),
         "field_label": field_label,
         "filters": given,
         "form": coll.name == "cooperatives",

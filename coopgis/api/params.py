@@ -13,7 +13,8 @@ from typing import Annotated, Any
 from fastapi import Query, Request
 from pydantic import BeforeValidator
 
-from coopgis.filters import CooperativeFilter, parse_filter
+from coopgis.errors import InputError
+from coopgis.filters import FILTER_NAMES, CooperativeFilter, parse_filter
 from coopgis.text import norm, to_ascii_digits
 
 
@@ -73,3 +74,45 @@ def filter_dependency(max_values: int = 100, max_length: int = 2000):
         return parse_filter(request.app.state.dataset, values, max_values, max_length)
 
     return cooperative_filter
+
+
+def reject_unknown(request: Request) -> None:
+    """App-wide dependency: a query parameter the operation does not define is a 400 naming it.
+
+    OGC API - Features ``/req/core/query-param-unknown``: a misspelt filter (``kindd=``, ``fliter=``)
+    must not answer the whole unfiltered collection. The names an operation defines are read from
+    its route's parameters (its dependencies' included), so they are the ones ``/api`` publishes.
+    """
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known = _query_names(dependant)
+    if str(getattr(route, "path", "")).startswith(BROWSER_FILTERED):
+        known = known | set(FILTER_NAMES)
+    unknown = [name for name in dict.fromkeys(request.query_params.keys()) if name not in known]
+    if unknown:
+        allowed = ", ".join(sorted(known)) or "none"
+        raise InputError(f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(repr(u) for u in unknown)}; this operation takes: {allowed}",
+                         title="Unknown parameter", parameters=unknown)
+
+
+# Map pages read the cooperative filters in the browser (core.js pageFilterFromUrl) and pass them to the tiles.
+BROWSER_FILTERED = ("/maps/",)
+_NAMES: dict[int, tuple[object, frozenset[str]]] = {}   # id(dependant) -> (dependant, its query names)
+
+
+def _query_names(dependant) -> frozenset[str]:
+    entry = _NAMES.get(id(dependant))
+    cached = entry[1] if entry is not None and entry[0] is dependant else None
+    if cached is None:
+        names: set[str] = set()
+        stack = [dependant]
+        while stack:
+            d = stack.pop()
+            names.update(p.alias for p in d.query_params)
+            stack.extend(d.dependencies)
+        cached = frozenset(names)
+        _NAMES[id(dependant)] = (dependant, cached)
+    return cached

@@ -75,9 +75,6 @@ def build_router(settings: ServiceSettings) -> APIRouter:
     filters = filter_dependency(settings.max_filter_values, settings.max_filter_length)
     min_zoom, max_zoom = settings.min_zoom, settings.max_zoom
 
-    def engine(request: Request) -> engine_mod.TileEngine:
-        return request.app.state.tile_engine
-
     def check_layer(request: Request, layer: str) -> str:
         if layer not in engine_mod.LAYERS or (layer not in request.app.state.dataset.collections
                                               and layer != engine_mod.PLACES_LAYER):
@@ -170,19 +167,25 @@ def build_router(settings: ServiceSettings) -> APIRouter:
             if not 0 <= value < n:
                 raise NotFound(f"{name}={value} is outside the grid: at zoom {zi} {name} runs 0..{n - 1}",
                                title="Tile out of range")
-        eng = engine(request)
-        filtered = layer == engine_mod.POINT_LAYER or layer in engine_mod.FIGURE_LAYERS
-        args = (layer, zi, xi, yi, fmt, flt if filtered else None)
-        t = eng.cached(*args)
-        if t is None:  # the cold path: charged to the client, and one of the heavy requests at a time
-            await admit(request, "tiles", heavy=True)
-            t = await run_in_threadpool(eng.tile, *args)
-        headers = {"ETag": t.etag, "Cache-Control": CACHE_CONTROL}
-        if etag_matches(request.headers.get("if-none-match"), t.etag):
-            return Response(status_code=304, headers=headers)
-        return Response(t.body, media_type=t.media_type, headers=headers)
+        return await tile_response(request, layer, zi, xi, yi, fmt, flt)
 
     return router
+
+
+async def tile_response(request: Request, layer: str, z: int, x: int, y: int, fmt: str,
+                        flt: CooperativeFilter | None) -> Response:
+    """One tile of a layer (checked address), from the tile cache or made now; 304 for a matching ETag."""
+    eng: engine_mod.TileEngine = request.app.state.tile_engine
+    filtered = layer == engine_mod.POINT_LAYER or layer in engine_mod.FIGURE_LAYERS
+    args = (layer, z, x, y, fmt, flt if filtered else None)
+    t = eng.cached(*args)
+    if t is None:  # the cold path: charged to the client, and one of the heavy requests at a time
+        await admit(request, "tiles", heavy=True)
+        t = await run_in_threadpool(eng.tile, *args)
+    headers = {"ETag": t.etag, "Cache-Control": CACHE_CONTROL}
+    if etag_matches(request.headers.get("if-none-match"), t.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(t.body, media_type=t.media_type, headers=headers)
 
 
 def parse_int(value: str, name: str) -> int:
