@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -51,8 +52,14 @@ def test_items_page_reads_in_persian_with_a_filter_form(client, dataset):
     assert not re.search(r"<td[^>]*>[^<]*[0-9]", body)                 # no Latin digits in cells
     assert re.search(r"[۱۳۴][۳۰۴][۰-۹]{2}/[۰-۹]{2}/[۰-۹]{2}", body)     # Jalali dates
     assert "False" not in body and "True" not in body and "None" not in body
-    for fmt in ("csv", "gpkg", "kml"):
-        assert re.search(rf'data-format="{fmt}" href="\?[^"]*kind=housing[^"]*f={fmt}"', text), fmt
+    for fmt in ("csv", "gpkg", "kml", "geojson"):   # each button downloads the whole filtered selection
+        m = re.search(rf'data-format="{fmt}" href="(items\.{fmt}\?[^"]*kind=housing[^"]*)"', text)
+        assert m, fmt
+        got = client.get("/collections/cooperatives/" + html.unescape(m.group(1)))
+        assert got.status_code == 200, (fmt, got.text[:200])
+        assert f'filename="cooperatives.{fmt}"' in got.headers["content-disposition"]
+        if fmt == "geojson":
+            assert len(got.json()["features"]) == want       # not one page of 20
 
 
 def test_download_buttons_respect_the_roles_limit_and_explain_it(sample_store, dataset, tmp_path):
