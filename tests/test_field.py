@@ -507,7 +507,7 @@ def test_openapi_documents_field_endpoints(client):
 # ---- idempotency keys (reports queued offline are sent again until the server has them) --------------------
 
 def test_a_retried_report_is_recorded_once(reports_app, coops):
-    c, folder = reports_app
+    c, store = reports_app
     reg = str(coops.frame["registration_no"].iat[2])
     key = {"Idempotency-Key": "5b0c6a2e-7d1f-4f0e-9a55-1f3f0e2b9c11"}
     first = c.post(f"/cooperatives/{reg}/location-reports", json=good_body(), headers=key)
@@ -515,15 +515,15 @@ def test_a_retried_report_is_recorded_once(reports_app, coops):
     again = c.post(f"/cooperatives/{reg}/location-reports", json=good_body(), headers=key)
     assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
     assert again.json() == first.json() and again.headers["location"] == first.headers["location"]
-    assert len(lines_of(folder)) == 1
+    assert len(stored(store)) == 1
     other = c.post(f"/cooperatives/{reg}/location-reports", json=good_body(), headers={"Idempotency-Key": "k-2"})
-    assert other.status_code == 201 and other.json()["id"] != first.json()["id"] and len(lines_of(folder)) == 2
+    assert other.status_code == 201 and other.json()["id"] != first.json()["id"] and len(stored(store)) == 2
     reused = c.post(f"/cooperatives/{reg}/location-reports", json=good_body(reason="دیگری"), headers=key)
-    assert assert_problem(reused, 409)["title"] == "Idempotency key reused" and len(lines_of(folder)) == 2
+    assert assert_problem(reused, 409)["title"] == "Idempotency key reused" and len(stored(store)) == 2
     for bad in ("", "a b", "x" * 101, "کلید".encode()):
         assert_problem(c.post(f"/cooperatives/{reg}/location-reports", json=good_body(),
                               headers={"Idempotency-Key": bad}), 400)
-    assert len(lines_of(folder)) == 2
+    assert len(stored(store)) == 2
 
 
 def test_a_retry_is_not_charged_to_the_hourly_limit(tmp_path, sample_store, dataset, coops):

@@ -34,11 +34,11 @@ REVIEW_LOCK = 0x636F7276   # advisory lock of :meth:`PostgisReportLog.exclusive`
 
 _EVENTS = """
 SELECT seq, 'report', id, registration_no, reporter, NULL::text, submitted_at, from_lon, from_lat, from_precision,
-       to_lon, to_lat, to_accuracy_m, reason, note
+       to_lon, to_lat, to_accuracy_m, reason, note, idempotency_key, fingerprint
   FROM coopgis.location_reports WHERE seq > %(after)s
 UNION ALL
 SELECT seq, 'decision', id, registration_no, decided_by, report_id, decided_at, from_lon, from_lat, from_precision,
-       to_lon, to_lat, to_accuracy_m, decision, comment
+       to_lon, to_lat, to_accuracy_m, decision, comment, NULL::text, NULL::text
   FROM coopgis.location_decisions WHERE seq > %(after)s
 ORDER BY 1
 """
@@ -68,11 +68,11 @@ class PostgisReportLog(LocationReportLog):
             f, t = record.get("from") or {}, record["to"]
             conn.execute(
                 "INSERT INTO coopgis.location_reports (id, registration_no, reporter, submitted_at, from_lon, "
-                "from_lat, from_precision, to_lon, to_lat, to_accuracy_m, reason, note) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                "from_lat, from_precision, to_lon, to_lat, to_accuracy_m, reason, note, idempotency_key, fingerprint) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (record["id"], record["registration_no"], record["reporter"], record["submitted_at"], f.get("lon"),
                  f.get("lat"), f.get("precision"), t["lon"], t["lat"], t.get("accuracy_m"), record.get("reason"),
-                 record.get("note")))
+                 record.get("note"), record.get("idempotency_key"), record.get("fingerprint")))
 
     def decide(self, report_id: str, decision: str, by: str, comment: str | None, if_match: str,
                locate: Callable[[str], tuple[str, dict]]) -> dict:
@@ -195,12 +195,15 @@ class PostgisReportLog(LocationReportLog):
 def _record(row: tuple) -> dict:
     """A report or decision as the file log writes it."""
     (_, kind, rid, reg, who, report_id, at, from_lon, from_lat, from_precision, to_lon, to_lat, accuracy,
-     text1, text2) = row
+     text1, text2, idempotency_key, fingerprint) = row
     frm = {"lon": from_lon, "lat": from_lat, "precision": from_precision}
     to = {"lon": to_lon, "lat": to_lat, "accuracy_m": accuracy}
     if kind == "report":
-        return {"id": rid, "registration_no": reg, "reporter": who, "submitted_at": _stamp(at), "from": frm,
-                "to": to, "reason": text1, "note": text2, "status": "pending"}
+        record = {"id": rid, "registration_no": reg, "reporter": who, "submitted_at": _stamp(at), "from": frm,
+                  "to": to, "reason": text1, "note": text2, "status": "pending"}
+        if idempotency_key is not None:   # as the file log writes it: only a report sent with a key has one
+            record["idempotency_key"], record["fingerprint"] = idempotency_key, fingerprint
+        return record
     return {"event": "decision", "id": rid, "report_id": report_id, "registration_no": reg, "decision": text1,
             "by": who, "at": _stamp(at), "from": frm, "to": to, "comment": text2}
 
