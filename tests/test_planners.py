@@ -118,6 +118,11 @@ def test_a_clusters_cooperatives_page_by_page(browser, maps_server):  # noqa: F8
         assert v.page.locator(".coop-cluster-item").count() == min(n, 10)
         first = v.page.locator(".coop-cluster-name").first.inner_text()
         assert first and v.page.locator(".coop-cluster-precision").first.inner_text()
+        # the popup grew when its list came: it is panned back into view, its close button on screen
+        v.page.wait_for_function("() => { const p = document.querySelector('.leaflet-popup'); "
+                                 "const r = p && p.getBoundingClientRect(); "
+                                 "return r !== null && r.top >= 0 && r.bottom <= innerHeight; }", timeout=5_000)
+        assert v.page.locator(".leaflet-popup-close-button").is_visible()
         v.shot("planners-cluster-list")
         if n > 10:
             v.page.click(".coop-cluster-page")

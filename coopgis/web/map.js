@@ -30,8 +30,30 @@
     if (state.cfg.fit) { map.fitBounds(state.cfg.fit, {padding: [30, 30], maxZoom: 12}); }
     map.on('zoomend', restyleAll);
     map.on('overlayadd overlayremove', restyleAll);
+    map.on('popupopen', keepPopupInView);
     titleControl();
     placeLabels(map);
+  }
+
+  // A popup whose content grows after it opened (a cluster's list, read from the server) is panned into
+  // view again, so its top and its close button stay on screen.
+  // (Not popup.update(): that would build the popup's content again, closing the list.)
+  function keepPopupInView(e) {
+    var popup = e.popup, box = popup.getElement(), map = state.map;
+    if (!box || !window.ResizeObserver) { return; }
+    var last = box.offsetHeight, pad = 12;
+    var watch = new ResizeObserver(function () {
+      if (!popup.isOpen()) { watch.disconnect(); return; }
+      var h = box.offsetHeight;
+      if (Math.abs(h - last) <= 2) { return; }
+      last = h;
+      var r = box.getBoundingClientRect(), m = map.getContainer().getBoundingClientRect(), dy = 0;
+      if (r.top < m.top + pad) { dy = r.top - m.top - pad; }
+      else if (r.bottom > m.bottom - pad) { dy = Math.min(r.bottom - m.bottom + pad, r.top - m.top - pad); }
+      if (dy) { map.panBy([0, dy]); }
+    });
+    watch.observe(box);
+    popup.once('remove', function () { watch.disconnect(); });
   }
 
   // Place names on every map (web/labels.js): the server's places tiles, or the labels a standalone file holds.
