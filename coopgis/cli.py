@@ -358,11 +358,9 @@ def _cmd_render(args) -> int:
     from coopgis.assets import NPM_HINT, missing_assets
     from coopgis.errors import InputError
     from coopgis.filters import FILTER_NAMES
-    from coopgis.loading import load_dataset
     from coopgis.maps import MapSettings, load_presets
     from coopgis.settings import ServiceSettings
     from coopgis.standalone import RenderError, parse_filters, render_standalone
-    from coopgis.store import FileStore, StoreError
 
     map_settings = MapSettings()
     presets, broken = load_presets(map_settings.maps_dir)
@@ -376,15 +374,8 @@ def _cmd_render(args) -> int:
         print(f"coopgis render: the map libraries are missing; {NPM_HINT}", file=sys.stderr)
         return 1
     settings = ServiceSettings()
-    if args.data is not None:
-        settings.data = args.data
-        if not FileStore(args.data).exists():
-            print(f"coopgis render: no dataset in {args.data}", file=sys.stderr)
-            return 1
-    try:
-        dataset = load_dataset(settings)
-    except StoreError as exc:
-        print(f"coopgis render: {exc}", file=sys.stderr)
+    dataset = _served_dataset("render", settings, args.data)
+    if dataset is None:
         return 1
     values = {name: getattr(args, name) for name in FILTER_NAMES}
     try:
@@ -402,32 +393,41 @@ def _cmd_render(args) -> int:
     return 0
 
 
+def _served_dataset(command: str, settings, data: Path | None):
+    """The dataset a command reads (from ``data`` when given, else the settings' store), or None after
+    saying why there is none."""
+    from coopgis.loading import load_dataset
+    from coopgis.store import FileStore, StoreError
+
+    if data is not None:
+        settings.data = data
+        if not FileStore(data).exists():
+            print(f"coopgis {command}: no dataset in {data}", file=sys.stderr)
+            return None
+    try:
+        return load_dataset(settings)
+    except StoreError as exc:
+        print(f"coopgis {command}: {exc}", file=sys.stderr)
+        return None
+
+
 def _cmd_pack(args) -> int:
     """Exit 0: written; 2: no such county (or several by that name); 1: no dataset or map libraries."""
     from coopgis.assets import NPM_HINT, missing_assets
-    from coopgis.loading import load_dataset
     from coopgis.maps import MapSettings
     from coopgis.packs import PackError, build_pack, resolve_county
     from coopgis.settings import ServiceSettings
-    from coopgis.store import FileStore, StoreError
 
     map_settings = MapSettings()
     if missing_assets(map_settings.web_dir):
         print(f"coopgis pack: the map libraries are missing (the pack holds a map); {NPM_HINT}", file=sys.stderr)
         return 1
-    settings = ServiceSettings()
-    if args.data is not None:
-        settings.data = args.data
-        if not FileStore(args.data).exists():
-            print(f"coopgis pack: no dataset in {args.data}", file=sys.stderr)
-            return 1
+    dataset = _served_dataset("pack", ServiceSettings(), args.data)
+    if dataset is None:
+        return 1
     try:
-        dataset = load_dataset(settings)
         pack = build_pack(dataset, resolve_county(dataset, args.county), map_settings,
                           "staff" if args.staff else "public")
-    except StoreError as exc:
-        print(f"coopgis pack: {exc}", file=sys.stderr)
-        return 1
     except PackError as exc:
         print(f"coopgis pack: {exc}", file=sys.stderr)
         return 2
