@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiles", type=int, default=150, help="tiles per zoom (those holding cooperatives)")
     args = ap.parse_args(argv)
 
-    from coopgis.labels import build_labels
+    from coopgis.placenames import build_labels
     from coopgis.loading import load_dataset
     from coopgis.maps import MapSettings
     from coopgis.packs import build_pack
