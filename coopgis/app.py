@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pyarrow
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
@@ -41,13 +41,13 @@ from coopgis.api import (
     stats,
     tiles,
 )
+from coopgis.api.access import AccessLog, logging_config
 from coopgis.api.errors import register_error_handlers
 from coopgis.api.html import make_templates
 from coopgis.api.limits import Limits
 from coopgis.api.methods import HeadAsGet, ItemSuffixes, PublicCors
 from coopgis.api.metrics import Metrics, MetricsMiddleware
 from coopgis.api.openapi import openapi_30
-from coopgis.api.params import reject_unknown
 from coopgis.api.ranges import AnswerCache
 from coopgis.api.security import SecurityMiddleware, install_log_redaction
 from coopgis.backend import open_backend
@@ -73,7 +73,7 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
     if dataset is None:
         dataset = load_dataset(settings, log=location_reports, store=backend.store)
     app = FastAPI(title="coopgis", version=__version__, openapi_url="/api", docs_url=None, redoc_url=None,
-                  root_path=settings.root_path, lifespan=_lifespan, dependencies=[Depends(reject_unknown)],
+                  root_path=settings.root_path, lifespan=_lifespan,
                   description="Iran's cooperatives: OGC API - Features, vector tiles, geocoding, statistics. "
                               "Persian first; English alongside.")
     app.state.settings = settings
@@ -94,6 +94,9 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
     if backend.database is not None:   # an accepted decision stores the joins of its new point with it
         backend.reports.joiner = lambda reg, lon, lat: verified_columns(app.state.dataset, reg, lon, lat)
     register_error_handlers(app)
+    tiles_router = tiles.build_router(settings)
+    # innermost: a cached tile asked for without a query is answered before routing (as the route would)
+    app.add_middleware(tiles.WarmTiles, route=tiles.tile_route(tiles_router))
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD"],
                            allow_credentials=False, allow_headers=["Accept", "If-None-Match"])
@@ -107,19 +110,16 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
         app.add_middleware(PublicCors)
     app.add_middleware(ItemSuffixes)
     app.add_middleware(HeadAsGet)
+    if settings.access_log:   # outermost: the answer's status as sent; written in batches by a thread
+        app.add_middleware(AccessLog)
 
-    app.include_router(features.build_router(settings))
-    app.include_router(tiles.build_router(settings))
-    app.include_router(ogc_tiles.build_router(settings))
-    app.include_router(clusters.build_router(settings))
-    app.include_router(geocoding.build_router(settings))
-    app.include_router(stats.build_router(settings))
-    app.include_router(field.build_router(settings))
-    app.include_router(maps.build_router(settings, map_settings))
-    app.include_router(dashboard.build_router(map_settings, settings))
-    app.include_router(pages.build_router(map_settings))
-    app.include_router(admin.build_router(settings))
-    app.include_router(ops.build_router())
+    routers = [features.build_router(settings), tiles_router, ogc_tiles.build_router(settings),
+               clusters.build_router(settings), geocoding.build_router(settings), stats.build_router(settings),
+               field.build_router(settings), maps.build_router(settings, map_settings),
+               dashboard.build_router(map_settings, settings), pages.build_router(map_settings),
+               admin.build_router(settings), ops.build_router()]
+    for router in routers:   # each made with CheckedRoute: an unknown query parameter is a 400 everywhere
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.openapi = lambda: openapi_30(app)  # type: ignore[method-assign]  # FastAPI's documented override
     return app
@@ -128,6 +128,7 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
 def run_server(settings: ServiceSettings) -> None:
     """Serve ``create_app`` with uvicorn (uvloop, httptools with limits on request heads) until stopped."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from coopgis.api.protocol import GuardedHttpToolsProtocol
 
@@ -136,7 +137,9 @@ def run_server(settings: ServiceSettings) -> None:
     uvicorn.run("coopgis.app:create_app", factory=True, host=settings.host, port=settings.port,
                 workers=settings.workers, loop="uvloop", http=GuardedHttpToolsProtocol, log_level="info",
                 proxy_headers=False, server_header=False, root_path=settings.root_path,
-                limit_concurrency=settings.max_connections, timeout_keep_alive=5)
+                limit_concurrency=settings.max_connections, timeout_keep_alive=5,
+                # the app writes the access log (api/access.py: batched, off the request path), not uvicorn
+                access_log=False, log_config=logging_config(LOGGING_CONFIG))
 
 
 @asynccontextmanager

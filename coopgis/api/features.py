@@ -25,9 +25,9 @@ from coopgis.api.limits import admit
 from coopgis.api.links import base_url, link, negotiate, self_url
 from coopgis.api.methods import DOWNLOAD_FLAG
 from coopgis.api.pages import front_door, item_context, items_context
-from coopgis.api.params import filter_dependency
+from coopgis.api.params import CheckedRoute, filter_dependency
 from coopgis.api.ranges import Answer, respond, wants_range
-from coopgis.api.security import principal
+from coopgis.api.security import caller
 from coopgis.auth import Principal
 from coopgis.cql2 import Cql2Filter, parse_cql2
 from coopgis.dataset import ATTRIBUTION, COLLECTIONS, Collection, Dataset
@@ -73,7 +73,7 @@ TRS = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
 
 
 def build_router(settings) -> APIRouter:
-    router = APIRouter(tags=["OGC API - Features"])
+    router = APIRouter(tags=["OGC API - Features"], route_class=CheckedRoute)
     filters = filter_dependency(settings.max_filter_values, settings.max_filter_length)
     default_limit, max_limit = settings.default_limit, settings.max_limit
 
@@ -101,13 +101,16 @@ def build_router(settings) -> APIRouter:
             return render(request, "landing.html", doc=body, dataset=ds(request), **front_door(request))
         return JSONResponse(body)
 
+    conformance_doc = {"conformsTo": CONFORMANCE + ogc_tiles.CONFORMANCE}
+    conformance_json = JSONResponse(conformance_doc).body   # the same bytes every time: made once
+
     @router.get("/conformance", summary="Conformance classes")
-    def conformance(request: Request, f: str | None = Query(None, description=F_DESCRIPTION)):
+    async def conformance(request: Request, f: str | None = Query(None, description=F_DESCRIPTION)):
+        # async: the JSON answer is a constant (no worker thread for it); the HTML page is rendered in one
         fmt = negotiate(request, f, ("json", "html"))
-        body = {"conformsTo": CONFORMANCE + ogc_tiles.CONFORMANCE}
         if fmt == "html":
-            return render(request, "conformance.html", doc=body)
-        return JSONResponse(body)
+            return await run_in_threadpool(render, request, "conformance.html", doc=conformance_doc)
+        return Response(conformance_json, media_type=JSON)
 
     @router.get("/collections", summary="Collections")
     def collections(request: Request, f: str | None = Query(None, description=F_DESCRIPTION)):
@@ -182,7 +185,7 @@ def build_router(settings) -> APIRouter:
                     skip_geometry: str | None = Query(None, alias="skipGeometry", max_length=10,
                                                       description="true: features without geometry"),
                     flt: CooperativeFilter = Depends(filters),
-                    who: Principal = Depends(principal)):
+                    who: Principal = Depends(caller)):
         coll = get_collection(request, collection_id)
         fmt = negotiate(request, f, ("geojson", "json", "html", "csv", "gpkg", "kml"))
         size = page_size(settings, fmt, limit)
@@ -221,7 +224,7 @@ def build_router(settings) -> APIRouter:
     def item(request: Request, collection_id: str, feature_id: str,
              crs: str | None = Query(None, description="output CRS"),
              f: str | None = Query(None, description="json, geojson or html"),
-             who: Principal = Depends(principal)):
+             who: Principal = Depends(caller)):
         coll = get_collection(request, collection_id)
         level = "staff" if who.can("gis_staff") else "public"
         fmt = negotiate(request, f, ("geojson", "json", "html"))

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from coopgis.api.errors import ApiError, NotFound
 from coopgis.api.html import render
 from coopgis.api.links import base_url, negotiate, root_path
+from coopgis.api.params import CheckedRoute
 from coopgis.assets import ASSETS, NPM_HINT, gzipped, missing_assets, read_asset
 from coopgis.maps import MapSettings, Preset, load_presets
 from coopgis.mapview import Page, page_facts, render_preset
@@ -31,7 +32,7 @@ PAGE_CACHE = "no-cache"
 
 
 def build_router(settings, map_settings: MapSettings) -> APIRouter:
-    router = APIRouter(tags=["Maps"])
+    router = APIRouter(tags=["Maps"], route_class=CheckedRoute)
     # Per served dataset (a reloaded dataset starts afresh): its page facts and rendered pages.
     cache: WeakKeyDictionary = WeakKeyDictionary()
     lock = threading.Lock()

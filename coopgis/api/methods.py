@@ -59,7 +59,7 @@ class ItemSuffixes:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
+        if scope["type"] == "http" and "/items." in scope["path"]:   # the regex only for candidates
             m = ITEM_SUFFIX.match(_path(scope))
             if m is not None:
                 path = scope["path"].rsplit(".", 1)[0]
