@@ -111,6 +111,10 @@ class Collection:
         """The properties shown at an access level: ``public`` or ``staff``."""
         return self.staff_properties if level == "staff" and self.staff_properties else self.properties
 
+    def parts_made(self, level: str = "public") -> bool:
+        """True once :meth:`parts` of ``level`` are made (asking for them then costs nothing)."""
+        return (level if level == "staff" and self.staff_properties else "public") in self._parts
+
     def parts(self, level: str = "public") -> tuple[Packed, Packed, Packed]:
         """Per row: the serialised id, CRS84 geometry and properties of a level, made once."""
         level = level if level == "staff" and self.staff_properties else "public"

@@ -93,6 +93,13 @@ class CheckedRoute(APIRoute):
     solved by FastAPI on every request.
     """
 
+    # An operation may also offer ``simple(request, params) -> Response | None``: it is called with the
+    # query's values (a dict of str) when every name is in ``simple_params``, each once, and there is no
+    # Authorization header, before FastAPI reads the operation's own parameters (which costs more than a
+    # small answer); None hands the request on to the operation. Errors are answered as the operation's.
+    simple: Any = None
+    simple_params: frozenset[str] = frozenset()
+
     def get_route_handler(self):
         handler = super().get_route_handler()
         known: frozenset[str] | None = None
@@ -100,6 +107,13 @@ class CheckedRoute(APIRoute):
         async def checked(request: Request):
             nonlocal known
             query = request.scope.get("query_string")
+            if self.simple is not None and "authorization" not in request.headers:
+                pairs = request.query_params.multi_items() if query else []
+                params = dict(pairs)
+                if len(params) == len(pairs) and params.keys() <= self.simple_params:
+                    answer = await self.simple(request, params)
+                    if answer is not None:
+                        return answer
             if query:
                 if known is None:
                     known = _query_names(self.dependant)
