@@ -64,11 +64,44 @@ def deep_size(obj, seen: set | None = None, depth: int = 0) -> int:
     return size
 
 
+def served_rss(store, workers: int) -> int:
+    """RSS of every worker of ``coopgis serve --workers N``: at ready, and after a few hundred mixed requests."""
+    from benchmarks.common import NO_RATE_LIMITS, Server, cmdline, coopgis_serve_argv, free_port, rss_mb
+    from benchmarks.loadgen import httpx_load
+
+    port = free_port()
+    paths = ["/conformance", "/collections/cooperatives/items?limit=100", "/collections/cooperatives/items?limit=100"
+             "&offset=5000", "/collections/cooperatives/items?bbox=51,35,52,36&limit=1000", "/tiles/cooperatives/5/"
+             "20/12.mvt", "/tiles/cooperatives/6/41/25.geojson", "/tiles/provinces/5/20/12.mvt", "/geocode?q=تهران",
+             "/stats?by=province", "/dashboard", "/maps/national", "/collections/cooperatives/items?kind=production"]
+    srv = Server(f"coopgis-w{workers}", coopgis_serve_argv(store, port, workers), port, "/ready", env=NO_RATE_LIMITS)
+    try:
+        srv.start()
+        time.sleep(10)   # the other workers' warm-up
+        ws = [p for p in srv.pids()[1:] if "resource_tracker" not in cmdline(p)] if workers > 1 else srv.pids()[:1]
+        at_ready = {p: rss_mb(p) for p in ws}
+        for _ in range(5):
+            httpx_load(srv.base, paths, 4, 400, 30.0)
+        after = {p: rss_mb(p) for p in ws}
+        say(f"\n### coopgis serve --workers {workers}: RSS per worker (MB)\n")
+        say(md_table(["worker pid", "after warm-up", "after 2,000 mixed requests"],
+                     [[p, f"{at_ready[p]:,.0f}", f"{after[p]:,.0f}"] for p in ws]))
+        say(f"supervisor: {rss_mb(srv.pids()[0]) or 0:,.0f} MB; total of the workers after load "
+            f"{sum(after.values()):,.0f} MB")
+    finally:
+        srv.stop()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.memory", description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=100_000)
+    ap.add_argument("--workers", type=int, default=0, help="instead: RSS of each worker of `coopgis serve --workers "
+                                                           "N` after warm-up and a mixed load")
     args = ap.parse_args(argv)
     store, _ = ensure_dataset(args.size)   # before the first figure: building it is not serving it
+    if args.workers:
+        return served_rss(store, args.workers)
     say(f"# memory of one serving process, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
         f"{args.size:,} cooperatives")
     say("machine: " + "; ".join(f"{k} {v}" for k, v in machine().items()))

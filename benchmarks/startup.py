@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -46,7 +47,7 @@ from benchmarks.common import (
 )
 
 
-def one_start(store, tiles: list[str], after: list[str], poll: float = 0.02) -> dict:
+def one_start(store, tiles: list[str], after: list[str], poll: float = 0.02, code=ROOT) -> dict:
     port = free_port()
     base = f"http://{LOOPBACK}:{port}"
     log = CACHE / "logs" / "startup.log"
@@ -55,7 +56,7 @@ def one_start(store, tiles: list[str], after: list[str], poll: float = 0.02) -> 
     out: dict = {}
     with log.open("wb") as logf:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+        proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, cwd=code, start_new_session=True)
     try:
         with httpx.Client(base_url=base, timeout=60) as c:
             deadline = time.monotonic() + 180
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.startup", description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=100_000)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--before", type=Path, help="also start this checkout (an export of an older commit), in turn")
     args = ap.parse_args(argv)
     say(f"# start-up of coopgis serve, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {args.size:,} "
         f"cooperatives, {args.reps} starts")
@@ -116,14 +118,17 @@ def main(argv: list[str] | None = None) -> int:
     path = "/tiles/cooperatives/{}/{}/{}.mvt"
     tiles = [path.format(*z5[0]), path.format(*z8[0])]
     after = [path.format(*z5[1]), path.format(*z8[1])]
-    runs = []
+    runs, before = [], []
     for i in range(args.reps):
         runs.append(one_start(store, tiles, after))
         say(f"start {i + 1}/{args.reps}: /health {runs[-1]['health_s']:.2f} s, /ready {runs[-1]['ready_s']:.2f} s")
+        if args.before is not None:
+            before.append(one_start(store, tiles, after, code=args.before))
+            say(f"  before: /health {before[-1]['health_s']:.2f} s, /ready {before[-1]['ready_s']:.2f} s")
     keys = [k for k in runs[0] if not k.endswith("status")]
-    rows = [[k, mm([r[k] for r in runs], 2)] for k in keys]
+    rows = [[k, mm([r[k] for r in runs], 2)] + ([mm([r[k] for r in before], 2)] if before else []) for k in keys]
     say(f"\n### coopgis serve on an existing store of {args.size:,}: medians (min-max) of {args.reps} starts\n")
-    say(md_table(["figure", "value"], rows))
+    say(md_table(["figure", "value"] + ([f"before ({args.before})"] if before else []), rows))
     statuses = {k: sorted({r[k] for r in runs}) for k in runs[0] if k.endswith("status")}
     say("\nstatuses: " + "; ".join(f"{k} {v}" for k, v in statuses.items()))
     health = statistics.median(r["first tile and items answered_s"] for r in runs)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from benchmarks.common import (
     NO_RATE_LIMITS,
@@ -46,7 +47,7 @@ PIECES = ("AccessLog", "SecurityMiddleware", "MetricsMiddleware", "ItemSuffixes"
 TARGETS = {"conformance": 0.85, "tile": 0.5}
 
 
-def servers(store, pieces: bool) -> dict[str, Server]:
+def servers(store, pieces: bool, before: Path | None = None) -> dict[str, Server]:
     from benchmarks.common import free_port
 
     env = {**NO_RATE_LIMITS, "COOPGIS_DATA": str(store)}
@@ -60,6 +61,10 @@ def servers(store, pieces: bool) -> dict[str, Server]:
     add("noop", py + ["benchmarks.tax_app", "noop"], "/noop")
     add("noop, no access log", py + ["benchmarks.tax_app", "noop", "--no-access-log"], "/noop")
     add("coopgis serve", py + ["coopgis.cli", "serve", "--data", str(store)], "/ready")
+    if before is not None:   # another checkout's code (an export of an older commit), served the same way
+        port = free_port()
+        out["coopgis serve, before"] = Server("coopgis serve, before", py + ["coopgis.cli", "serve", "--data",
+                                              str(store), "--port", str(port)], port, "/ready", env=env, cwd=before)
     if pieces:
         add("stack", py + ["benchmarks.tax_app", "coopgis"], "/ready")
         for p in PIECES:
@@ -76,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--max-requests", type=int, default=60_000)
     ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--before", type=Path, help="also serve this checkout (e.g. `git archive <commit>` extracted "
+                                                "there) with `coopgis serve`: /conformance and tiles before/after")
     ap.add_argument("--pieces", action=argparse.BooleanOptionalAction, default=True,
                     help="also measure the stack with each middleware piece left out")
     args = ap.parse_args(argv)
@@ -90,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ds = load_dataset(store)
     tiles = [f"/tiles/cooperatives/{z}/{x}/{y}.mvt" for z, x, y in occupied_tiles(ds, 8, 5)]
     del ds
-    srv = servers(store, args.pieces)
+    srv = servers(store, args.pieces, args.before)
     # (row label, server, paths)
     runs: list[tuple[str, str, list[str]]] = [
         ("bare FastAPI no-op (baseline)", "noop", ["/noop"]),
@@ -98,6 +105,12 @@ def main(argv: list[str] | None = None) -> int:
         ("coopgis serve: /conformance", "coopgis serve", ["/conformance"]),
         ("coopgis serve: warm tile z8 .mvt", "coopgis serve", tiles),
     ]
+    if args.before is not None:
+        runs += [("before: coopgis serve: /conformance", "coopgis serve, before", ["/conformance"]),
+                 ("before: coopgis serve: warm tile z8 .mvt", "coopgis serve, before", tiles),
+                 ("before: coopgis serve: items limit=100", "coopgis serve, before",
+                  ["/collections/cooperatives/items?limit=100"])]
+    runs += [("coopgis serve: items limit=100", "coopgis serve", ["/collections/cooperatives/items?limit=100"])]
     if args.pieces:
         runs += [("stack: /__noop", "stack", ["/__noop"]), ("stack: /conformance", "stack", ["/conformance"])]
         runs += [(f"stack without {p}: /__noop", f"stack - {p}", ["/__noop"]) for p in PIECES if p != "WarmTiles"]
