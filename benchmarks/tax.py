@@ -45,6 +45,7 @@ from benchmarks.loadgen import have_wrk, wrk_load
 
 PIECES = ("AccessLog", "SecurityMiddleware", "MetricsMiddleware", "ItemSuffixes", "HeadAsGet", "WarmTiles")
 TARGETS = {"conformance": 0.85, "tile": 0.5}
+ORIGIN = {"Origin": "http://example.org"}
 
 
 def servers(store, pieces: bool, before: Path | None = None) -> dict[str, Server]:
@@ -69,6 +70,10 @@ def servers(store, pieces: bool, before: Path | None = None) -> dict[str, Server
         add("stack", py + ["benchmarks.tax_app", "coopgis"], "/ready")
         for p in PIECES:
             add(f"stack - {p}", py + ["benchmarks.tax_app", "coopgis", "--drop", p], "/ready")
+        add("stack, public CORS", py + ["benchmarks.tax_app", "coopgis", "--env", "COOPGIS_CORS_PUBLIC=true"],
+            "/ready")
+        add("stack, CORS origins", py + ["benchmarks.tax_app", "coopgis", "--env",
+                                         'COOPGIS_CORS_ORIGINS=["http://example.org"]'], "/ready")
         add("stack, uvicorn's access log", py + ["benchmarks.tax_app", "coopgis", "--uvicorn-access-log"], "/ready")
         add("stack - all middleware", py + ["benchmarks.tax_app", "coopgis", "--drop", ",".join(PIECES)], "/ready")
     return out
@@ -98,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     tiles = [f"/tiles/cooperatives/{z}/{x}/{y}.mvt" for z, x, y in occupied_tiles(ds, 8, 5)]
     del ds
     srv = servers(store, args.pieces, args.before)
-    # (row label, server, paths)
-    runs: list[tuple[str, str, list[str]]] = [
+    # (row label, server, paths[, request headers])
+    runs: list[tuple] = [
         ("bare FastAPI no-op (baseline)", "noop", ["/noop"]),
         ("bare FastAPI no-op, no access log", "noop, no access log", ["/noop"]),
         ("coopgis serve: /conformance", "coopgis serve", ["/conformance"]),
@@ -116,23 +121,29 @@ def main(argv: list[str] | None = None) -> int:
         runs += [(f"stack without {p}: /__noop", f"stack - {p}", ["/__noop"]) for p in PIECES if p != "WarmTiles"]
         runs += [("stack: warm tile", "stack", tiles),
                  ("stack without WarmTiles: warm tile", "stack - WarmTiles", tiles),
-                 ("stack with uvicorn's access log instead: /__noop", "stack, uvicorn's access log", ["/__noop"])]
+                 ("stack with uvicorn's access log instead: /__noop", "stack, uvicorn's access log", ["/__noop"]),
+                 ("stack: /conformance, Origin header", "stack", ["/conformance"], ORIGIN),
+                 ("stack with COOPGIS_CORS_PUBLIC: /conformance, Origin header", "stack, public CORS",
+                  ["/conformance"], ORIGIN),
+                 ("stack with COOPGIS_CORS_ORIGINS: /conformance, Origin header", "stack, CORS origins",
+                  ["/conformance"], ORIGIN)]
         runs += [("stack without any middleware: /__noop", "stack - all middleware", ["/__noop"]),
                  ("stack without any middleware: /conformance", "stack - all middleware", ["/conformance"]),
                  ("stack without any middleware: warm tile", "stack - all middleware", tiles)]
-    rps: dict[str, list[float]] = {label: [] for label, _, _ in runs}
-    p50: dict[str, list[float]] = {label: [] for label, _, _ in runs}
+    rps: dict[str, list[float]] = {r[0]: [] for r in runs}
+    p50: dict[str, list[float]] = {r[0]: [] for r in runs}
     errors: dict[str, int] = dict.fromkeys(rps, 0)
     try:
         for s in srv.values():
             s.start()
             say(f"{s.name}: ready in {s.startup_s:.1f} s")
-        for _, name, paths in runs:   # warm every tile and path once
+        for _, name, paths, *_ in runs:   # warm every tile and path once
             for p in paths:
                 wrk_load(srv[name].base, [p], 1, 20, 1)
         for rep in range(args.reps):
-            for label, name, paths in runs:
-                load = wrk_load(srv[name].base, paths, args.connections, args.max_requests, args.seconds)
+            for label, name, paths, *headers in runs:
+                load = wrk_load(srv[name].base, paths, args.connections, args.max_requests, args.seconds,
+                                headers=headers[0] if headers else None)
                 rps[label].append(load.rps)
                 p50[label].append(load.p50_ms)
                 errors[label] += load.errors + load.failed
@@ -141,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         stop_all()
     base = med(rps["bare FastAPI no-op (baseline)"])
     rows = []
-    for label, _, _ in runs:
+    for label, *_ in runs:
         rows.append([label, mm(rps[label], 0), mm(p50[label], 2), errors[label], f"{med(rps[label]) / base:.2f}x",
                      f"{1e6 / med(rps[label]) - 1e6 / base:+,.0f}"])
     say(f"\n### Framework tax: req/s, wrk, {args.connections} connections, medians (min-max) of {args.reps} runs\n")

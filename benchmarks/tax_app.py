@@ -54,6 +54,7 @@ def main() -> None:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--drop", default="", help="middleware class names to leave out (coopgis)")
     ap.add_argument("--no-access-log", action="store_true")
+    ap.add_argument("--env", action="append", default=[], help="coopgis: a setting NAME=VALUE for this server")
     ap.add_argument("--uvicorn-access-log", action="store_true",
                     help="coopgis: uvicorn's access log (per request, on the event loop) instead of the app's")
     args = ap.parse_args()
@@ -68,6 +69,9 @@ def main() -> None:
     from coopgis.settings import ServiceSettings
 
     os.environ[DROP_ENV] = args.drop
+    for pair in args.env:
+        name, _, value = pair.partition("=")
+        os.environ[name] = value
     if args.no_access_log or args.uvicorn_access_log:
         os.environ["COOPGIS_ACCESS_LOG"] = "false"
     s = ServiceSettings()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from functools import lru_cache
 from weakref import WeakKeyDictionary
 
 from fastapi import APIRouter, Path, Query, Request
@@ -91,7 +92,9 @@ def build_router(settings, map_settings: MapSettings) -> APIRouter:
 
     @router.get("/vendor/{asset:path}", summary="A map library file (allow-listed)", response_class=Response,
                 include_in_schema=False)
-    def vendor(request: Request, asset: str):
+    async def vendor(request: Request, asset: str):
+        # async: the files are read once and kept (assets.read_asset), so no worker thread is needed; a map
+        # page asks for a dozen of them before its first clusters
         if asset not in ASSETS:
             raise NotFound(f"no file {asset!r} is served under /vendor")
         try:
@@ -99,10 +102,16 @@ def build_router(settings, map_settings: MapSettings) -> APIRouter:
         except FileNotFoundError:
             raise ApiError(f"{asset} is not installed; {NPM_HINT}", status=503,
                            title="Map libraries missing") from None
-        etag = '"v' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+        etag = _etag(body)
         return _send(request, body, gzipped(map_settings.web_dir, asset), etag, ASSETS[asset].media, VENDOR_CACHE)
 
     return router
+
+
+@lru_cache(maxsize=128)
+def _etag(body: bytes) -> str:
+    """The ETag of a vendor file (its bytes are one kept object: hashed once)."""
+    return '"v' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
 
 
 def _send(request: Request, body: bytes, packed: bytes | None, etag: str, media: str, cache: str) -> Response:
