@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import pyarrow
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
@@ -53,7 +52,7 @@ from coopgis.api.security import SecurityMiddleware, install_log_redaction
 from coopgis.backend import open_backend
 from coopgis.corrections import verified_columns
 from coopgis.dataset import Dataset
-from coopgis.loading import load_dataset
+from coopgis.loading import load_dataset, release_memory
 from coopgis.maps import MapSettings
 from coopgis.settings import ServiceSettings
 from coopgis.tiles import TileEngine
@@ -187,7 +186,7 @@ def _warm(app: FastAPI) -> None:
         app.state.tile_engine.warm()
         dataset.warm()
         dataset.warm_field_indexes()
-        pyarrow.default_memory_pool().release_unused()  # the store's read buffers
+        release_memory()  # the store's read buffers, the read frame's copies, what the warm-up left
         gc.freeze()  # the loaded dataset stays: keep its objects out of every later collection
     except Exception:  # warming is an optimisation; requests build what they need anyway
         log.exception("warming the dataset failed")

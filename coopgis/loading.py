@@ -102,6 +102,23 @@ def check_store(store: FileStore, keep: bool) -> None:
     pair = store.read_with_ingest_report()
     if keep:
         _PRELOAD[str(folder)] = pair
+    else:   # the supervisor of several workers: give back what the check read (about 140 MB at 100,000)
+        del pair
+        release_memory()
+
+
+def release_memory() -> None:
+    """Hand freed memory back to the system: unreachable objects, Arrow's pool, glibc's free heap pages."""
+    import contextlib
+    import ctypes
+    import gc
+
+    import pyarrow
+
+    gc.collect()
+    pyarrow.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: what is free stays with the process
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _preloaded(store) -> tuple | None:
