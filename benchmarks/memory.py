@@ -113,12 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     os.environ["COOPGIS_DATA"] = str(store)
-    import pyarrow
-
     from coopgis.app import create_app
     from coopgis.boundaries import load_boundaries
     from coopgis.corrections import villages_to_learn
     from coopgis.dataset import Dataset
+    from coopgis.loading import release_memory
     from coopgis.settings import ServiceSettings
     from coopgis.store import FileStore
     step("imports (coopgis.app: FastAPI, pandas, geopandas, shapely, pyarrow, numpy)")
@@ -145,10 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     step("nearest index")
     ds.search_index()
     step("search index")
-    pyarrow.default_memory_pool().release_unused()
-    gc.collect()
+    release_memory()
     gc.freeze()
-    step("end of warm-up (gc.freeze, Arrow pool released): /ready")
+    step("end of warm-up (garbage collected, Arrow pool and free heap released, gc.freeze): /ready")
     ds.names  # noqa: B018
     step("name index (first province/county filter)")
     ds.figures  # noqa: B018
@@ -190,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     say("\n### Size of each structure (walked; MB)\n")
     say(md_table(["structure", "MB"], [[k, f"{v / 2**20:,.1f}"] for k, v in sizes]))
     say(f"\nlargest columns of the served frame (MB): {top}")
-    say(f"\nsum of the structures: {sum(v for _, v in sizes) / 2**20:,.0f} MB; RSS at the end {rss():,.0f} MB; "
-        f"RSS after imports {steps[1][1]:,.0f} MB")
+    say(f"\nsum of the structures: {sum(v for _, v in sizes) / 2**20:,.0f} MB (walking them materialises "
+        "Python objects: RSS after the walk is not a figure of the server)")
     return 0
 
 
