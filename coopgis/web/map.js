@@ -31,6 +31,14 @@
     map.on('zoomend', restyleAll);
     map.on('overlayadd overlayremove', restyleAll);
     titleControl();
+    // once the page's script has added its layers: without cooperative tiles the boundaries need not wait
+    setTimeout(function () {
+      var coop = Object.keys(state.layers).some(function (id) {
+        return state.layers[id] instanceof CoopTiles && map.hasLayer(state.layers[id]);
+      });
+      if (!coop) { _.showBoundaries(); }
+    }, 0);
+    setTimeout(_.showBoundaries, 1500);
   }
 
   function layer(id) {
