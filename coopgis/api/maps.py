@@ -23,7 +23,7 @@ from coopgis.api.errors import ApiError, NotFound
 from coopgis.api.html import render
 from coopgis.api.links import base_url, negotiate, root_path
 from coopgis.api.params import CheckedRoute
-from coopgis.assets import ASSETS, NPM_HINT, gzipped, missing_assets, read_asset
+from coopgis.assets import ASSETS, JOINED, NPM_HINT, gzipped, media_of, missing_assets, read_asset
 from coopgis.maps import MapSettings, Preset, load_presets
 from coopgis.mapview import Page, page_facts, render_preset
 from coopgis.media import HTML, etag_matches
@@ -95,7 +95,7 @@ def build_router(settings, map_settings: MapSettings) -> APIRouter:
     async def vendor(request: Request, asset: str):
         # async: the files are read once and kept (assets.read_asset), so no worker thread is needed; a map
         # page asks for a dozen of them before its first clusters
-        if asset not in ASSETS:
+        if asset not in ASSETS and asset not in JOINED:
             raise NotFound(f"no file {asset!r} is served under /vendor")
         try:
             body = read_asset(map_settings.web_dir, asset)
@@ -103,7 +103,7 @@ def build_router(settings, map_settings: MapSettings) -> APIRouter:
             raise ApiError(f"{asset} is not installed; {NPM_HINT}", status=503,
                            title="Map libraries missing") from None
         etag = _etag(body)
-        return _send(request, body, gzipped(map_settings.web_dir, asset), etag, ASSETS[asset].media, VENDOR_CACHE)
+        return _send(request, body, gzipped(map_settings.web_dir, asset), etag, media_of(asset), VENDOR_CACHE)
 
     return router
 
