@@ -47,6 +47,7 @@ class Config:
     install: bool = True           # apt-get / pip / npm installs of what the suite needs
     seed: int = 1404
     workers: tuple = (1, 2)        # `coopgis serve --workers N` (and gunicorn -w N for pygeoapi)
+    before: Path | None = None     # page: also the national page of this checkout (an older commit)
 
     @classmethod
     def make(cls, size: int | None, quick: bool, **kw) -> Config:
