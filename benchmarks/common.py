@@ -25,6 +25,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CACHE = HERE / ".cache"
 LOOPBACK = "127.0.0.1"
+# What a benchmark waits for before measuring coopgis: the read model warmed. The process answers requests
+# earlier (the warm-up runs in the background), and what it serves then would measure the warm-up.
+READY = "/ready"
 
 
 # ---- configuration of one run ---------------------------------------------------------------

@@ -32,6 +32,7 @@ from pathlib import Path
 from benchmarks.common import (
     CACHE,
     NO_RATE_LIMITS,
+    READY,
     ROOT,
     Config,
     Results,
@@ -256,13 +257,13 @@ def run_section(cfg: Config, res: Results, store) -> None:
     pages = folium_pages(store, cfg)
 
     port_app, port_static = free_port(), free_port()
-    app = Server("coopgis-page", coopgis_serve_argv(store, port_app), port_app, "/conformance", env=NO_RATE_LIMITS)
+    app = Server("coopgis-page", coopgis_serve_argv(store, port_app), port_app, READY, env=NO_RATE_LIMITS)
     static = Server("static", [sys.executable, "-m", "http.server", str(port_static), "--bind", "127.0.0.1",
                                "--directory", str(SITE)], port_static, "/")
     before = None
     if cfg.before is not None:   # the national page of another checkout (an older commit), in the same run
         port_before = free_port()
-        before = Server("coopgis-page-before", coopgis_serve_argv(store, port_before), port_before, "/conformance",
+        before = Server("coopgis-page-before", coopgis_serve_argv(store, port_before), port_before, READY,
                         env=NO_RATE_LIMITS, cwd=cfg.before)
     results: dict[str, list[dict]] = {}
     national = None
