@@ -20,6 +20,7 @@ import sys
 import time
 import traceback
 from datetime import UTC, datetime
+from pathlib import Path
 
 from benchmarks.common import CACHE, Config, Results, ensure_dataset, machine, md_table, med, say, stop_all
 
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connections", type=int, help="concurrent connections (default 16)")
     ap.add_argument("--no-wrk", action="store_true", help="httpx load generator only")
     ap.add_argument("--no-install", action="store_true", help="never apt-get/pip/npm install anything")
+    ap.add_argument("--before", help="page: also measure the national page of this checkout (e.g. an older "
+                                     "commit exported there, with its coopgis/web/node_modules)")
     args = ap.parse_args(argv)
     only = [s.strip() for s in args.only.split(",")] if args.only else list(SECTIONS)
     unknown = [s for s in only if s not in SECTIONS]
@@ -47,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                       connections=args.connections)
     cfg.use_wrk = not args.no_wrk
     cfg.install = not args.no_install
+    cfg.before = Path(args.before).resolve() if args.before else None
     res = Results(cfg)
     started = time.perf_counter()
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

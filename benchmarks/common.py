@@ -25,6 +25,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CACHE = HERE / ".cache"
 LOOPBACK = "127.0.0.1"
+# What a benchmark waits for before measuring coopgis: the read model warmed. The process answers requests
+# earlier (the warm-up runs in the background), and what it serves then would measure the warm-up.
+READY = "/ready"
 
 
 # ---- configuration of one run ---------------------------------------------------------------
@@ -47,6 +50,7 @@ class Config:
     install: bool = True           # apt-get / pip / npm installs of what the suite needs
     seed: int = 1404
     workers: tuple = (1, 2)        # `coopgis serve --workers N` (and gunicorn -w N for pygeoapi)
+    before: Path | None = None     # page: also the national page of this checkout (an older commit)
 
     @classmethod
     def make(cls, size: int | None, quick: bool, **kw) -> Config:
@@ -224,7 +228,7 @@ class Server:
                  cwd: Path | None = None, log: Path | None = None, timeout: float = 240.0):
         self.name, self.argv, self.port, self.ready_path = name, argv, port, ready_path
         self.env = {**os.environ, **(env if env is not None else {})}
-        self.cwd = cwd
+        self.cwd = cwd if cwd is not None else ROOT
         self.log = log or (CACHE / "logs" / f"{name}.log")
         self.timeout = timeout
         self.proc: subprocess.Popen | None = None
@@ -354,9 +358,9 @@ NO_RATE_LIMITS = {"COOPGIS_RATE_GEOCODE_PER_MINUTE": "1000000000", "COOPGIS_RATE
 
 def coopgis_serve_argv(store: Path, port: int, workers: int | None = None) -> list[str]:
     """``coopgis serve --data STORE --port P [--workers N]``, as the README says production runs it."""
-    exe = shutil.which("coopgis")
-    argv = [exe] if exe else [sys.executable, "-m", "coopgis.cli"]
-    argv += ["serve", "--data", str(store), "--port", str(port)]
+    # ``python -m coopgis.cli`` from the repository root (the servers' working directory is ROOT): the code
+    # of this checkout, whatever an installed ``coopgis`` script points at (an editable install elsewhere)
+    argv = [sys.executable, "-m", "coopgis.cli", "serve", "--data", str(store), "--port", str(port)]
     if workers:
         argv += ["--workers", str(workers)]
     return argv

@@ -46,10 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiles", type=int, default=150, help="tiles per zoom (those holding cooperatives)")
     args = ap.parse_args(argv)
 
-    from coopgis.placenames import build_labels
     from coopgis.loading import load_dataset
     from coopgis.maps import MapSettings
     from coopgis.packs import build_pack
+    from coopgis.placenames import build_labels
     from coopgis.settings import ServiceSettings
     from coopgis.tiles import PlaceLayer, TileEngine, lonlat_to_world
 

@@ -32,7 +32,7 @@ import sys
 import time
 from urllib.parse import quote
 
-from benchmarks.common import LOOPBACK, Server, ensure_dataset, free_port, md_table, percentile, say
+from benchmarks.common import LOOPBACK, READY, Server, ensure_dataset, free_port, md_table, percentile, say
 
 PROBE = "/collections/cooperatives/items?limit=10"
 COUNTIES = ["Kerman", "Shiraz", "Tabriz", "Mashhad", "Isfahan", "Yazd", "Zanjan", "Qazvin", "Arak", "Semnan"]
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.code:
         env["PYTHONPATH"] = os.path.abspath(args.code)
     argv_ = [sys.executable, "-m", "coopgis.cli", "serve", "--data", str(store), "--port", str(port)]
-    with Server("coopgis-flood", argv_, port, "/conformance", env=env, cwd=args.code or None) as server:
+    with Server("coopgis-flood", argv_, port, READY, env=env, cwd=args.code or None) as server:
         base = server.base
         probe(base, 3)                              # warm: indexes, caches
         times = []

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from benchmarks.common import (
     NO_RATE_LIMITS,
+    READY,
     Config,
     Results,
     Server,
@@ -65,7 +66,7 @@ def _rss_alone(cfg: Config, res: Results, store) -> None:
     from benchmarks.loadgen import httpx_load
 
     port = free_port()
-    with Server("coopgis-rss", coopgis_serve_argv(store, port), port, "/conformance", env=NO_RATE_LIMITS) as srv:
+    with Server("coopgis-rss", coopgis_serve_argv(store, port), port, READY, env=NO_RATE_LIMITS) as srv:
         for path in ("/collections/cooperatives/items?limit=10000&bbox=44,25,63.5,40",
                      "/tiles/cooperatives/5/20/12.mvt", "/geocode?q=%D8%AA%D9%87%D8%B1%D8%A7%D9%86"):
             httpx_load(srv.base, [path], 4, 50 if not cfg.quick else 5, 5.0)

@@ -14,6 +14,7 @@ import random
 
 from benchmarks.common import (
     NO_RATE_LIMITS,
+    READY,
     Server,
     coopgis_serve_argv,
     ensure_dataset,
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     store, _ = ensure_dataset(args.size)
     paths = mixed_paths(load_dataset(store))
     port = free_port()
-    server = Server("coopgis-load", coopgis_serve_argv(store, port, args.workers), port, "/conformance",
+    server = Server("coopgis-load", coopgis_serve_argv(store, port, args.workers), port, READY,
                     env=NO_RATE_LIMITS)
     try:
         server.start()

@@ -32,6 +32,7 @@ from pathlib import Path
 from benchmarks.common import (
     CACHE,
     NO_RATE_LIMITS,
+    READY,
     ROOT,
     Config,
     Results,
@@ -256,14 +257,21 @@ def run_section(cfg: Config, res: Results, store) -> None:
     pages = folium_pages(store, cfg)
 
     port_app, port_static = free_port(), free_port()
-    app = Server("coopgis-page", coopgis_serve_argv(store, port_app), port_app, "/conformance", env=NO_RATE_LIMITS)
+    app = Server("coopgis-page", coopgis_serve_argv(store, port_app), port_app, READY, env=NO_RATE_LIMITS)
     static = Server("static", [sys.executable, "-m", "http.server", str(port_static), "--bind", "127.0.0.1",
                                "--directory", str(SITE)], port_static, "/")
+    before = None
+    if cfg.before is not None:   # the national page of another checkout (an older commit), in the same run
+        port_before = free_port()
+        before = Server("coopgis-page-before", coopgis_serve_argv(store, port_before), port_before, READY,
+                        env=NO_RATE_LIMITS, cwd=cfg.before)
     results: dict[str, list[dict]] = {}
     national = None
     try:
         app.start()
         static.start()
+        if before is not None:
+            before.start()
         r = httpx.get(app.base + "/maps/national", timeout=60)
         if r.status_code == 200 and "html" in r.headers.get("content-type", ""):
             national = {"bytes": len(r.content)}
@@ -277,6 +285,9 @@ def run_section(cfg: Config, res: Results, store) -> None:
                 order = []
                 if national:
                     order.append(("national", app.base + "/maps/national", selectors, cfg.page_reps,
+                                  source.startswith("generic")))
+                if national and before is not None:
+                    order.append(("national_before", before.base + "/maps/national", selectors, cfg.page_reps,
                                   source.startswith("generic")))
                 order.append(("fastmarkercluster", static.base + pages["fastmarkercluster"]["path"],
                               [".marker-cluster"], cfg.page_reps, False))
@@ -294,17 +305,22 @@ def run_section(cfg: Config, res: Results, store) -> None:
     finally:
         static.stop()
         app.stop()
+        if before is not None:
+            before.stop()
 
     rows = []
     paths: list[str] = []
     fig = {"limit_s": cfg.page_limit}
-    for name in ("national", "fastmarkercluster", "markercluster"):
+    for name in ("national", "national_before", "fastmarkercluster", "markercluster"):
         ms = results.get(name)
+        if name == "national_before" and not ms:
+            continue
         if name == "national" and national is None:
             rows.append(["national page (/maps/national)", "not available yet", "", "", "", "", ""])
             continue
-        size = national["bytes"] if name == "national" else pages[name]["bytes"]
+        size = national["bytes"] if name.startswith("national") else pages[name]["bytes"]
         label = {"national": "national page (/maps/national)",
+                 "national_before": f"national page of {cfg.before} (before)",
                  "fastmarkercluster": f"folium FastMarkerCluster ({pages['fastmarkercluster']['markers']:,} points)",
                  "markercluster": f"folium MarkerCluster, naive ({pages['markercluster']['markers']:,} Markers)"}[name]
         ok = [m for m in ms if not m["timeout"]]

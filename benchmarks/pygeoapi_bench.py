@@ -24,6 +24,7 @@ from pathlib import Path
 from benchmarks.common import (
     CACHE,
     NO_RATE_LIMITS,
+    READY,
     Config,
     Results,
     Server,
@@ -227,7 +228,7 @@ def run_section(cfg: Config, res: Results, store) -> None:
             res.figures["pygeoapi"]["unavailable"] = str(exc)
             return
         ours = Server(f"coopgis-vs-w{workers}", coopgis_serve_argv(store, port_o, workers if workers > 1 else None),
-                      port_o, "/conformance", env=NO_RATE_LIMITS)
+                      port_o, READY, env=NO_RATE_LIMITS)
         theirs = Server(f"pygeoapi-w{workers}", [str(VENV / "bin" / "gunicorn"), "pygeoapi.flask_app:APP",
                                                   "-b", f"127.0.0.1:{port_t}", "-w", str(workers),
                                                   "--timeout", "120"],

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from benchmarks.common import (
     NO_RATE_LIMITS,
+    READY,
     Config,
     Results,
     Server,
@@ -153,7 +154,7 @@ def run(cfg: Config, res: Results, store, csv) -> None:
     for workers in cfg.workers:
         port = free_port()
         srv = Server(f"coopgis-w{workers}", coopgis_serve_argv(store, port, workers if workers > 1 else None),
-                     port, "/conformance", env=NO_RATE_LIMITS)
+                     port, READY, env=NO_RATE_LIMITS)
         say(f"## coopgis serve --data {store} --port {port}" + (f" --workers {workers}" if workers > 1 else ""))
         try:
             srv.start()

@@ -21,8 +21,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import pyarrow
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
@@ -43,19 +42,19 @@ from coopgis.api import (
     stats,
     tiles,
 )
+from coopgis.api.access import AccessLog, logging_config
 from coopgis.api.errors import register_error_handlers
 from coopgis.api.html import make_templates
 from coopgis.api.limits import Limits
 from coopgis.api.methods import HeadAsGet, ItemSuffixes, PublicCors
 from coopgis.api.metrics import Metrics, MetricsMiddleware
 from coopgis.api.openapi import openapi_30
-from coopgis.api.params import reject_unknown
 from coopgis.api.ranges import AnswerCache
 from coopgis.api.security import SecurityMiddleware, install_log_redaction
 from coopgis.backend import open_backend
 from coopgis.corrections import verified_columns
 from coopgis.dataset import Dataset
-from coopgis.loading import load_dataset
+from coopgis.loading import load_dataset, release_memory
 from coopgis.maps import MapSettings
 from coopgis.settings import ServiceSettings
 from coopgis.tiles import TileEngine
@@ -75,7 +74,7 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
     if dataset is None:
         dataset = load_dataset(settings, log=location_reports, store=backend.store)
     app = FastAPI(title="coopgis", version=__version__, openapi_url="/api", docs_url=None, redoc_url=None,
-                  root_path=settings.root_path, lifespan=_lifespan, dependencies=[Depends(reject_unknown)],
+                  root_path=settings.root_path, lifespan=_lifespan,
                   description="Iran's cooperatives: OGC API - Features, vector tiles, geocoding, statistics. "
                               "Persian first; English alongside.")
     app.state.settings = settings
@@ -96,6 +95,9 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
     if backend.database is not None:   # an accepted decision stores the joins of its new point with it
         backend.reports.joiner = lambda reg, lon, lat: verified_columns(app.state.dataset, reg, lon, lat)
     register_error_handlers(app)
+    tiles_router = tiles.build_router(settings)
+    # innermost: a cached tile asked for without a query is answered before routing (as the route would)
+    app.add_middleware(tiles.WarmTiles, route=tiles.tile_route(tiles_router))
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD"],
                            allow_credentials=False, allow_headers=["Accept", "If-None-Match"])
@@ -109,21 +111,17 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
         app.add_middleware(PublicCors)
     app.add_middleware(ItemSuffixes)
     app.add_middleware(HeadAsGet)
+    if settings.access_log:   # outermost: the answer's status as sent; written in batches by a thread
+        app.add_middleware(AccessLog)
 
-    app.include_router(features.build_router(settings))
-    app.include_router(tiles.build_router(settings))
-    app.include_router(ogc_tiles.build_router(settings))
-    app.include_router(clusters.build_router(settings))
-    app.include_router(geocoding.build_router(settings))
-    app.include_router(stats.build_router(settings))
-    app.include_router(field.build_router(settings))
-    app.include_router(maps.build_router(settings, map_settings))
-    app.include_router(dashboard.build_router(map_settings, settings))
-    app.include_router(pages.build_router(map_settings))
-    app.include_router(admin.build_router(settings))
-    app.include_router(packs.build_router(settings, map_settings))
-    app.include_router(fieldpages.build_router(settings, map_settings))
-    app.include_router(ops.build_router())
+    routers = [features.build_router(settings), tiles_router, ogc_tiles.build_router(settings),
+               clusters.build_router(settings), geocoding.build_router(settings), stats.build_router(settings),
+               field.build_router(settings), maps.build_router(settings, map_settings),
+               dashboard.build_router(map_settings, settings), pages.build_router(map_settings),
+               admin.build_router(settings), packs.build_router(settings, map_settings),
+               fieldpages.build_router(settings, map_settings), ops.build_router()]
+    for router in routers:   # each made with CheckedRoute: an unknown query parameter is a 400 everywhere
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.openapi = lambda: openapi_30(app)  # type: ignore[method-assign]  # FastAPI's documented override
     return app
@@ -132,6 +130,7 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
 def run_server(settings: ServiceSettings) -> None:
     """Serve ``create_app`` with uvicorn (uvloop, httptools with limits on request heads) until stopped."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from coopgis.api.protocol import GuardedHttpToolsProtocol
 
@@ -140,7 +139,9 @@ def run_server(settings: ServiceSettings) -> None:
     uvicorn.run("coopgis.app:create_app", factory=True, host=settings.host, port=settings.port,
                 workers=settings.workers, loop="uvloop", http=GuardedHttpToolsProtocol, log_level="info",
                 proxy_headers=False, server_header=False, root_path=settings.root_path,
-                limit_concurrency=settings.max_connections, timeout_keep_alive=5)
+                limit_concurrency=settings.max_connections, timeout_keep_alive=5,
+                # the app writes the access log (api/access.py: batched, off the request path), not uvicorn
+                access_log=False, log_config=logging_config(LOGGING_CONFIG))
 
 
 @asynccontextmanager
@@ -185,13 +186,14 @@ def set_dataset(app: FastAPI, dataset: Dataset) -> None:
 
 
 def _warm(app: FastAPI) -> None:
-    """Serialise features, build the tile index and the field-work indexes, before requests need them."""
+    """Build the tile index, serialise features, make the geocoder and the field-work indexes, before
+    requests need them (a map's first tiles first: the tile index takes a fifth of a second)."""
     try:
         dataset: Dataset = app.state.dataset
-        dataset.warm()
         app.state.tile_engine.warm()
+        dataset.warm()
         dataset.warm_field_indexes()
-        pyarrow.default_memory_pool().release_unused()  # the store's read buffers
+        release_memory()  # the store's read buffers, the read frame's copies, what the warm-up left
         gc.freeze()  # the loaded dataset stays: keep its objects out of every later collection
     except Exception:  # warming is an optimisation; requests build what they need anyway
         log.exception("warming the dataset failed")

@@ -88,6 +88,13 @@ BUNDLES: dict[str, dict[str, tuple[str, ...]]] = {
     "item": {"js": ("coopgis/item.js",), "css": ("coopgis/fonts.css", "coopgis/map.css")},
 }
 
+# Files a served map page asks for in one request instead of several (each its parts joined in order, the
+# scripts separated by ";\n"): fewer round trips before the first clusters. Only names listed here are joined.
+JOINED: dict[str, tuple[str, ...]] = {
+    "coopgis/map-bundle.js": ("vectorgrid/Leaflet.VectorGrid.bundled.min.js", *BUNDLES["coopgis"]["js"]),
+    "coopgis/map-bundle.css": BUNDLES["coopgis"]["css"],   # fonts.css, map.css: same folder, same url()s
+}
+
 _URL = re.compile(r"url\(\s*(['\"]?)([^'\")]+)\1\s*\)")
 _COMPRESSIBLE = ("text/", "image/svg")
 
@@ -111,8 +118,25 @@ def vendor_url(base: str, name: str) -> str:
     return f"{base}/vendor/{name}"
 
 
+def joined_in(names: list[str]) -> list[str]:
+    """``names`` with each run that a :data:`JOINED` file holds (in its order) replaced by that file."""
+    out, i = [], 0
+    while i < len(names):
+        for joined, parts in JOINED.items():
+            if tuple(names[i:i + len(parts)]) == parts:
+                out.append(joined)
+                i += len(parts)
+                break
+        else:
+            out.append(names[i])
+            i += 1
+    return out
+
+
 def read_asset(web_dir: Path, name: str) -> bytes:
     """The bytes of an allow-listed file (KeyError for any other name, OSError when absent)."""
+    if name in JOINED:
+        return _joined(Path(web_dir), name, tuple(_mtime(web_dir, n) for n in JOINED[name]))
     path = file_of(web_dir, name)
     if path is None:
         raise KeyError(name)
@@ -121,6 +145,8 @@ def read_asset(web_dir: Path, name: str) -> bytes:
 
 def gzipped(web_dir: Path, name: str) -> bytes | None:
     """The file gzip-compressed (kept in memory), or None for media that do not compress."""
+    if name in JOINED:
+        return _gzip_joined(Path(web_dir), name, tuple(_mtime(web_dir, n) for n in JOINED[name]))
     if not ASSETS[name].media.startswith(_COMPRESSIBLE):
         return None
     path = file_of(web_dir, name)
@@ -160,3 +186,26 @@ def _read(path: Path, mtime_ns: int) -> bytes:
 @lru_cache(maxsize=64)
 def _gzip(path: Path, mtime_ns: int) -> bytes:
     return gzip.compress(_read(path, mtime_ns), compresslevel=9, mtime=0)
+
+
+def media_of(name: str) -> str:
+    """The media type of an allow-listed or joined file."""
+    return ASSETS[JOINED[name][0] if name in JOINED else name].media
+
+
+def _mtime(web_dir: Path, name: str) -> int:
+    path = file_of(web_dir, name)
+    if path is None:
+        raise KeyError(name)
+    return path.stat().st_mtime_ns
+
+
+@lru_cache(maxsize=8)
+def _joined(web_dir: Path, name: str, mtimes: tuple[int, ...]) -> bytes:
+    sep = b"\n;\n" if name.endswith(".js") else b"\n"
+    return sep.join(read_asset(web_dir, part) for part in JOINED[name])
+
+
+@lru_cache(maxsize=8)
+def _gzip_joined(web_dir: Path, name: str, mtimes: tuple[int, ...]) -> bytes:
+    return gzip.compress(_joined(web_dir, name, mtimes), compresslevel=9, mtime=0)

@@ -255,7 +255,7 @@ def _cmd_demo(args) -> int:
 def _cmd_serve(args) -> int:
     import os
 
-    from coopgis.loading import ensure_default_dataset
+    from coopgis.loading import check_store, ensure_default_dataset
     from coopgis.settings import ServiceSettings
     from coopgis.store import StoreError
 
@@ -277,7 +277,7 @@ def _cmd_serve(args) -> int:
         store = FileStore(settings.data)
         with contextlib.suppress(OSError):  # a read-only folder has nothing of ours to tidy
             store.tidy()  # what a crashed ingest left behind
-        store.read_with_ingest_report()
+        check_store(store, keep=settings.workers == 1)   # one worker: this process serves what was read
     except StoreError as exc:
         print(f"coopgis serve: {exc}", file=sys.stderr)
         return 1

@@ -95,9 +95,15 @@ def _plain(v):
 
 def learn_villages(geocoder: Geocoder, frame: gpd.GeoDataFrame, accepted: dict[str, dict]) -> int:
     """Give villages without a coordinate the verified point of a cooperative in them; returns how many."""
+    return sum(1 for code, lon, lat in villages_to_learn(frame, accepted) if geocoder.learn_village(code, lon, lat))
+
+
+def villages_to_learn(frame: gpd.GeoDataFrame, accepted: dict[str, dict]) -> list[tuple[str, float, float]]:
+    """(village code, lon, lat) of each accepted point of a cooperative placed in a village (no geocoder
+    needed: :meth:`Geocoder.learn_village` decides later whether the village takes it)."""
     if not accepted:
-        return 0
-    learned = 0
+        return []
+    out = []
     by_reg = frame.set_index(frame["registration_no"].astype(str))
     for reg, decision in accepted.items():
         if reg not in by_reg.index:
@@ -107,9 +113,8 @@ def learn_villages(geocoder: Geocoder, frame: gpd.GeoDataFrame, accepted: dict[s
             row = row.iloc[0]
         if row.get("place_level") != "village" or not isinstance(row.get("place_code"), str):
             continue
-        if geocoder.learn_village(row["place_code"], decision["to"]["lon"], decision["to"]["lat"]):
-            learned += 1
-    return learned
+        out.append((row["place_code"], decision["to"]["lon"], decision["to"]["lat"]))
+    return out
 
 
 def conflicts(frame: gpd.GeoDataFrame, accepted: dict[str, dict]) -> list[dict]:

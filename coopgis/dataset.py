@@ -98,6 +98,7 @@ class Collection:
     _row_of_id: dict[str, int] | None = field(default=None, repr=False)
     _nearest: NearestIndex | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _parts_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _cached: dict = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
@@ -112,11 +113,18 @@ class Collection:
         """The properties shown at an access level: ``public`` or ``staff``."""
         return self.staff_properties if level == "staff" and self.staff_properties else self.properties
 
+    def parts_made(self, level: str = "public") -> bool:
+        """True once :meth:`parts` of ``level`` are made (asking for them then costs nothing)."""
+        return (level if level == "staff" and self.staff_properties else "public") in self._parts
+
     def parts(self, level: str = "public") -> tuple[Packed, Packed, Packed]:
         """Per row: the serialised id, CRS84 geometry and properties of a level, made once."""
         level = level if level == "staff" and self.staff_properties else "public"
         if level not in self._parts:
-            self._parts[level] = _serialise(self.frame, self.id_column, self.columns(level))
+            # made once: a request during the warm-up waits for the warming thread instead of making them too
+            with self._parts_lock:
+                if level not in self._parts:
+                    self._parts[level] = _serialise(self.frame, self.id_column, self.columns(level))
         return self._parts[level]
 
     def feature(self, i: int, geometry: bytes | None = None, level: str = "public") -> bytes:
@@ -187,9 +195,13 @@ class Dataset:
     """Everything the service reads, built from the stored cooperatives and the boundaries."""
 
     def __init__(self, cooperatives: gpd.GeoDataFrame, boundaries: Boundaries, report: dict | None = None,
-                 geocoder: Geocoder | None = None, verified: dict[str, dict] | None = None):
+                 geocoder: Geocoder | None = None, verified: dict[str, dict] | None = None,
+                 villages: list[tuple[str, float, float]] | None = None):
+        """``geocoder``: shared with a previous dataset, or None to make one on first use (about 1.5 s: not
+        at start-up; the warm-up makes it), then taught ``villages`` ((code, lon, lat) of verified points)."""
         self.boundaries = boundaries
-        self.geocoder = geocoder or Geocoder(boundaries)
+        self._geocoder = geocoder
+        self._villages = list(villages or ())
         self.ingest_report = report or {}   # what the ingest of the served file found
         self.verified = dict(verified or {})   # registration number -> the accepted decision applied
         self._names: NameIndex | None = None
@@ -199,6 +211,7 @@ class Dataset:
         self._figures: AreaFigures | None = None
         self._stats: StatsIndex | None = None
         self._lock = threading.Lock()
+        self._geocoder_lock = threading.Lock()
         coops = cooperatives.reset_index(drop=True).copy()
         if "uncertainty_m" not in coops.columns:  # a store written before uncertainty was measured
             coops["uncertainty_m"] = np.nan
@@ -241,7 +254,8 @@ class Dataset:
         self.collections["cooperatives"].parts()
 
     def warm_field_indexes(self) -> None:
-        """Build the nearest and search indexes now (about 2 s for 100,000 cooperatives)."""
+        """Build the geocoder, the nearest and search indexes now (about 3.5 s for 100,000 cooperatives)."""
+        self.geocoder  # noqa: B018  (made on first use)
         self.collections["cooperatives"].nearest_index()
         self.search_index()
         self.field_guide()
@@ -254,6 +268,18 @@ class Dataset:
                     coll = self.collections["cooperatives"]
                     self._guide = build_guide(coll.frame, *coll.points, self.boundaries)
         return self._guide
+
+    @property
+    def geocoder(self) -> Geocoder:
+        """The geocoder over the boundaries (made on first use, with the villages learnt from verified points)."""
+        if self._geocoder is None:
+            with self._geocoder_lock:   # its own lock: the name index takes the geocoder under self._lock
+                if self._geocoder is None:
+                    geocoder = Geocoder(self.boundaries)
+                    for code, lon, lat in self._villages:
+                        geocoder.learn_village(code, lon, lat)
+                    self._geocoder = geocoder
+        return self._geocoder
 
     @property
     def names(self) -> NameIndex:

@@ -170,13 +170,13 @@ def parse_filter(ds: Dataset, values: dict[str, str | None], max_values: int = 1
         if value is not None and len(value) > max_length:
             raise InputError(f"{name} is {len(value)} characters long; a filter may be at most {max_length}",
                              title="Filter too long")
-    names = ds.names
     flt = CooperativeFilter()
     flt.kind = _terms(values.get("kind"), parse_kind, "kind", max_values)
     flt.sector = _terms(values.get("sector"), parse_sector, "sector", max_values)
     flt.status = _terms(values.get("status"), parse_status, "status", max_values)
-    flt.province = _terms(values.get("province"), names.province, "province", max_values)
-    flt.county = _terms(values.get("county"), names.county, "county", max_values, multi_values=True)
+    # the name index (made on first use, with the geocoder) only when a place is named
+    flt.province = _terms(values.get("province"), lambda v: ds.names.province(v), "province", max_values)
+    flt.county = _terms(values.get("county"), lambda v: ds.names.county(v), "county", max_values, multi_values=True)
     flt.deprived = flag(values.get("deprived"), "deprived")
     flt.border = flag(values.get("border"), "border")
     flt.women_led = flag(values.get("women_led"), "women_led")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from coopgis.boundaries import Boundaries, load_boundaries
-from coopgis.corrections import apply_verified, learn_villages
+from coopgis.corrections import apply_verified, learn_villages, villages_to_learn
 from coopgis.dataset import Dataset
 from coopgis.geocode import Geocoder
 from coopgis.ingest import IngestResult, ingest, print_ingest_summary
@@ -78,14 +78,55 @@ def load_dataset(settings: Settings, previous: Dataset | None = None,
         store = FileStore(settings.data)
     if isinstance(store, FileStore) and not store.exists():
         ensure_default_dataset(settings)
+    frame, report = _preloaded(store) or store.read_with_ingest_report()
+    accepted, _ = (log or store.report_log()).accepted()
     if previous is not None:
         boundaries, geocoder = previous.boundaries, previous.geocoder
-    else:
-        boundaries, geocoder = location_layer(settings)
-    frame, report = store.read_with_ingest_report()
-    accepted, _ = (log or store.report_log()).accepted()
-    learn_villages(geocoder, frame, accepted)
-    dataset = Dataset(apply_verified(frame, accepted, boundaries), boundaries, report, geocoder, verified=accepted)
-    if previous is not None:
-        dataset.lend_labels(previous)
-    return dataset
+        learn_villages(geocoder, frame, accepted)
+        dataset = Dataset(apply_verified(frame, accepted, boundaries), boundaries, report, geocoder,
+                          verified=accepted)
+        dataset.lend_labels(previous)   # the place-name labels of the same boundaries
+        return dataset
+    # A first load: the geocoder (about 1.5 s at start-up) is made by the warm-up or the first request
+    # that needs it, and then learns the verified villages.
+    boundaries = load_boundaries(settings.boundaries, deprivation=settings.deprivation, cache_dir=settings.cache_dir)
+    return Dataset(apply_verified(frame, accepted, boundaries), boundaries, report, verified=accepted,
+                   villages=villages_to_learn(frame, accepted))
+
+
+# ``coopgis serve`` with one worker checks the store by reading it, then serves it in the same process:
+# that read is handed to the app's first load (once, and only for the version it was read from).
+_PRELOAD: dict[str, tuple] = {}
+
+
+def check_store(store: FileStore, keep: bool) -> None:
+    """Read the served pair once (a damaged file raises StoreError here); ``keep`` it for the first load."""
+    folder = store.version_folder()
+    pair = store.read_with_ingest_report()
+    if keep:
+        _PRELOAD[str(folder)] = pair
+    else:   # the supervisor of several workers: give back what the check read (about 140 MB at 100,000)
+        del pair
+        release_memory()
+
+
+def release_memory() -> None:
+    """Hand freed memory back to the system: unreachable objects, Arrow's pool, glibc's free heap pages."""
+    import contextlib
+    import ctypes
+    import gc
+
+    import pyarrow
+
+    gc.collect()
+    pyarrow.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: what is free stays with the process
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _preloaded(store) -> tuple | None:
+    if not _PRELOAD or not isinstance(store, FileStore):
+        return None
+    pair = _PRELOAD.pop(str(store.version_folder()), None)
+    _PRELOAD.clear()
+    return pair

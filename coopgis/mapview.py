@@ -22,7 +22,7 @@ from folium.elements import JSCSSMixin
 from folium.plugins import Fullscreen, LocateControl
 from folium.template import Template
 
-from coopgis.assets import BUNDLES, ICON, inline_script, inline_style, read_asset, vendor_url
+from coopgis.assets import BUNDLES, ICON, inline_script, inline_style, joined_in, read_asset, vendor_url
 from coopgis.census import CENSUS_LABEL_FA, CENSUS_SOURCE, LINK_FA
 from coopgis.dataset import ATTRIBUTION_SHORT, Dataset
 from coopgis.figures import class_breaks
@@ -246,10 +246,10 @@ class PageAssets(RawParts):
             parts = [f'<link rel="icon" href="data:image/svg+xml;base64,{icon}">']
             parts += [f"<style>{inline_style(page.web_dir, n)}</style>" for n in css]
             parts += [f"<script>{inline_script(page.web_dir, n)}</script>" for n in js]
-        else:
+        else:   # the app's own scripts and styles in one request each (assets.JOINED)
             parts = [f'<link rel="icon" href="{html.escape(vendor_url(page.base, ICON))}">']
-            parts += [f'<link rel="stylesheet" href="{html.escape(vendor_url(page.base, n))}">' for n in css]
-            parts += [f'<script src="{html.escape(vendor_url(page.base, n))}"></script>' for n in js]
+            parts += [f'<link rel="stylesheet" href="{html.escape(vendor_url(page.base, n))}">' for n in joined_in(css)]
+            parts += [f'<script src="{html.escape(vendor_url(page.base, n))}"></script>' for n in joined_in(js)]
         self.header_text = "\n".join(parts)
 
 

@@ -143,6 +143,8 @@ class ServiceSettings(Settings):
                                                              "one CQL2 filter")
     download_cache_mb: float = Field(default=256, ge=0, description="memory for recent items answers and downloads "
                                                                     "served in byte ranges (MB); 0: none kept")
+    access_log: bool = Field(default=True, description="one line per request on standard output (uvicorn's "
+                                                       "format, credentials redacted), written in batches")
     cors_public: bool = Field(default=False, description="answer Access-Control-Allow-Origin: * (GET/HEAD, no "
                                                           "credentials) on public read-only resources: OGC API, "
                                                           "items, tiles, TileJSON")

@@ -146,6 +146,28 @@ def test_credentials_never_reach_the_access_log(sample_store, dataset, tmp_path,
     assert "[redacted]" in caplog.text and "q=1" in caplog.text
 
 
+def test_the_access_log_has_every_request_in_uvicorns_format_and_no_credentials(sample_store, dataset, tmp_path,
+                                                                                  caplog):
+    from coopgis.api.access import AccessLog
+
+    c = _app(sample_store, dataset, tmp_path, client=("10.0.0.7", 41000))
+    token = "Zq3" * 15
+    with caplog.at_level(logging.INFO, logger="coopgis.access"):
+        assert c.get(f"/collections?access_token={token}&q=1").status_code == 400
+        assert c.get("/conformance").status_code == 200
+        assert c.head("/conformance").status_code == 200
+        layer = c.app.middleware_stack
+        while not isinstance(layer, AccessLog):   # the app's own layer, outermost of its middleware
+            layer = layer.app
+        layer.flush()
+    lines = [ln for r in caplog.records if r.name == "coopgis.access" for ln in r.getMessage().splitlines()]
+    assert token not in caplog.text
+    assert lines == ['INFO:     10.0.0.7:41000 - "GET /collections?access_token=[redacted]&q=1 HTTP/1.1" '
+                     '400 Bad Request',
+                     'INFO:     10.0.0.7:41000 - "GET /conformance HTTP/1.1" 200 OK',
+                     'INFO:     10.0.0.7:41000 - "HEAD /conformance HTTP/1.1" 200 OK']
+
+
 # ---- the heavy gate and the time budget ----------------------------------------------------------------
 
 def test_the_gate_lets_n_in_and_the_rest_wait_in_line():

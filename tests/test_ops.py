@@ -49,3 +49,25 @@ def test_ready_after_warming_and_metrics_count_routes_not_paths(store):
     assert {s.labels.get("store") for s in info.samples} == {store.kind}
     assert ("coopgis_db_pool_size" in fams) == (store.kind == "postgis")
     app.state.backend.close()
+
+
+def test_a_cached_tile_answers_as_the_route_did_and_is_counted_under_its_route(client):
+    """A tile already made is answered before routing (coopgis.api.tiles.WarmTiles): the same answer."""
+    def tile_requests() -> float:
+        fams = _families(client.get("/metrics").text)
+        return sum(s.value for s in fams["coopgis_http_requests"].samples if s.name.endswith("_total")
+                   and s.labels["route"] == "/tiles/{layer}/{z}/{x}/{y}" and s.labels["status"] in ("200", "304"))
+
+    before = tile_requests()
+    path = "/tiles/cooperatives/6/41/25.mvt"
+    client.app.state.tile_engine.cache.clear()
+    first = client.get(path)                  # made by the route
+    again = client.get(path)                  # from the cache, before routing
+    assert first.status_code == again.status_code == 200 and again.content == first.content
+    assert list(again.headers.items()) == list(first.headers.items())
+    assert again.headers["x-frame-options"] == "DENY" and again.headers["etag"]
+    r304 = client.get(path, headers={"If-None-Match": first.headers["etag"]})
+    assert r304.status_code == 304 and r304.content == b"" and r304.headers["etag"] == first.headers["etag"]
+    assert client.get(path + "?kindd=x").status_code == 400       # a query still goes to the route
+    assert client.head(path).headers["etag"] == first.headers["etag"]
+    assert tile_requests() == before + 4

@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from coopgis.api.errors import ApiError, NotFound, storage_error
 from coopgis.api.links import base_url, link
-from coopgis.api.security import principal, require
+from coopgis.api.params import CheckedRoute
+from coopgis.api.security import caller, require
 from coopgis.auth import Principal
 from coopgis.corrections import location_etag
 from coopgis.dataset import PERSONAL_COLUMNS, Collection, Dataset
@@ -41,10 +42,10 @@ class DecisionIn(BaseModel):
 
 
 def build_router(settings) -> APIRouter:
-    router = APIRouter(tags=["Cooperative records and review"])
+    router = APIRouter(tags=["Cooperative records and review"], route_class=CheckedRoute)
 
     @router.get("/cooperatives/{registration_no:path}", summary="One cooperative, with the fields your role may see")
-    def record(request: Request, registration_no: str, who: Principal = Depends(principal)):
+    def record(request: Request, registration_no: str, who: Principal = Depends(caller)):
         coll, row = _find(request, registration_no)
         level = "staff" if who.can("gis_staff") else "public"
         feature = orjson.loads(coll.feature(row, level=level))

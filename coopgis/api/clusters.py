@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from coopgis.api.errors import NotFound
 from coopgis.api.limits import admit
 from coopgis.api.links import base_url, link
-from coopgis.api.params import Integer, filter_dependency
+from coopgis.api.params import CheckedRoute, Integer, filter_dependency
 from coopgis.filters import CooperativeFilter, count
 from coopgis.media import GEOJSON
 from coopgis.tiles import CLUSTER_LEVELS
@@ -26,7 +26,7 @@ DEFAULT_PAGE = 20
 
 
 def build_router(settings) -> APIRouter:
-    router = APIRouter(tags=["Vector tiles"])
+    router = APIRouter(tags=["Vector tiles"], route_class=CheckedRoute)
     filters = filter_dependency(settings.max_filter_values, settings.max_filter_length)
     most = settings.cluster_page_max
     deepest = settings.cluster_max_zoom + CLUSTER_LEVELS

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request
 
 from coopgis.api.html import render
-from coopgis.api.params import filter_dependency
+from coopgis.api.params import CheckedRoute, filter_dependency
 from coopgis.filters import FILTER_NAMES, CooperativeFilter
 from coopgis.maps import MapSettings, load_presets
 from coopgis.stats import group_stats
@@ -28,7 +28,7 @@ FORM = ("kind", "sector", "status")
 
 
 def build_router(map_settings: MapSettings, settings=None) -> APIRouter:
-    router = APIRouter(tags=["Maps"])
+    router = APIRouter(tags=["Maps"], route_class=CheckedRoute)
     filters = filter_dependency(getattr(settings, "max_filter_values", 100), getattr(settings, "max_filter_length",
                                                                                      2000))
 

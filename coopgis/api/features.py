@@ -25,10 +25,10 @@ from coopgis.api.limits import admit
 from coopgis.api.links import base_url, link, negotiate, self_url
 from coopgis.api.methods import DOWNLOAD_FLAG
 from coopgis.api.pages import front_door, item_context, items_context
-from coopgis.api.params import filter_dependency
+from coopgis.api.params import CheckedRoute, filter_dependency
 from coopgis.api.ranges import Answer, respond, wants_range
-from coopgis.api.security import principal
-from coopgis.auth import Principal
+from coopgis.api.security import caller
+from coopgis.auth import PUBLIC, Principal
 from coopgis.cql2 import Cql2Filter, parse_cql2
 from coopgis.dataset import ATTRIBUTION, COLLECTIONS, Collection, Dataset
 from coopgis.filters import CRS84, SUPPORTED_CRS, CooperativeFilter, OutputCrs, parse_bbox, parse_crs, select
@@ -73,7 +73,7 @@ TRS = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
 
 
 def build_router(settings) -> APIRouter:
-    router = APIRouter(tags=["OGC API - Features"])
+    router = APIRouter(tags=["OGC API - Features"], route_class=CheckedRoute)
     filters = filter_dependency(settings.max_filter_values, settings.max_filter_length)
     default_limit, max_limit = settings.default_limit, settings.max_limit
 
@@ -101,13 +101,16 @@ def build_router(settings) -> APIRouter:
             return render(request, "landing.html", doc=body, dataset=ds(request), **front_door(request))
         return JSONResponse(body)
 
+    conformance_doc = {"conformsTo": CONFORMANCE + ogc_tiles.CONFORMANCE}
+    conformance_json = JSONResponse(conformance_doc).body   # the same bytes every time: made once
+
     @router.get("/conformance", summary="Conformance classes")
-    def conformance(request: Request, f: str | None = Query(None, description=F_DESCRIPTION)):
+    async def conformance(request: Request, f: str | None = Query(None, description=F_DESCRIPTION)):
+        # async: the JSON answer is a constant (no worker thread for it); the HTML page is rendered in one
         fmt = negotiate(request, f, ("json", "html"))
-        body = {"conformsTo": CONFORMANCE + ogc_tiles.CONFORMANCE}
         if fmt == "html":
-            return render(request, "conformance.html", doc=body)
-        return JSONResponse(body)
+            return await run_in_threadpool(render, request, "conformance.html", doc=conformance_doc)
+        return Response(conformance_json, media_type=JSON)
 
     @router.get("/collections", summary="Collections")
     def collections(request: Request, f: str | None = Query(None, description=F_DESCRIPTION)):
@@ -182,7 +185,32 @@ def build_router(settings) -> APIRouter:
                     skip_geometry: str | None = Query(None, alias="skipGeometry", max_length=10,
                                                       description="true: features without geometry"),
                     flt: CooperativeFilter = Depends(filters),
-                    who: Principal = Depends(principal)):
+                    who: Principal = Depends(caller)):
+        return await items_answer(request, collection_id, bbox, bbox_crs, crs, limit, offset, f, datetime_, filter_,
+                                  filter_lang, filter_crs, sortby, properties, skip_geometry, flt, who)
+
+    async def items_simple(request: Request, params: dict[str, str]) -> Response | None:
+        """items with at most limit, offset and f (plain values), without credentials: the most common request
+        (a client paging through a collection) answered without FastAPI reading the 24 parameters the
+        operation declares; anything unusual goes on to the operation itself."""
+        limit, offset, f = params.get("limit"), params.get("offset", "0"), params.get("f")
+        if (limit is not None and not (limit.isascii() and limit.isdigit() and 1 <= int(limit) <= 10 ** 9)) \
+                or not (offset.isascii() and offset.isdigit() and int(offset) <= settings.max_offset) \
+                or (f is not None and f not in ("json", "geojson")) or request.scope.get(DOWNLOAD_FLAG) \
+                or wants_range(request):
+            return None
+        return await items_answer(request, request.path_params["collection_id"], None, None, None,
+                                  None if limit is None else int(limit), int(offset), f, None, None, None, None,
+                                  None, None, None, CooperativeFilter(), PUBLIC)
+
+    items_route = next(r for r in router.routes if getattr(r, "path", None) == "/collections/{collection_id}/items")
+    assert isinstance(items_route, CheckedRoute)
+    items_route.simple = items_simple
+    items_route.simple_params = frozenset({"limit", "offset", "f"})
+
+    async def items_answer(request: Request, collection_id: str, bbox, bbox_crs, crs, limit, offset, f, datetime_,
+                           filter_, filter_lang, filter_crs, sortby, properties, skip_geometry,
+                           flt: CooperativeFilter, who: Principal) -> Response:
         coll = get_collection(request, collection_id)
         fmt = negotiate(request, f, ("geojson", "json", "html", "csv", "gpkg", "kml"))
         size = page_size(settings, fmt, limit)
@@ -210,7 +238,11 @@ def build_router(settings) -> APIRouter:
                 return respond(request, cached)
         if group is not None:  # after the format, size and filters are known, before any work
             await admit(request, group, heavy)
-        out = await run_in_threadpool(_items, request, coll, fmt, size, limit, offset, q, level)
+        if group is None and q.bbox is None and fmt in ("geojson", "json") and coll.parts_made(level):
+            # a free page of ready feature bytes (no mask, no range test): less work than a worker-thread hop
+            out = _items(request, coll, fmt, size, limit, offset, q, level)
+        else:
+            out = await run_in_threadpool(_items, request, coll, fmt, size, limit, offset, q, level)
         if isinstance(out, Answer):
             answers.put(ds(request), key, out)
             return respond(request, out)
@@ -221,7 +253,7 @@ def build_router(settings) -> APIRouter:
     def item(request: Request, collection_id: str, feature_id: str,
              crs: str | None = Query(None, description="output CRS"),
              f: str | None = Query(None, description="json, geojson or html"),
-             who: Principal = Depends(principal)):
+             who: Principal = Depends(caller)):
         coll = get_collection(request, collection_id)
         level = "staff" if who.can("gis_staff") else "public"
         fmt = negotiate(request, f, ("geojson", "json", "html"))
@@ -329,7 +361,8 @@ def _cql2(request: Request, coll: Collection, text: str | None, lang: str | None
 
 def _items(request: Request, coll: Collection, fmt: str, size: int, limit: int | None, offset: int,
            q: ItemsQuery, level: str) -> Response | Answer:
-    """An items answer (a page, an HTML page or a download), worked out in a worker thread."""
+    """An items answer (a page, an HTML page or a download), worked out in a worker thread (a free page of
+    ready bytes on the event loop)."""
     rows = q.rows(coll)
     settings = request.app.state.settings
     matched = len(rows)

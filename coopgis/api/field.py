@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from coopgis.api.errors import ApiError, NotFound, storage_error
 from coopgis.api.links import base_url, link, self_url
-from coopgis.api.params import Integer, count_query, filter_dependency
+from coopgis.api.params import CheckedRoute, Integer, count_query, filter_dependency
 from coopgis.api.security import require
 from coopgis.auth import Principal
 from coopgis.dataset import Collection, Dataset, plain_value
@@ -48,7 +48,7 @@ IDEMPOTENCY_KEY = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_IDEMPOTENCY_KEY}}}")
 
 
 def build_router(settings: ServiceSettings) -> APIRouter:
-    router = APIRouter(tags=["Field work"])
+    router = APIRouter(tags=["Field work"], route_class=CheckedRoute)
     filters = filter_dependency(settings.max_filter_values, settings.max_filter_length)
     most_nearest, most_radius = settings.nearest_max_limit, settings.nearest_max_radius_km
     most_found, longest_q = settings.search_max_limit, settings.search_max_query_length

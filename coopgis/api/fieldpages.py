@@ -23,6 +23,7 @@ from coopgis.api.admin import MAX_COMMENT
 from coopgis.api.errors import ApiError
 from coopgis.api.html import render
 from coopgis.api.links import root_path
+from coopgis.api.params import CheckedRoute
 from coopgis.api.security import principal
 from coopgis.assets import ASSETS, NPM_HINT, missing_assets, read_asset, vendor_url
 from coopgis.auth import Principal
@@ -36,7 +37,7 @@ SW_TEMPLATE = "sw.js"
 
 
 def build_router(settings: ServiceSettings, map_settings: MapSettings) -> APIRouter:
-    router = APIRouter(tags=["Field work"])
+    router = APIRouter(tags=["Field work"], route_class=CheckedRoute)
 
     @router.get("/whoami", summary="Who the bearer token belongs to (a page's sign-in check)")
     def whoami(who: Principal = Depends(principal)):

@@ -6,13 +6,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from coopgis.api.errors import ApiError
+from coopgis.api.params import CheckedRoute
 from coopgis.filters import number
 from coopgis.settings import ServiceSettings
 from coopgis.text import norm
 
 
 def build_router(settings: ServiceSettings) -> APIRouter:
-    router = APIRouter(tags=["Geocoding"])
+    router = APIRouter(tags=["Geocoding"], route_class=CheckedRoute)
     max_len = settings.max_query_length
 
     @router.get("/geocode", summary="Geocode an address (Persian, Arabic letter forms or Latin)")

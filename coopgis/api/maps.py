@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from functools import lru_cache
 from weakref import WeakKeyDictionary
 
 from fastapi import APIRouter, Path, Query, Request
@@ -21,7 +22,8 @@ from fastapi.responses import JSONResponse, Response
 from coopgis.api.errors import ApiError, NotFound
 from coopgis.api.html import render
 from coopgis.api.links import base_url, negotiate, root_path
-from coopgis.assets import ASSETS, NPM_HINT, gzipped, missing_assets, read_asset
+from coopgis.api.params import CheckedRoute
+from coopgis.assets import ASSETS, JOINED, NPM_HINT, gzipped, media_of, missing_assets, read_asset
 from coopgis.maps import MapSettings, Preset, load_presets
 from coopgis.mapview import Page, page_facts, render_preset
 from coopgis.media import HTML, etag_matches
@@ -31,7 +33,7 @@ PAGE_CACHE = "no-cache"
 
 
 def build_router(settings, map_settings: MapSettings) -> APIRouter:
-    router = APIRouter(tags=["Maps"])
+    router = APIRouter(tags=["Maps"], route_class=CheckedRoute)
     # Per served dataset (a reloaded dataset starts afresh): its page facts and rendered pages.
     cache: WeakKeyDictionary = WeakKeyDictionary()
     lock = threading.Lock()
@@ -90,18 +92,26 @@ def build_router(settings, map_settings: MapSettings) -> APIRouter:
 
     @router.get("/vendor/{asset:path}", summary="A map library file (allow-listed)", response_class=Response,
                 include_in_schema=False)
-    def vendor(request: Request, asset: str):
-        if asset not in ASSETS:
+    async def vendor(request: Request, asset: str):
+        # async: the files are read once and kept (assets.read_asset), so no worker thread is needed; a map
+        # page asks for a dozen of them before its first clusters
+        if asset not in ASSETS and asset not in JOINED:
             raise NotFound(f"no file {asset!r} is served under /vendor")
         try:
             body = read_asset(map_settings.web_dir, asset)
         except FileNotFoundError:
             raise ApiError(f"{asset} is not installed; {NPM_HINT}", status=503,
                            title="Map libraries missing") from None
-        etag = '"v' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-        return _send(request, body, gzipped(map_settings.web_dir, asset), etag, ASSETS[asset].media, VENDOR_CACHE)
+        etag = _etag(body)
+        return _send(request, body, gzipped(map_settings.web_dir, asset), etag, media_of(asset), VENDOR_CACHE)
 
     return router
+
+
+@lru_cache(maxsize=128)
+def _etag(body: bytes) -> str:
+    """The ETag of a vendor file (its bytes are one kept object: hashed once)."""
+    return '"v' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
 
 
 def _send(request: Request, body: bytes, packed: bytes | None, etag: str, media: str, cache: str) -> Response:

@@ -59,7 +59,7 @@ class ItemSuffixes:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
+        if scope["type"] == "http" and "/items." in scope["path"]:   # the regex only for candidates
             m = ITEM_SUFFIX.match(_path(scope))
             if m is not None:
                 path = scope["path"].rsplit(".", 1)[0]
@@ -80,12 +80,17 @@ class PublicCors:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or not PUBLIC_READ.match(_path(scope)):
             return await self.app(scope, receive, send)
-        headers = dict(scope.get("headers") or ())
-        if b"origin" not in headers:
+        origin = asked_method = None
+        for k, v in scope.get("headers") or ():   # the two headers read here, without a dict of all of them
+            if k == b"origin":
+                origin = v
+            elif k == b"access-control-request-method":
+                asked_method = v
+        if origin is None:
             return await self.app(scope, receive, send)
         method = scope["method"]
-        if method == "OPTIONS" and b"access-control-request-method" in headers:
-            asked = headers[b"access-control-request-method"].decode("latin-1").strip().upper()
+        if method == "OPTIONS" and asked_method is not None:
+            asked = asked_method.decode("latin-1").strip().upper()
             ok = asked in ("GET", "HEAD")
             out = [(b"vary", b"Origin")]
             if ok:

@@ -15,6 +15,8 @@ Each app has its own registry; with several worker processes, each answers with 
 from __future__ import annotations
 
 import time
+from time import perf_counter
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
@@ -38,16 +40,22 @@ class Metrics:
 
 
 class MetricsMiddleware:
-    """Counts and times every HTTP request by its route template."""
+    """Counts and times every HTTP request by its route template.
+
+    The labelled children are looked up once per (method, route, status) and kept: a request pays an
+    ``inc`` and an ``observe``, not prometheus_client's label look-up (the label sets are bounded, see above).
+    """
 
     def __init__(self, app, metrics: Metrics):
         self.app = app
         self.metrics = metrics
+        self._counters: dict[tuple, Any] = {}
+        self._histograms: dict[str, Any] = {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        started = time.perf_counter()
+        started = perf_counter()
         status = 500
 
         async def counted_send(message):
@@ -59,11 +67,19 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, counted_send)
         finally:
+            elapsed = perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "GET")
-            self.metrics.requests.labels(method if method in METHODS else "other", template, str(status)).inc()
-            self.metrics.latency.labels(template).observe(time.perf_counter() - started)
+            key = (method if method in METHODS else "other", template, status)   # bounded, like the labels
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self._counters[key] = self.metrics.requests.labels(key[0], template, str(status))
+            counter.inc()
+            histogram = self._histograms.get(template)
+            if histogram is None:
+                histogram = self._histograms[template] = self.metrics.latency.labels(template)
+            histogram.observe(elapsed)
 
 
 class _StateCollector(Collector):

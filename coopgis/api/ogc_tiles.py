@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from coopgis import tiles as engine_mod
 from coopgis.api.errors import NotFound
 from coopgis.api.links import base_url, link, negotiate
-from coopgis.api.params import filter_dependency
+from coopgis.api.params import CheckedRoute, filter_dependency
 from coopgis.api.tiles import CACHE_CONTROL, FILTER_PARAMS, parse_int, tile_response
 from coopgis.dataset import ATTRIBUTION, COLLECTIONS
 from coopgis.filters import CRS84, CooperativeFilter
@@ -58,7 +58,7 @@ def web_mercator_quad() -> dict:
 
 
 def build_router(settings: ServiceSettings) -> APIRouter:
-    router = APIRouter(tags=["OGC API - Tiles"])
+    router = APIRouter(tags=["OGC API - Tiles"], route_class=CheckedRoute)
     filters = filter_dependency(settings.max_filter_values, settings.max_filter_length)
     min_zoom, max_zoom = settings.min_zoom, settings.max_zoom
     collection_path = Path(description="cooperatives, provinces, counties or deprivation")

@@ -17,14 +17,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from coopgis.api.params import CheckedRoute
 from coopgis.media import JSON
 
 
 def build_router() -> APIRouter:
-    router = APIRouter(tags=["Operations"])
+    router = APIRouter(tags=["Operations"], route_class=CheckedRoute)
 
     @router.get("/health", summary="The process answers (liveness)")
-    def health() -> Response:
+    async def health() -> Response:   # a constant: no worker thread for it
         return Response(b'{"status":"ok"}', media_type=JSON, headers={"Cache-Control": "no-store"})
 
     @router.get("/ready", summary="The replica may get traffic: read model loaded and current, store reachable",

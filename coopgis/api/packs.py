@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from coopgis.api.errors import ApiError, NotFound
 from coopgis.api.limits import admit
+from coopgis.api.params import CheckedRoute
 from coopgis.api.security import require
 from coopgis.assets import NPM_HINT, missing_assets
 from coopgis.auth import Principal
@@ -32,7 +33,7 @@ ZIP = "application/zip"
 
 
 def build_router(settings: ServiceSettings, map_settings: MapSettings) -> APIRouter:
-    router = APIRouter(tags=["Field work"])
+    router = APIRouter(tags=["Field work"], route_class=CheckedRoute)
     kept: WeakKeyDictionary = WeakKeyDictionary()
     lock = threading.Lock()
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, Request
 
 from coopgis.api.errors import NotFound
 from coopgis.api.html import render
+from coopgis.api.params import CheckedRoute
 from coopgis.dataset import ATTRIBUTION_SHORT, Collection
 from coopgis.filters import FILTER_NAMES
 from coopgis.labels import ITEM_COLUMNS, ITEM_HIDDEN, field_label, missing
@@ -31,7 +32,7 @@ FORM_FILTERS = ("kind", "sector", "status", "province", "registered_year", "wome
 
 
 def build_router(map_settings: MapSettings) -> APIRouter:
-    router = APIRouter(tags=["Pages"])
+    router = APIRouter(tags=["Pages"], route_class=CheckedRoute)
 
     @router.get("/help", summary="Help pages (HTML, Persian): one per kind of user")
     def help_index(request: Request):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Query, Request
+from fastapi.routing import APIRoute
 from pydantic import BeforeValidator
 
 from coopgis.errors import InputError
@@ -52,7 +53,7 @@ def filter_dependency(max_values: int = 100, max_length: int = 2000):
     def one(description: str):
         return Query(None, max_length=max_length, description=description + many)
 
-    def cooperative_filter(
+    async def cooperative_filter(
         request: Request,
         kind: str | None = one("cooperative kind(s): code or Persian name (production, تولیدی, ...)"),
         sector: str | None = one("sector(s) (beekeeping, زنبورداری, ...)"),
@@ -67,7 +68,10 @@ def filter_dependency(max_values: int = 100, max_length: int = 2000):
                                             description="Jalali registration year, or a range 1395..1400"),
         precision: str | None = one("geocoding precision(s): exact, village, city, county, ..."),
     ) -> CooperativeFilter:
-        """FastAPI dependency: the filters as given, checked against the vocabularies."""
+        """FastAPI dependency: the filters as given, checked against the vocabularies.
+
+        ``async``: a bounded look-up (at most ``max_values`` values of ``max_length`` characters), done on
+        the event loop rather than through a worker thread, which would cost more than the look-up."""
         values = {"kind": kind, "sector": sector, "status": status, "province": province, "county": county,
                   "deprived": deprived, "border": border, "women_led": women_led,
                   "registered_year": registered_year, "precision": precision}
@@ -76,26 +80,54 @@ def filter_dependency(max_values: int = 100, max_length: int = 2000):
     return cooperative_filter
 
 
-def reject_unknown(request: Request) -> None:
-    """App-wide dependency: a query parameter the operation does not define is a 400 naming it.
+class CheckedRoute(APIRoute):
+    """A route whose operation refuses query parameters it does not define: a 400 naming them.
 
     OGC API - Features ``/req/core/query-param-unknown``: a misspelt filter (``kindd=``, ``fliter=``)
     must not answer the whole unfiltered collection. The names an operation defines are read from
     its route's parameters (its dependencies' included), so they are the ones ``/api`` publishes.
+    Every router of the app is made with it (``APIRouter(route_class=CheckedRoute)``).
+
+    The check wraps the route's handler, so it runs before the operation's own parameters are read (as
+    an app-wide dependency would) and costs nothing when there is no query string; a dependency would be
+    solved by FastAPI on every request.
     """
-    route = request.scope.get("route")
-    dependant = getattr(route, "dependant", None)
-    if dependant is None:
-        return
-    known = _query_names(dependant)
-    if str(getattr(route, "path", "")).startswith(BROWSER_FILTERED):
-        known = known | set(FILTER_NAMES)
-    unknown = [name for name in dict.fromkeys(request.query_params.keys()) if name not in known]
-    if unknown:
-        allowed = ", ".join(sorted(known)) or "none"
-        raise InputError(f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
-                         f"{', '.join(repr(u) for u in unknown)}; this operation takes: {allowed}",
-                         title="Unknown parameter", parameters=unknown)
+
+    # An operation may also offer ``simple(request, params) -> Response | None``: it is called with the
+    # query's values (a dict of str) when every name is in ``simple_params``, each once, and there is no
+    # Authorization header, before FastAPI reads the operation's own parameters (which costs more than a
+    # small answer); None hands the request on to the operation. Errors are answered as the operation's.
+    simple: Any = None
+    simple_params: frozenset[str] = frozenset()
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+        known: frozenset[str] | None = None
+
+        async def checked(request: Request):
+            nonlocal known
+            query = request.scope.get("query_string")
+            if self.simple is not None and "authorization" not in request.headers:
+                pairs = request.query_params.multi_items() if query else []
+                params = dict(pairs)
+                if len(params) == len(pairs) and params.keys() <= self.simple_params:
+                    answer = await self.simple(request, params)
+                    if answer is not None:
+                        return answer
+            if query:
+                if known is None:
+                    known = _query_names(self.dependant)
+                    if str(self.path).startswith(BROWSER_FILTERED):
+                        known = known | set(FILTER_NAMES)
+                unknown = [name for name in dict.fromkeys(request.query_params.keys()) if name not in known]
+                if unknown:
+                    allowed = ", ".join(sorted(known)) or "none"
+                    raise InputError(f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
+                                     f"{', '.join(repr(u) for u in unknown)}; this operation takes: {allowed}",
+                                     title="Unknown parameter", parameters=unknown)
+            return await handler(request)
+
+        return checked
 
 
 # Map pages read the cooperative filters in the browser (core.js pageFilterFromUrl) and pass them to the tiles.

@@ -21,6 +21,7 @@ from urllib.parse import unquote_plus
 
 import orjson
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coopgis.api.errors import ApiError
@@ -51,6 +52,14 @@ def principal(request: Request) -> Principal:
         raise ApiError("unknown or revoked token", status=401, title="Unauthorized",
                        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     return who
+
+
+async def caller(request: Request) -> Principal:
+    """:func:`principal` as a FastAPI dependency: a request without credentials (most of them) is answered
+    on the event loop; a token is checked in a worker thread (the token file or the database is read)."""
+    if "authorization" not in request.headers:
+        return PUBLIC
+    return await run_in_threadpool(principal, request)
 
 
 def require(role: str) -> Callable[[Request], Principal]:
@@ -119,28 +128,30 @@ class SecurityMiddleware:
                     raise BodyTooLarge(self.max_body)
             return message
 
-        nonce = secrets.token_urlsafe(16)
-        state: dict[str, Any] = {"html": False, "start": None, "chunks": [], "started": False}
+        # Only an HTML page is held back (its script tags get the nonce); every other answer passes on at once
+        # with the constant headers appended (one list, made at import).
+        page: dict[str, Any] = {}   # nonce, start, chunks: set once the answer is known to be HTML
+        started = False
 
         async def wrapped_send(message):
+            nonlocal started
             if message["type"] == "http.response.start":
-                state["started"] = True
-                hdrs = [(k, v) for k, v in message.get("headers", [])]
-                ctype = next((v for k, v in hdrs if k.lower() == b"content-type"), b"")
-                hdrs += _static_headers()
-                if ctype.startswith(b"text/html"):
-                    state["html"] = True
-                    hdrs.append((b"content-security-policy", self._csp(nonce)))
-                    state["start"] = {**message, "headers": [(k, v) for k, v in hdrs
-                                                             if k.lower() != b"content-length"]}
-                    return
-                return await send({**message, "headers": hdrs})
-            if message["type"] == "http.response.body" and state["html"]:
-                state["chunks"].append(message.get("body", b""))
+                started = True
+                hdrs = message.get("headers", ())
+                if not next((v for k, v in hdrs if k.lower() == b"content-type"), b"").startswith(b"text/html"):
+                    return await send({**message, "headers": [*hdrs, *STATIC_HEADERS]})
+                nonce = page["nonce"] = secrets.token_urlsafe(16)
+                page["chunks"] = []
+                page["start"] = {**message, "headers": [*(h for h in hdrs if h[0].lower() != b"content-length"),
+                                                        *STATIC_HEADERS, (b"content-security-policy",
+                                                                          self._csp(nonce))]}
+                return None
+            if message["type"] == "http.response.body" and page:
+                page["chunks"].append(message.get("body", b""))
                 if message.get("more_body"):
-                    return
-                body = _SCRIPT_TAG.sub(b'<script nonce="' + nonce.encode() + b'"', b"".join(state["chunks"]))
-                start = state["start"]
+                    return None
+                body = _SCRIPT_TAG.sub(b'<script nonce="' + page["nonce"].encode() + b'"', b"".join(page["chunks"]))
+                start = page["start"]
                 start["headers"].append((b"content-length", str(len(body)).encode()))
                 await send(start)
                 return await send({"type": "http.response.body", "body": body})
@@ -149,7 +160,7 @@ class SecurityMiddleware:
         try:
             await self.app(scope, limited_receive, wrapped_send)
         except BodyTooLarge:
-            if not state["started"]:
+            if not started:
                 await _problem(send, 413, "Request body too large",
                                f"request bodies are limited to {self.max_body} bytes")
 
@@ -169,12 +180,14 @@ class BodyTooLarge(StarletteHTTPException):
 
 def _refuse(scope, max_body: int) -> tuple[int, str, str] | None:
     """(status, title, detail) of a request refused before the app sees it, else None."""
-    names = {unquote_plus(pair.split(b"=", 1)[0].decode("latin-1")).strip().lower()
-             for pair in scope.get("query_string", b"").split(b"&") if pair}
-    for name in CREDENTIAL_PARAMS:
-        if name in names:
-            return (400, "Credentials in URL", f"credentials are not accepted in the query string ({name}=); "
-                                               "send 'Authorization: Bearer <token>'")
+    query = scope.get("query_string", b"")
+    if query:
+        names = {unquote_plus(pair.split(b"=", 1)[0].decode("latin-1")).strip().lower()
+                 for pair in query.split(b"&") if pair}
+        for name in CREDENTIAL_PARAMS:
+            if name in names:
+                return (400, "Credentials in URL", f"credentials are not accepted in the query string ({name}=); "
+                                                   "send 'Authorization: Bearer <token>'")
     for k, v in scope.get("headers") or ():
         if k == b"content-length":
             try:
@@ -186,17 +199,18 @@ def _refuse(scope, max_body: int) -> tuple[int, str, str] | None:
     return None
 
 
-def _static_headers() -> list[tuple[bytes, bytes]]:
-    return [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
-            (b"x-frame-options", b"DENY"), (b"cross-origin-opener-policy", b"same-origin"),
-            (b"permissions-policy", b"geolocation=(self), camera=(), microphone=()")]
+# The headers every answer gets, made once (a tuple: never changed in place; each answer's list is its own).
+STATIC_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"permissions-policy", b"geolocation=(self), camera=(), microphone=()"))
 
 
 async def _problem(send, status: int, title: str, detail: str, extra: list | None = None) -> None:
     body = orjson.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail})
     headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status,
-                "headers": headers + _static_headers() + (extra or [])})
+                "headers": [*headers, *STATIC_HEADERS, *(extra or ())]})
     await send({"type": "http.response.body", "body": body})
 
 

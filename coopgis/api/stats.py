@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from coopgis.api.errors import ApiError
 from coopgis.api.limits import admit
-from coopgis.api.params import filter_dependency
+from coopgis.api.params import CheckedRoute, filter_dependency
 from coopgis.census import CENSUS_SOURCE, PER
 from coopgis.figures import COUNTS, PER_CAPITA, class_breaks
 from coopgis.filters import CooperativeFilter, parse_bbox
@@ -25,7 +25,7 @@ from coopgis.stats import FIELDS, GROUPS, group_stats
 
 
 def build_router(settings) -> APIRouter:
-    router = APIRouter(tags=["Statistics"])
+    router = APIRouter(tags=["Statistics"], route_class=CheckedRoute)
     filters = filter_dependency(settings.max_filter_values, settings.max_filter_length)
 
     @router.get("/stats", summary="Cooperatives, members, jobs, women-led, troubled, deprived share, "

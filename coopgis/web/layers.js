@@ -59,6 +59,32 @@
     return group;
   }
 
+  // A page shows its cooperatives first: the boundary layers' tiles (VectorGrid) wait until the first clusters
+  // are drawn and painted, or until the page turns out to have no cooperative tiles, or 1.5 s at most.
+  var boundariesFree = false, waiting = [];
+
+  function showBoundaries() {
+    if (boundariesFree) { return; }
+    boundariesFree = true;
+    waiting.splice(0).forEach(function (f) { f(); });
+  }
+
+  function afterClusters(layer) {
+    if (boundariesFree) { return layer; }
+    var update = layer._update;
+    layer._update = function () { return boundariesFree ? update.apply(this, arguments) : undefined; };
+    waiting.push(function () {
+      layer._update = update;
+      if (layer._map) { layer._update(); }
+    });
+    return layer;
+  }
+
+  function clustersPainted() {   // after the browser has painted what was just drawn
+    if (boundariesFree) { return; }
+    (window.requestAnimationFrame || setTimeout)(function () { setTimeout(showBoundaries, 0); });
+  }
+
   var CoopTiles = L.GridLayer.extend({
     initialize: function (spec, options) {
       L.GridLayer.prototype.initialize.call(this, options);
@@ -96,8 +122,10 @@
           self._markers.addLayer(tile.coopGroup);
           done(null, tile);
           self.fire('coopdata');
+          clustersPainted();
         })
         .catch(function (err) {
+          clustersPainted();
           if (!tile.coopGone) { done(err, tile); }
         });
       return tile;
@@ -289,7 +317,7 @@
     });
     layer.coopRestyle = function () { layer.redraw(); };
     layer.coopRefilter = function () { layer.setUrl(polygonUrl(spec)); };
-    return layer;
+    return afterClusters(layer);
   }
 
   function embeddedPolygons(spec) {
@@ -315,5 +343,5 @@
   _.drawFeatures = drawFeatures; _.CoopTiles = CoopTiles; _.CoopLocal = CoopLocal; _.clusterOf = clusterOf;
   _.rampColor = rampColor; _.countiesShown = countiesShown; _.polygonStyle = polygonStyle;
   _.perCapita = perCapita; _.breaksOf = breaksOf;
-  _.tilePolygons = tilePolygons; _.embeddedPolygons = embeddedPolygons;
+  _.tilePolygons = tilePolygons; _.embeddedPolygons = embeddedPolygons; _.showBoundaries = showBoundaries;
 }());

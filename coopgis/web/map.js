@@ -33,6 +33,14 @@
     map.on('popupopen', keepPopupInView);
     titleControl();
     placeLabels(map);
+    // once the page's script has added its layers: without cooperative tiles the boundaries need not wait
+    setTimeout(function () {
+      var coop = Object.keys(state.layers).some(function (id) {
+        return state.layers[id] instanceof CoopTiles && map.hasLayer(state.layers[id]);
+      });
+      if (!coop) { _.showBoundaries(); }
+    }, 0);
+    setTimeout(_.showBoundaries, 1500);
   }
 
   // A popup whose content grows after it opened (a cluster's list, read from the server) is panned into

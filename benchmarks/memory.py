@@ -1,0 +1,197 @@
+"""What holds the memory of a serving process (issue 16, item 1): resident size step by step, and per structure.
+
+``python -m benchmarks.memory [--size 100000]``
+
+In one fresh process, the steps ``coopgis serve`` takes, with VmRSS (``/proc/self/status``) after each:
+imports, boundaries, the store read, the served ``Dataset``, the app, the tile index and polygon layers,
+the serialised features, the geocoder, the nearest and search indexes, the indexes the first filtered
+requests and the dashboard make (names, figures, stats), then ``gc.freeze`` and the Arrow pool's release
+as the warm-up ends. Beside it, the size of each structure, measured by walking it (numpy ``nbytes``,
+pandas ``memory_usage(deep=True)``, ``sys.getsizeof`` of Python objects, each object counted once): what
+the resident growth of each step is made of. Nothing is served; no port is opened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.common import ensure_dataset, machine, md_table, say
+
+
+def rss() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def deep_size(obj, seen: set | None = None, depth: int = 0) -> int:
+    """Bytes held by ``obj`` and what it references (numpy buffers, frames, containers), each counted once."""
+    import numpy as np
+    import pandas as pd
+
+    seen = set() if seen is None else seen
+    if id(obj) in seen or depth > 12:
+        return 0
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray):
+        base = obj.base if obj.base is not None else None
+        size = sys.getsizeof(obj) if base is not None else obj.nbytes + 112
+        if obj.dtype == object:
+            size += sum(deep_size(v, seen, depth + 1) for v in obj.ravel()[:2_000_000])
+        return size
+    if isinstance(obj, (pd.DataFrame, pd.Series, pd.Index)):
+        try:
+            usage = obj.memory_usage(deep=True)
+            return int(usage.sum() if hasattr(usage, "sum") else usage)
+        except Exception:
+            return sys.getsizeof(obj)
+    if isinstance(obj, (bytes, bytearray, str, int, float, bool)) or obj is None:
+        return sys.getsizeof(obj)
+    size = sys.getsizeof(obj)
+    if isinstance(obj, dict):
+        size += sum(deep_size(k, seen, depth + 1) + deep_size(v, seen, depth + 1) for k, v in obj.items())
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        size += sum(deep_size(v, seen, depth + 1) for v in obj)
+    elif hasattr(obj, "__dict__"):
+        size += deep_size(vars(obj), seen, depth + 1)
+    elif hasattr(obj, "__slots__"):
+        size += sum(deep_size(getattr(obj, s, None), seen, depth + 1) for s in obj.__slots__)
+    return size
+
+
+def served_rss(store, workers: int) -> int:
+    """RSS of every worker of ``coopgis serve --workers N``: at ready, and after a few hundred mixed requests."""
+    from benchmarks.common import NO_RATE_LIMITS, Server, cmdline, coopgis_serve_argv, free_port, rss_mb
+    from benchmarks.loadgen import httpx_load
+
+    port = free_port()
+    paths = ["/conformance", "/collections/cooperatives/items?limit=100", "/collections/cooperatives/items?limit=100"
+             "&offset=5000", "/collections/cooperatives/items?bbox=51,35,52,36&limit=1000", "/tiles/cooperatives/5/"
+             "20/12.mvt", "/tiles/cooperatives/6/41/25.geojson", "/tiles/provinces/5/20/12.mvt", "/geocode?q=تهران",
+             "/stats?by=province", "/dashboard", "/maps/national", "/collections/cooperatives/items?kind=production"]
+    srv = Server(f"coopgis-w{workers}", coopgis_serve_argv(store, port, workers), port, "/ready", env=NO_RATE_LIMITS)
+    try:
+        srv.start()
+        time.sleep(10)   # the other workers' warm-up
+        ws = [p for p in srv.pids()[1:] if "resource_tracker" not in cmdline(p)] if workers > 1 else srv.pids()[:1]
+        at_ready = {p: rss_mb(p) for p in ws}
+        for _ in range(5):
+            httpx_load(srv.base, paths, 4, 400, 30.0)
+        after = {p: rss_mb(p) for p in ws}
+        say(f"\n### coopgis serve --workers {workers}: RSS per worker (MB)\n")
+        say(md_table(["worker pid", "after warm-up", "after 2,000 mixed requests"],
+                     [[p, f"{at_ready[p]:,.0f}", f"{after[p]:,.0f}"] for p in ws]))
+        say(f"supervisor: {rss_mb(srv.pids()[0]) or 0:,.0f} MB; total of the workers after load "
+            f"{sum(after.values()):,.0f} MB")
+    finally:
+        srv.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.memory", description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=100_000)
+    ap.add_argument("--workers", type=int, default=0, help="instead: RSS of each worker of `coopgis serve --workers "
+                                                           "N` after warm-up and a mixed load")
+    args = ap.parse_args(argv)
+    store, _ = ensure_dataset(args.size)   # before the first figure: building it is not serving it
+    if args.workers:
+        return served_rss(store, args.workers)
+    say(f"# memory of one serving process, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
+        f"{args.size:,} cooperatives")
+    say("machine: " + "; ".join(f"{k} {v}" for k, v in machine().items()))
+    steps: list[tuple[str, float]] = [("python + benchmarks.common", rss())]
+
+    def step(name: str) -> None:
+        steps.append((name, rss()))
+
+    import os
+
+    os.environ["COOPGIS_DATA"] = str(store)
+    from coopgis.app import create_app
+    from coopgis.boundaries import load_boundaries
+    from coopgis.corrections import villages_to_learn
+    from coopgis.dataset import Dataset
+    from coopgis.loading import release_memory
+    from coopgis.settings import ServiceSettings
+    from coopgis.store import FileStore
+    step("imports (coopgis.app: FastAPI, pandas, geopandas, shapely, pyarrow, numpy)")
+    settings = ServiceSettings()
+    b = load_boundaries(settings.boundaries, deprivation=settings.deprivation, cache_dir=settings.cache_dir)
+    step("boundaries (provinces, counties, deprivation, places)")
+    fs = FileStore(store)
+    frame, report = fs.read_with_ingest_report()
+    step("the store read (GeoDataFrame of the cooperatives)")
+    accepted, _ = fs.report_log().accepted()
+    ds = Dataset(frame, b, report, verified=accepted, villages=villages_to_learn(frame, accepted))
+    del frame
+    gc.collect()
+    step("Dataset() (the served frame: masked text, Persian labels; the read frame dropped)")
+    app = create_app(settings, ds)
+    step("create_app (routers, templates, metrics, tile engine object)")
+    app.state.tile_engine.warm()
+    step("tile index (PointIndex) and polygon layers")
+    ds.warm()
+    step("serialised public features (Packed)")
+    ds.geocoder  # noqa: B018
+    step("geocoder")
+    ds.collections["cooperatives"].nearest_index()
+    step("nearest index")
+    ds.search_index()
+    step("search index")
+    release_memory()
+    gc.freeze()
+    step("end of warm-up (garbage collected, Arrow pool and free heap released, gc.freeze): /ready")
+    ds.names  # noqa: B018
+    step("name index (first province/county filter)")
+    ds.figures  # noqa: B018
+    ds.stats_index  # noqa: B018
+    step("area figures and stats index (first filtered choropleth tile, dashboard)")
+    rows = []
+    prev = None
+    for name, value in steps:
+        rows.append([name, f"{value:,.0f}", "" if prev is None else f"{value - prev:+,.0f}"])
+        prev = value
+    say("\n### Resident memory (VmRSS, MB) after each step\n")
+    say(md_table(["step", "RSS MB", "growth MB"], rows))
+
+    coll = ds.collections["cooperatives"]
+    seen: set = set()
+    parts = [("the served cooperatives frame (all columns)", ds.cooperatives)]
+    sizes = []
+    for label, obj in parts:
+        sizes.append((label, deep_size(obj, seen)))
+    usage = ds.cooperatives.memory_usage(deep=True).sort_values(ascending=False)
+    top = ", ".join(f"{k} {v / 2**20:,.0f}" for k, v in usage.head(8).items())
+    for label, obj in [
+        ("serialised features (ids, geometries, properties: Packed)", coll._parts),
+        ("point arrays lon/lat of the collection", (coll.lon, coll.lat)),
+        ("typed column arrays for filters (made on use)", coll._cached),
+        ("tile engine: point index", app.state.tile_engine._points),
+        ("tile engine: polygon layers and simplified geometry", (app.state.tile_engine._polygons,
+                                                                  app.state.tile_engine._geometry_sets)),
+        ("nearest index", coll._nearest),
+        ("search index", ds._search),
+        ("geocoder", ds._geocoder),
+        ("name index", ds._names),
+        ("area figures + stats index", (ds._figures, ds._stats)),
+        ("boundaries", ds.boundaries),
+        ("boundary collections (provinces, counties, deprivation frames)",
+         [ds.collections[n].frame for n in ("provinces", "counties", "deprivation")]),
+    ]:
+        sizes.append((label, deep_size(obj, seen)))
+    say("\n### Size of each structure (walked; MB)\n")
+    say(md_table(["structure", "MB"], [[k, f"{v / 2**20:,.1f}"] for k, v in sizes]))
+    say(f"\nlargest columns of the served frame (MB): {top}")
+    say(f"\nsum of the structures: {sum(v for _, v in sizes) / 2**20:,.0f} MB (walking them materialises "
+        "Python objects: RSS after the walk is not a figure of the server)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
