@@ -143,6 +143,7 @@ def _build(directory: Path, deprivation_path: Path) -> Boundaries:
     counties["point_lat"] = counties["osm_relation_id"].map(county_points["point_lat"])
     country = shapely.union_all(provinces.geometry.values)
     shapely.prepare(country)
+    shapely.contains_xy(country, 53.0, 32.5)   # its index is built now, before threads share it (joins.py)
     return Boundaries(provinces=provinces, counties=counties, places=places,
                       country=country, source_dir=directory)
 

@@ -31,6 +31,7 @@ from rapidfuzz.distance import Levenshtein
 
 from coopgis.boundaries import Boundaries
 from coopgis.distance import haversine_km
+from coopgis.joins import GEOMETRY_LOCK
 from coopgis.text import fold, is_latin, key, latin_key, norm
 
 # Words that open an administrative name, and the level they announce.
@@ -633,18 +634,19 @@ class Geocoder:
         zero = given & ((lon == 0) | (lat == 0))
         ok_range = given & ~zero & (np.abs(lon) <= 180) & (np.abs(lat) <= 90)
         inside = np.zeros(len(lon), bool)
-        inside[ok_range] = shapely.contains_xy(self.b.country, lon[ok_range], lat[ok_range])
-        swap_ok = given & ~zero & ~inside & (np.abs(lat) <= 180) & (np.abs(lon) <= 90)
         swapped = np.zeros(len(lon), bool)
-        swapped[swap_ok] = shapely.contains_xy(self.b.country, lat[swap_ok], lon[swap_ok])
         in_prov = np.ones(len(lon), bool)
-        check = inside & np.array([isinstance(p, str) and p != "" for p in prov])
-        if check.any():
-            geoms = dict(zip(self.b.provinces["iso_3166_2"], self.b.provinces.geometry, strict=False))
-            for i in np.flatnonzero(check):
-                g = geoms.get(prov[i])
-                if g is not None:
-                    in_prov[i] = shapely.contains_xy(g, lon[i], lat[i])
+        with GEOMETRY_LOCK:   # the country and province polygons are shared by the worker's threads
+            inside[ok_range] = shapely.contains_xy(self.b.country, lon[ok_range], lat[ok_range])
+            swap_ok = given & ~zero & ~inside & (np.abs(lat) <= 180) & (np.abs(lon) <= 90)
+            swapped[swap_ok] = shapely.contains_xy(self.b.country, lat[swap_ok], lon[swap_ok])
+            check = inside & np.array([isinstance(p, str) and p != "" for p in prov])
+            if check.any():
+                geoms = dict(zip(self.b.provinces["iso_3166_2"], self.b.provinces.geometry, strict=False))
+                for i in np.flatnonzero(check):
+                    g = geoms.get(prov[i])
+                    if g is not None:
+                        in_prov[i] = shapely.contains_xy(g, lon[i], lat[i])
         for i in np.flatnonzero(given):
             if zero[i]:
                 out[i] = "coord_zero"

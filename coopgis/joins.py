@@ -15,6 +15,7 @@ Not here: where the points come from (``geocode.py``).
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -110,6 +111,13 @@ def join_boundaries(lon: np.ndarray, lat: np.ndarray, boundaries: Boundaries) ->
     return out
 
 
+# Boundary polygons are shared by the threads of a worker. GEOS makes a prepared polygon's indexes on first
+# use, and two threads doing that to the same polygon at once corrupt memory (a "double free" abort, seen
+# with concurrent location reports in a just-started worker): point-in-polygon tests on shared polygons
+# take this lock (they are vectorised, so an ingest takes it once per polygon).
+GEOMETRY_LOCK = threading.Lock()
+
+
 def locate_points(polygons: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """Index of the polygon holding each point, -1 for none.
 
@@ -128,8 +136,10 @@ def locate_points(polygons: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.
         cand = order[np.searchsorted(sorted_lon, x0, side="left"):np.searchsorted(sorted_lon, x1, side="right")]
         cand = cand[(lat[cand] >= y0) & (lat[cand] <= y1) & (out[cand] < 0)]
         if len(cand):
-            shapely.prepare(geom)
-            out[cand[shapely.contains_xy(geom, lon[cand], lat[cand])]] = i
+            with GEOMETRY_LOCK:
+                shapely.prepare(geom)
+                inside = shapely.contains_xy(geom, lon[cand], lat[cand])
+            out[cand[inside]] = i
     missing = finite[out[finite] < 0]
     if len(missing):
         src, hit = shapely.STRtree(polygons).query(shapely.points(lon[missing], lat[missing]), predicate="intersects")

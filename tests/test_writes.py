@@ -149,8 +149,9 @@ def test_workers_agree_within_two_seconds(folder):
         assert _decide(a, rid, a.get(f"/cooperatives/{reg}").headers["etag"]).status_code == 200
         started = time.perf_counter()
         while b.get(f"/cooperatives/{reg}").json()["properties"]["precision"] != "verified":
-            # 2 s is the promise; a look every 0.5 s and an update in place keep it well under that
-            assert time.perf_counter() - started < 1.2, "the other worker still serves the old location"
+            # 2 s is the promise (a look every 0.5 s and an update in place keep it well under that when the
+            # machine is quiet; under a loaded test run it took 1.24 s once)
+            assert time.perf_counter() - started < 2.0, "the other worker still serves the old location"
             time.sleep(0.05)
         assert b.get(f"/cooperatives/{reg}").headers["etag"] == a.get(f"/cooperatives/{reg}").headers["etag"]
 
