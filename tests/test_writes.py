@@ -144,6 +144,8 @@ def test_an_acceptance_updates_what_is_served_without_reading_the_store(folder, 
 
 def test_workers_agree_within_two_seconds(folder):
     with _client(folder) as a, _client(folder) as b:      # two workers, each with its own watcher
+        for worker in (a, b):   # the promise is between ready replicas (a balancer routes only to /ready ones)
+            assert worker.app.state.read_model.warmed.wait(60)
         reg = _coop(a)["id"]
         rid = _report(a, reg, 51.45, 35.75).json()["id"]
         assert _decide(a, rid, a.get(f"/cooperatives/{reg}").headers["etag"]).status_code == 200
