@@ -33,13 +33,60 @@ FUZZY_CUTOFF = 80
 SCORE = {"registration_no": 100.0, "name": 90.0, "place": 80.0, "address": 70.0, "fuzzy": 50.0}
 
 
+class Groups:
+    """Rows per distinct key, in one array (``key in groups``, ``groups[key]``, ``groups.get(key)``, iteration).
+
+    One dict from key to slot and two arrays: a numpy array per key would cost its ~100-byte header
+    for each of tens of thousands of keys, in every worker.
+    """
+
+    def __init__(self, keys: list[str]):
+        codes, uniques = pd.factorize(pd.Series(keys, dtype=object), use_na_sentinel=True)
+        codes = np.asarray(codes, np.int64)
+        named = np.flatnonzero(codes >= 0)
+        order = named[np.argsort(codes[named], kind="stable")]
+        self._rows = order.astype(np.int64)
+        self._bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1)).astype(np.int64)
+        self._slot = {str(k): i for i, k in enumerate(uniques)}
+
+    def __len__(self) -> int:
+        return len(self._slot)
+
+    def __iter__(self):
+        return iter(self._slot)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._slot
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        i = self._slot[key]
+        return self._rows[self._bounds[i]:self._bounds[i + 1]]
+
+    def get(self, key: str) -> np.ndarray | None:
+        return self[key] if key in self._slot else None
+
+
+class Postings:
+    """``postings[i]``: the rows of word ``i``, all in one array."""
+
+    def __init__(self, lists: list[list[int]]):
+        lengths = np.fromiter((len(v) for v in lists), np.int64, len(lists))
+        self._bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        self._rows = np.fromiter((r for v in lists for r in v), np.int64, int(self._bounds[-1]))
+
+    def __len__(self) -> int:
+        return len(self._bounds) - 1
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self._rows[self._bounds[i]:self._bounds[i + 1]]
+
+
 @dataclass
 class Vocabulary:
     """Distinct word keys of a text column and, per word, the rows it occurs in."""
 
     words: list[str]
-    postings: list[np.ndarray]
-    position: dict[str, int]
+    postings: Postings
 
     @classmethod
     def build(cls, texts) -> Vocabulary:
@@ -57,22 +104,21 @@ class Vocabulary:
                     if not lst or lst[-1] != i:
                         lst.append(i)
         words = list(rows)
-        return cls(words, [np.asarray(rows[w], dtype=np.int64) for w in words],
-                   {w: i for i, w in enumerate(words)})
+        return cls(words, Postings([rows[w] for w in words]))
 
 
 @dataclass
 class KeyColumn:
-    """Matching keys of one column: joined into one string for substring search, and grouped by value."""
+    """Matching keys of one column: joined into one string for substring search, and grouped by value
+    (when asked: the place and county columns)."""
 
-    keys: list[str]
     lengths: np.ndarray
     joined: str
     starts: np.ndarray          # offset of each row's key in ``joined`` (keys are separated by newlines)
-    groups: dict[str, np.ndarray]
+    groups: Groups | None
 
     @classmethod
-    def build(cls, values, to_key) -> KeyColumn:
+    def build(cls, values, to_key, grouped: bool = False) -> KeyColumn:
         cache: dict[str, str] = {}
         keys = []
         for v in values:
@@ -85,12 +131,12 @@ class KeyColumn:
             keys.append(k)
         lengths = np.fromiter((len(k) for k in keys), np.int64, len(keys))
         starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]]).astype(np.int64)
-        groups: dict[str, list[int]] = {}
-        for i, k in enumerate(keys):
-            if k:
-                groups.setdefault(k, []).append(i)
-        return cls(keys, lengths, "\n".join(keys) + "\n", starts,
-                   {k: np.asarray(v, np.int64) for k, v in groups.items()})
+        groups = Groups([k or None for k in keys]) if grouped else None  # type: ignore[misc]
+        return cls(lengths, "\n".join(keys) + "\n", starts, groups)
+
+    def group(self, k: str) -> np.ndarray | None:
+        """The rows whose key is ``k`` (None: none, or the column is not grouped)."""
+        return self.groups.get(k) if self.groups is not None else None
 
     def containing(self, needle: str, allowed: np.ndarray | None = None, need: int | None = None) -> np.ndarray:
         """Rows whose key contains ``needle``, in row order; with ``allowed``/``need``, the first ``need``
@@ -142,8 +188,8 @@ def build_search_index(f: pd.DataFrame, boundaries: Boundaries | None = None) ->
     """The search index of a cooperatives table; ``boundaries`` add the English place and county names."""
     names = f["name"].tolist()
     name = KeyColumn.build(names, lambda v: key(v, prefixes=False))
-    place = KeyColumn.build(f["place"].tolist(), key)
-    county = KeyColumn.build(f["county"].tolist(), key)
+    place = KeyColumn.build(f["place"].tolist(), key, grouped=True)
+    county = KeyColumn.build(f["county"].tolist(), key, grouped=True)
     latin: dict[str, list[np.ndarray]] = {}
     if boundaries is not None:
         b = boundaries
@@ -163,7 +209,8 @@ def build_search_index(f: pd.DataFrame, boundaries: Boundaries | None = None) ->
                 latin.setdefault(latin_key(en), []).append(np.asarray(rows, np.int64))
     latin_rows = {k: np.unique(np.concatenate(v)) for k, v in latin.items()}
     return SearchIndex(name, Vocabulary.build(names), place, county, latin_rows,
-                       sorted(set(place.groups) | set(county.groups)), sorted(latin_rows), f["address"].tolist())
+                       sorted(set(place.groups or ()) | set(county.groups or ())), sorted(latin_rows),
+                       f["address"].tolist())
 
 
 def search_rows(idx: SearchIndex, row_of: Callable[[str], int | None], text: str, limit: int,
@@ -233,10 +280,12 @@ def search_rows(idx: SearchIndex, row_of: Callable[[str], int | None], text: str
         if lk in idx.latin:
             take(idx.latin[lk], "place", SCORE["place"] + 5)
     elif qkey:
-        if qkey in idx.place.groups:
-            take(idx.place.groups[qkey], "place", SCORE["place"] + 5)
-        if not full() and qkey in idx.county.groups:
-            take(idx.county.groups[qkey], "place", SCORE["place"])
+        rows = idx.place.group(qkey)
+        if rows is not None:
+            take(rows, "place", SCORE["place"] + 5)
+        rows = idx.county.group(qkey)
+        if not full() and rows is not None:
+            take(rows, "place", SCORE["place"])
     if full():
         return out
     # 4. the address holds the query (a village the geocoder did not resolve)
@@ -266,8 +315,8 @@ def search_rows(idx: SearchIndex, row_of: Callable[[str], int | None], text: str
         if len(qkey) >= 3:
             for k, sim, _ in process.extract(qkey, idx.place_keys, scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF,
                                              limit=None):
-                for groups in (idx.place.groups, idx.county.groups):
-                    group = groups.get(k)
+                for column in (idx.place, idx.county):
+                    group = column.group(k)
                     if group is not None:
                         similarity[group] = np.maximum(similarity[group], sim)
     rows = np.flatnonzero(similarity)
