@@ -232,19 +232,31 @@ def filter_key(flt) -> tuple:
     return tuple(out)
 
 
-def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
-    """A column as an object array of native Python values (None where missing)."""
-    out = np.empty(len(frame), dtype=object)
-    if name not in frame.columns:
-        return out
-    s = frame[name]
-    out[:] = s.tolist()                     # Python scalars for numpy and nullable dtypes
-    out[s.isna().to_numpy()] = None
-    if s.dtype == object:                   # mixed columns may still hold numpy scalars
-        odd = np.flatnonzero([not isinstance(v, (str, bool, int, float)) and v is not None for v in out])
-        for i in odd:
-            out[i] = plain_value(out[i])
-    return out
+class Codes:
+    """A column as codes into its distinct values (Python values, None for missing): ``col[idx]`` is an
+    object array of the rows' values. Distinct values are made once: a column of 100,000 values of a
+    few kinds costs 100,000 small integers, not 100,000 Python objects (the frame's text is Arrow, so a
+    plain object array would be a copy of every cell in every worker)."""
+
+    def __init__(self, frame: pd.DataFrame, name: str):
+        if name not in frame.columns:
+            self.codes = np.full(len(frame), -1, np.int32)
+            self.values = np.array([None], dtype=object)
+            return
+        codes, uniques = pd.factorize(frame[name], use_na_sentinel=True)
+        self.codes = np.asarray(codes, np.int32)
+        values = np.empty(len(uniques) + 1, dtype=object)       # the last slot: missing (code -1)
+        values[:-1] = [plain_value(v) for v in uniques.tolist()]
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, idx) -> np.ndarray:
+        return self.values[self.codes[idx]]
+
+    def tolist(self) -> list:
+        return self.values[self.codes].tolist()
 
 
 def _mvt_id(value) -> int | None:
@@ -349,10 +361,13 @@ class PointIndex:
             self.kind_idx = np.asarray(cat.codes, dtype=np.int64)   # -1: no kind
         else:
             self.kind_idx = np.full(len(rows), -1, np.int64)
-        self.columns = {name: _column(f, name) for name in POINT_PROPERTIES}
+        self.columns = {name: Codes(f, name) for name in POINT_PROPERTIES}
         self.sums = PrefixSums.build(self)
         self.ids = self.columns["registration_no"]
-        self.mvt_ids = np.array([_mvt_id(r) for r in self.ids.tolist()] + [None], dtype=object)[:-1]
+        ids = self.ids
+        self.mvt_ids = Codes.__new__(Codes)          # the same codes; each distinct id as an MVT integer id
+        self.mvt_ids.codes = ids.codes
+        self.mvt_ids.values = np.array([_mvt_id(v) for v in ids.values.tolist()] + [None], dtype=object)[:-1]
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -494,7 +509,7 @@ class PolygonLayer:
         frame = coll.frame
         self.ids = [plain_value(v) for v in frame[coll.id_column].tolist()]
         self.mvt_ids = [_mvt_id(v) for v in self.ids]
-        cols = {c: _column(frame, c).tolist() for c in coll.properties}
+        cols = {c: Codes(frame, c).tolist() for c in coll.properties}
         self.props = [dict(zip(cols, values, strict=False))
                       for values in zip(*cols.values(), strict=False)] if cols else \
             [{} for _ in range(len(frame))]
