@@ -141,7 +141,7 @@ class ServiceSettings(Settings):
     max_cql2_length: int = Field(default=8000, ge=100, description="longest CQL2 filter, in characters")
     max_cql2_nodes: int = Field(default=500, ge=10, description="most terms (comparisons, values, operators) in "
                                                              "one CQL2 filter")
-    download_cache_mb: float = Field(default=256, ge=0, description="memory for recent items answers and downloads "
+    download_cache_mb: float = Field(default=64, ge=0, description="memory for recent items answers and downloads "
                                                                     "served in byte ranges (MB); 0: none kept")
     access_log: bool = Field(default=True, description="one line per request on standard output (uvicorn's "
                                                        "format, credentials redacted), written in batches")
