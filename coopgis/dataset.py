@@ -13,10 +13,17 @@ Not here: reading request values (``filters.py``), writing data (``store.py``).
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
+import logging
 import math
+import mmap
+import os
+import tempfile
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -26,6 +33,7 @@ import shapely
 
 from coopgis.boundaries import Boundaries
 from coopgis.figures import COUNTS, PER_CAPITA, AreaFigures
+from coopgis.files import PRIVATE_MODE
 from coopgis.geocode import Geocoder
 from coopgis.joins import CLASS_WORDS, border_quota, deprivation_of_counties, quota_words
 from coopgis.names import NameIndex
@@ -81,6 +89,13 @@ ATTRIBUTION = ("© OpenStreetMap contributors (ODbL); Contains GeoNames data (ht
 ATTRIBUTION_SHORT = ("© OpenStreetMap contributors · GeoNames (CC BY 4.0) · Who's On First · quattroshapes · "
                      "django-iranian-cities · Iran Post GNAF")
 
+# The serialised features of a large point collection are written once to files (in the cache folder,
+# named by a digest of the rows and of this module) and memory-mapped read-only: every worker on the
+# machine then reads the same pages, and a restart maps them instead of serialising again.
+FEATURE_FILE_MIN_ROWS = 10_000
+KEEP_FEATURE_FILES = 24          # the newest files kept in the folder (3 per dataset and level)
+log = logging.getLogger("coopgis")
+
 
 @dataclass
 class Collection:
@@ -94,6 +109,7 @@ class Collection:
     lon: np.ndarray | None = None           # points only
     lat: np.ndarray | None = None
     bounds: np.ndarray | None = None        # polygons: minx, miny, maxx, maxy per row
+    files: Path | None = None               # the folder of its feature files (None: kept in memory only)
     _parts: dict[str, tuple[Packed, Packed, Packed]] = field(default_factory=dict, repr=False)
     _row_of_id: dict[str, int] | None = field(default=None, repr=False)
     _nearest: NearestIndex | None = field(default=None, repr=False)
@@ -124,8 +140,31 @@ class Collection:
             # made once: a request during the warm-up waits for the warming thread instead of making them too
             with self._parts_lock:
                 if level not in self._parts:
-                    self._parts[level] = _serialise(self.frame, self.id_column, self.columns(level))
+                    self._parts[level] = self._made_parts(level)
         return self._parts[level]
+
+    def _made_parts(self, level: str) -> tuple[Packed, Packed, Packed]:
+        """The parts of a level: mapped from their files when written before, else serialised (and written)."""
+        columns = self.columns(level)
+        if self.files is None or self.lon is None or self.lat is None or len(self) < FEATURE_FILE_MIN_ROWS:
+            return _serialise(self.frame, self.id_column, columns)
+        digest = _rows_digest(self.frame, self.id_column, columns, self.lon, self.lat)
+        paths = [self.files / f"{self.name}-{digest}-{level}-{part}.packed" for part in ("ids", "geoms", "props")]
+        mapped = [Packed.mapped(path) for path in paths]
+        if all(m is not None and len(m) == len(self) for m in mapped):
+            return mapped[0], mapped[1], mapped[2]  # type: ignore[return-value]
+        parts = _serialise(self.frame, self.id_column, columns)
+        try:
+            for part, path in zip(parts, paths, strict=True):
+                part.save(path)
+            _prune(self.files)
+        except OSError as exc:   # a read-only or full cache folder: serve from memory
+            log.warning("feature files not written to %s (%s): features kept in memory", self.files, exc)
+            return parts
+        mapped = [Packed.mapped(path) for path in paths]
+        if all(m is not None and len(m) == len(self) for m in mapped):
+            return mapped[0], mapped[1], mapped[2]  # type: ignore[return-value]
+        return parts
 
     def feature(self, i: int, geometry: bytes | None = None, level: str = "public") -> bytes:
         """One GeoJSON Feature; ``geometry`` replaces the CRS84 geometry (for another CRS)."""
@@ -196,9 +235,10 @@ class Dataset:
 
     def __init__(self, cooperatives: gpd.GeoDataFrame, boundaries: Boundaries, report: dict | None = None,
                  geocoder: Geocoder | None = None, verified: dict[str, dict] | None = None,
-                 villages: list[tuple[str, float, float]] | None = None):
+                 villages: list[tuple[str, float, float]] | None = None, feature_files: Path | None = None):
         """``geocoder``: shared with a previous dataset, or None to make one on first use (about 1.5 s: not
-        at start-up; the warm-up makes it), then taught ``villages`` ((code, lon, lat) of verified points)."""
+        at start-up; the warm-up makes it), then taught ``villages`` ((code, lon, lat) of verified points).
+        ``feature_files``: the folder where the cooperatives' serialised features are kept and mapped from."""
         self.boundaries = boundaries
         self._geocoder = geocoder
         self._villages = list(villages or ())
@@ -241,7 +281,8 @@ class Dataset:
         lat[has.to_numpy()] = pts[has].y.to_numpy()
         self.collections: dict[str, Collection] = {
             "cooperatives": Collection("cooperatives", coops, "registration_no", PUBLIC_COLUMNS,
-                                       tuple(c for c in STAFF_COLUMNS if c in coops.columns), lon=lon, lat=lat),
+                                       tuple(c for c in STAFF_COLUMNS if c in coops.columns), lon=lon, lat=lat,
+                                       files=feature_files),
         }
         provinces, counties, deprivation = self._boundary_tables()
         for name, frame, id_col in (("provinces", provinces, "iso_3166_2"), ("counties", counties, "osm_relation_id"),
@@ -450,14 +491,55 @@ class Packed:
     size in memory (allocator slack); one buffer and an offset array cost their size.
     """
 
+    MAGIC = b"coopgis-packed-1"
+
     def __init__(self, parts):
         buf = bytearray()
         offsets = [0]
         for part in parts:
             buf += part
             offsets.append(len(buf))
-        self._buf = bytes(buf)
+        self._buf: bytes | mmap.mmap = bytes(buf)
         self._offsets = np.asarray(offsets, dtype=np.int64)
+
+    def save(self, path: Path) -> None:
+        """Write to ``path`` (0600, atomically: a reader finds the old file or the whole new one)."""
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + "-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                os.fchmod(f.fileno(), PRIVATE_MODE)
+                f.write(self.MAGIC + np.int64(len(self)).astype("<i8").tobytes())
+                f.write((self._offsets - self._offsets[0]).astype("<i8").tobytes())
+                f.write(memoryview(self._buf)[int(self._offsets[0]):int(self._offsets[-1])])
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def mapped(cls, path: Path) -> Packed | None:
+        """The items a :meth:`save` wrote, memory-mapped read-only (None: no such file, or not whole)."""
+        try:
+            with path.open("rb") as f:
+                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):   # missing, unreadable, or empty
+            return None
+        head = len(cls.MAGIC) + 8
+        if len(mm) < head or mm[:len(cls.MAGIC)] != cls.MAGIC:
+            return None
+        n = int(np.frombuffer(mm, "<i8", 1, len(cls.MAGIC))[0])
+        start = head + 8 * (n + 1)
+        if n < 0 or len(mm) < start:
+            return None
+        offsets = np.frombuffer(mm, "<i8", n + 1, head).astype(np.int64) + start
+        if offsets[0] != start or offsets[-1] != len(mm) or (n and bool((np.diff(offsets) < 0).any())):
+            return None
+        out = cls(())
+        out._buf, out._offsets = mm, offsets
+        return out
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
@@ -482,6 +564,28 @@ class Packed:
         out._buf = b"".join(pieces)
         out._offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         return out
+
+
+def _rows_digest(frame: pd.DataFrame, id_column: str, columns: tuple[str, ...], lon: np.ndarray,
+                 lat: np.ndarray) -> str:
+    """A digest of what a point collection's features are made of: the values of its columns, its points,
+    and the code that serialises them (this module)."""
+    h = hashlib.blake2b(Path(__file__).read_bytes(), digest_size=16)
+    h.update(repr((id_column, columns, len(frame))).encode())
+    for col in (id_column, *columns):
+        if col in frame.columns:
+            h.update(pd.util.hash_pandas_object(frame[col], index=False).to_numpy().tobytes())
+    h.update(np.ascontiguousarray(lon).tobytes())
+    h.update(np.ascontiguousarray(lat).tobytes())
+    return h.hexdigest()
+
+
+def _prune(folder: Path) -> None:
+    """Remove all but the newest feature files (a worker still mapping a removed one keeps its pages)."""
+    files = sorted(folder.glob("*.packed"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in files[KEEP_FEATURE_FILES:]:
+        with contextlib.suppress(OSError):
+            old.unlink()
 
 
 def _serialise(frame: gpd.GeoDataFrame, id_column: str, properties: tuple[str, ...],

@@ -1,0 +1,77 @@
+"""The served features written once and memory-mapped by every worker (issue 16: memory shared between
+workers): what a planner or GIS user gets is the same bytes, never a stale copy of other rows."""
+
+from __future__ import annotations
+
+import mmap
+import os
+
+import orjson
+import pytest
+
+import coopgis.dataset as dataset_module
+from coopgis.dataset import Dataset, Packed
+
+
+@pytest.fixture()
+def small_files(monkeypatch):
+    monkeypatch.setattr(dataset_module, "FEATURE_FILE_MIN_ROWS", 0)   # the test registry has 1,500 rows
+
+
+def _served(store, boundaries, geocoder, folder, frame=None) -> Dataset:
+    return Dataset(store.read() if frame is None else frame, boundaries, store.read_report(), geocoder,
+                   feature_files=folder)
+
+
+def test_packed_file_round_trip_and_damaged_files(tmp_path):
+    items = [b'{"a":1}', b"", "«تعاونی»".encode(), b"x" * 5000]
+    Packed(items).save(tmp_path / "p.packed")
+    back = Packed.mapped(tmp_path / "p.packed")
+    assert back is not None and isinstance(back._buf, mmap.mmap)
+    assert list(back) == items
+    assert oct(os.stat(tmp_path / "p.packed").st_mode & 0o777) == "0o600"   # the features hold clerks' text
+    whole = (tmp_path / "p.packed").read_bytes()
+    for name, damaged in (("short", whole[:-3]), ("magic", b"X" + whole[1:]), ("empty", b""), ("head", whole[:10])):
+        (tmp_path / name).write_bytes(damaged)
+        assert Packed.mapped(tmp_path / name) is None, name
+    assert Packed.mapped(tmp_path / "missing") is None
+
+
+def test_second_worker_maps_the_same_features(small_files, sample_store, boundaries, geocoder, tmp_path):
+    plain = Dataset(sample_store.read(), boundaries, sample_store.read_report(), geocoder)   # in memory only
+    first = _served(sample_store, boundaries, geocoder, tmp_path)
+    second = _served(sample_store, boundaries, geocoder, tmp_path)
+    a, b, c = (d.collections["cooperatives"] for d in (plain, first, second))
+    b.parts()       # the first worker serialises and writes
+    written = sorted(p.name for p in tmp_path.glob("*.packed"))
+    assert len(written) == 3
+    assert all(isinstance(part._buf, mmap.mmap) for part in c.parts())   # mapped, not serialised again
+    assert sorted(p.name for p in tmp_path.glob("*.packed")) == written   # nothing new written
+    for i in (0, 1, len(a) // 2, len(a) - 1):
+        assert a.feature(i) == b.feature(i) == c.feature(i)
+    # the staff level has its own files, with the staff columns
+    staff = orjson.loads(c.feature(0, level="staff"))
+    assert "source_row" in staff["properties"] and "source_row" not in orjson.loads(c.feature(0))["properties"]
+    assert len(list(tmp_path.glob("*.packed"))) == 6
+
+
+def test_changed_rows_never_get_old_features(small_files, sample_store, boundaries, geocoder, tmp_path):
+    first = _served(sample_store, boundaries, geocoder, tmp_path)
+    before = orjson.loads(first.collections["cooperatives"].feature(7))
+    frame = sample_store.read()
+    frame.loc[7, "name"] = "تعاونی تازه‌نام"
+    frame.loc[7, "geometry"] = frame.geometry.iloc[7].__class__(55.5, 30.5)
+    changed = _served(sample_store, boundaries, geocoder, tmp_path, frame=frame)
+    after = orjson.loads(changed.collections["cooperatives"].feature(7))
+    assert before["properties"]["name"] != after["properties"]["name"] == "تعاونی تازه‌نام"
+    assert after["geometry"]["coordinates"] == [55.5, 30.5]
+    assert len(list(tmp_path.glob("*.packed"))) == 6     # a second set of files, the first left for its readers
+
+
+def test_a_file_in_the_way_is_not_fatal(small_files, sample_store, boundaries, geocoder, tmp_path):
+    blocker = tmp_path / "features"
+    blocker.write_text("not a folder")       # the cache path can't be written: features stay in memory
+    served = _served(sample_store, boundaries, geocoder, blocker)
+    coll = served.collections["cooperatives"]
+    assert orjson.loads(coll.feature(3))["type"] == "Feature"
+    assert not isinstance(coll.parts()[2]._buf, mmap.mmap)
