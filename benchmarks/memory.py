@@ -64,30 +64,119 @@ def deep_size(obj, seen: set | None = None, depth: int = 0) -> int:
     return size
 
 
-def served_rss(store, workers: int) -> int:
-    """RSS of every worker of ``coopgis serve --workers N``: at ready, and after a few hundred mixed requests."""
-    from benchmarks.common import NO_RATE_LIMITS, Server, cmdline, coopgis_serve_argv, free_port, rss_mb
+def proc_memory(pid: int) -> dict[str, float]:
+    """VmRSS, RssAnon (the process's own memory), RssFile (file pages it maps: shared between workers) and
+    Pss (resident memory with each shared page divided among the processes sharing it), MB."""
+    out: dict[str, float] = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(("VmRSS:", "RssAnon:", "RssFile:")):
+                out[line.split(":")[0]] = int(line.split()[1]) / 1024
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                out["Pss"] = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return out
+
+
+def mixed_paths(n: int = 3000, seed: int = 16) -> list[str]:
+    """Requests as planners, field officers and GIS staff make them: tiles over Iran at zooms 4-14 (cluster
+    and point tiles, some filtered), items pages at random offsets and bboxes, searches, nearest, geocoding,
+    statistics and pages. Seeded: every run asks the same things in the same order."""
+    import math
+    import random
+
+    rng = random.Random(seed)
+    kinds = ["production", "rural", "housing", "women", "services", "distribution"]
+    words = ["تهران", "کشاورزی", "زنان", "مسکن", "روستای", "اصفهان", "فرش", "دام", "مشهد", "شیراز"]
+
+    def tile(z: int) -> tuple[int, int]:
+        lon, lat = rng.uniform(45.0, 61.0), rng.uniform(26.0, 39.0)
+        x = int((lon + 180) / 360 * 2 ** z)
+        y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * 2 ** z)
+        return x, y
+
+    out = []
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.45:
+            z = rng.randint(4, 14)
+            x, y = tile(z)
+            fmt = rng.choice(["mvt", "mvt", "geojson"])
+            q = f"?kind={rng.choice(kinds)}" if rng.random() < 0.25 else ""
+            out.append(f"/tiles/cooperatives/{z}/{x}/{y}.{fmt}{q}")
+        elif r < 0.55:
+            z = rng.randint(4, 12)
+            x, y = tile(z)
+            out.append(f"/tiles/{rng.choice(['provinces', 'counties', 'places'])}/{z}/{x}/{y}.mvt")
+        elif r < 0.70:
+            lon, lat = rng.uniform(45.0, 60.0), rng.uniform(26.0, 38.0)
+            d = rng.choice([0.1, 0.5, 1.0])
+            out.append(rng.choice([f"/collections/cooperatives/items?limit=100&offset={rng.randint(0, 90000)}",
+                                   f"/collections/cooperatives/items?bbox={lon:.3f},{lat:.3f},{lon + d:.3f},"
+                                   f"{lat + d:.3f}&limit=1000",
+                                   f"/collections/cooperatives/items?kind={rng.choice(kinds)}&limit=100"]))
+        elif r < 0.82:
+            lon, lat = rng.uniform(45.0, 60.0), rng.uniform(26.0, 38.0)
+            out.append(rng.choice([f"/search?q={rng.choice(words)}",
+                                   f"/nearest?lon={lon:.4f}&lat={lat:.4f}&limit=10",
+                                   f"/geocode?q={rng.choice(words)}"]))
+        elif r < 0.92:
+            out.append(rng.choice(["/stats?by=province", "/stats?by=kind", "/conformance", "/collections",
+                                   "/dashboard", "/maps/national", "/field"]))
+        else:
+            out.append(rng.choice(["/collections/provinces/items", "/collections/counties/items?limit=50",
+                                   "/collections/cooperatives/queryables"]))
+    return out
+
+
+def served_rss(store, workers: int, minutes: float = 0.0) -> int:
+    """Memory of every worker of ``coopgis serve --workers N``: after the warm-up, and after a mixed load
+    (2,000 requests; or ``minutes`` of it, sampled every 30 s: the memory curve)."""
+    from benchmarks.common import NO_RATE_LIMITS, Server, cmdline, coopgis_serve_argv, free_port
     from benchmarks.loadgen import httpx_load
 
     port = free_port()
-    paths = ["/conformance", "/collections/cooperatives/items?limit=100", "/collections/cooperatives/items?limit=100"
-             "&offset=5000", "/collections/cooperatives/items?bbox=51,35,52,36&limit=1000", "/tiles/cooperatives/5/"
-             "20/12.mvt", "/tiles/cooperatives/6/41/25.geojson", "/tiles/provinces/5/20/12.mvt", "/geocode?q=تهران",
-             "/stats?by=province", "/dashboard", "/maps/national", "/collections/cooperatives/items?kind=production"]
+    paths = mixed_paths()
     srv = Server(f"coopgis-w{workers}", coopgis_serve_argv(store, port, workers), port, "/ready", env=NO_RATE_LIMITS)
     try:
         srv.start()
         time.sleep(10)   # the other workers' warm-up
         ws = [p for p in srv.pids()[1:] if "resource_tracker" not in cmdline(p)] if workers > 1 else srv.pids()[:1]
-        at_ready = {p: rss_mb(p) for p in ws}
-        for _ in range(5):
-            httpx_load(srv.base, paths, 4, 400, 30.0)
-        after = {p: rss_mb(p) for p in ws}
-        say(f"\n### coopgis serve --workers {workers}: RSS per worker (MB)\n")
-        say(md_table(["worker pid", "after warm-up", "after 2,000 mixed requests"],
-                     [[p, f"{at_ready[p]:,.0f}", f"{after[p]:,.0f}"] for p in ws]))
-        say(f"supervisor: {rss_mb(srv.pids()[0]) or 0:,.0f} MB; total of the workers after load "
-            f"{sum(after.values()):,.0f} MB")
+
+        def row(label: str, extra: str = "") -> list[str]:
+            m = {p: proc_memory(p) for p in ws}
+            cells = [label]
+            for p in ws:
+                cells.append(f"{m[p].get('VmRSS', 0):,.0f} / {m[p].get('RssAnon', 0):,.0f} / "
+                             f"{m[p].get('RssFile', 0):,.0f} / {m[p].get('Pss', 0):,.0f}")
+            cells.append(f"{sum(x.get('Pss', 0) for x in m.values()):,.0f}")
+            cells.append(extra)
+            return cells
+
+        rows = [row("after warm-up")]
+        started, done, errors = time.perf_counter(), 0, 0
+        if minutes:
+            k = 0
+            while time.perf_counter() - started < minutes * 60:
+                ordered = paths[k % len(paths):] + paths[:k % len(paths)]
+                load = httpx_load(srv.base, ordered, 4, 10 ** 9, 30.0)
+                done += load.requests
+                errors += load.errors
+                k += load.requests
+                rows.append(row(f"{(time.perf_counter() - started) / 60:4.1f} min", f"{done:,}"))
+        else:
+            for _ in range(5):
+                load = httpx_load(srv.base, paths, 4, 400, 30.0)
+                done += load.requests
+                errors += load.errors
+            rows.append(row("after the mixed requests", f"{done:,}"))
+        say(f"\n### coopgis serve --workers {workers}: memory per worker (MB: VmRSS / RssAnon / RssFile / Pss)\n")
+        say(md_table(["when", *[f"worker {p}" for p in ws], "sum of Pss", "requests"], rows))
+        sup = proc_memory(srv.pids()[0]) if workers > 1 else {}
+        say(f"errors (status >= 500 or failed): {errors}; supervisor: {sup.get('VmRSS', 0):,.0f} MB RSS, "
+            f"{sup.get('Pss', 0):,.0f} MB Pss" if workers > 1 else f"errors (status >= 500 or failed): {errors}")
     finally:
         srv.stop()
     return 0
@@ -96,12 +185,14 @@ def served_rss(store, workers: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.memory", description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=100_000)
-    ap.add_argument("--workers", type=int, default=0, help="instead: RSS of each worker of `coopgis serve --workers "
-                                                           "N` after warm-up and a mixed load")
+    ap.add_argument("--workers", type=int, default=0, help="instead: memory of each worker of `coopgis serve "
+                                                           "--workers N` after warm-up and a mixed load")
+    ap.add_argument("--minutes", type=float, default=0.0, help="with --workers: a mixed load this long, memory "
+                                                               "sampled every 30 s (the curve)")
     args = ap.parse_args(argv)
     store, _ = ensure_dataset(args.size)   # before the first figure: building it is not serving it
     if args.workers:
-        return served_rss(store, args.workers)
+        return served_rss(store, args.workers, args.minutes)
     say(f"# memory of one serving process, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
         f"{args.size:,} cooperatives")
     say("machine: " + "; ".join(f"{k} {v}" for k, v in machine().items()))

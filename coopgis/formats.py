@@ -21,8 +21,6 @@ from xml.sax.saxutils import escape as xml_escape
 import numpy as np
 import orjson
 import pandas as pd
-import pyogrio
-import pyogrio.raw as raw
 import shapely
 
 from coopgis import budget
@@ -135,6 +133,9 @@ def gpkg_file(coll: Collection, rows: np.ndarray, crs: OutputCrs, level: str = "
         if crs.epsg is not None:
             geoms = frame.geometry.to_crs(crs.epsg).values
         geometry = shapely.to_wkb(np.asarray(geoms, dtype=object))
+    import pyogrio  # GDAL's libraries take ~28 MB of a worker: loaded by the first GeoPackage asked for
+    import pyogrio.raw as raw
+
     fd, path = tempfile.mkstemp(suffix=".gpkg")
     os.close(fd)
     os.unlink(path)

@@ -14,7 +14,7 @@ served dataset is kept by the dataset (``Dataset.search_index``).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from coopgis.boundaries import Boundaries
 
 FUZZY_CUTOFF = 80
+CHUNK = 50_000   # rows turned into Python text at a time (the table's text is Arrow)
 # Score ranges keep the match kinds in order: registration_no > name > place > address > fuzzy.
 SCORE = {"registration_no": 100.0, "name": 90.0, "place": 80.0, "address": 70.0, "fuzzy": 50.0}
 
@@ -45,7 +46,7 @@ class Groups:
         codes = np.asarray(codes, np.int64)
         named = np.flatnonzero(codes >= 0)
         order = named[np.argsort(codes[named], kind="stable")]
-        self._rows = order.astype(np.int64)
+        self._rows = order.astype(np.int32)
         self._bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1)).astype(np.int64)
         self._slot = {str(k): i for i, k in enumerate(uniques)}
 
@@ -66,13 +67,22 @@ class Groups:
         return self[key] if key in self._slot else None
 
 
+def texts(column) -> Iterator:
+    """The values of a column (a pandas Series or a list), ``CHUNK`` rows at a time."""
+    if isinstance(column, pd.Series):
+        for start in range(0, len(column), CHUNK):
+            yield from column.iloc[start:start + CHUNK].tolist()
+    else:
+        yield from column
+
+
 class Postings:
     """``postings[i]``: the rows of word ``i``, all in one array."""
 
     def __init__(self, lists: list[list[int]]):
         lengths = np.fromiter((len(v) for v in lists), np.int64, len(lists))
         self._bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        self._rows = np.fromiter((r for v in lists for r in v), np.int64, int(self._bounds[-1]))
+        self._rows = np.fromiter((r for v in lists for r in v), np.int32, int(self._bounds[-1]))
 
     def __len__(self) -> int:
         return len(self._bounds) - 1
@@ -89,10 +99,10 @@ class Vocabulary:
     postings: Postings
 
     @classmethod
-    def build(cls, texts) -> Vocabulary:
+    def build(cls, texts_of) -> Vocabulary:
         rows: dict[str, list[int]] = {}
         cache: dict[str, str] = {}
-        for i, text in enumerate(texts):
+        for i, text in enumerate(texts_of):
             if not isinstance(text, str):
                 continue
             for tok in tokens(text):
@@ -119,20 +129,34 @@ class KeyColumn:
 
     @classmethod
     def build(cls, values, to_key, grouped: bool = False) -> KeyColumn:
+        """``values``: a Series or list of text; ``grouped``: also rows per key (keys repeat: a place, a county)."""
         cache: dict[str, str] = {}
-        keys = []
-        for v in values:
+        keys: list[str] = []          # every row's key: kept only while building (the joined text holds them)
+        pieces: list[str] = []
+        lengths: list[np.ndarray] = []
+        every: list[str] = []         # grouped columns: the keys of all rows (repeated keys are shared objects)
+        for v in texts(values):
             if not isinstance(v, str):
                 keys.append("")
-                continue
-            k = cache.get(v)
-            if k is None:
-                k = cache[v] = to_key(v)
-            keys.append(k)
-        lengths = np.fromiter((len(k) for k in keys), np.int64, len(keys))
-        starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]]).astype(np.int64)
-        groups = Groups([k or None for k in keys]) if grouped else None  # type: ignore[misc]
-        return cls(lengths, "\n".join(keys) + "\n", starts, groups)
+            else:
+                k = cache.get(v)
+                if k is None:
+                    k = cache[v] = to_key(v)
+                keys.append(k)
+            if len(keys) == CHUNK:
+                pieces.append("\n".join(keys) + "\n")
+                lengths.append(np.fromiter((len(k) for k in keys), np.int32, len(keys)))
+                if grouped:
+                    every += keys
+                keys = []
+        pieces.append("".join(k + "\n" for k in keys))
+        lengths.append(np.fromiter((len(k) for k in keys), np.int32, len(keys)))
+        if grouped:
+            every += keys
+        length = np.concatenate(lengths)
+        starts = np.concatenate([[0], np.cumsum(length.astype(np.int64) + 1)[:-1]]).astype(np.int64)
+        groups = Groups([k or None for k in every]) if grouped else None  # type: ignore[misc]
+        return cls(length, "".join(pieces), starts, groups)
 
     def group(self, k: str) -> np.ndarray | None:
         """The rows whose key is ``k`` (None: none, or the column is not grouped)."""
@@ -167,7 +191,7 @@ class SearchIndex:
     latin: dict[str, np.ndarray]      # latin_key of English place/county names -> rows
     place_keys: list[str]             # distinct place/county keys, for fuzzy matching
     latin_keys: list[str]
-    addresses: list                   # the address column; its keys are made when first needed
+    addresses: pd.Series | list       # the address column; its keys are made when first needed
     _address: KeyColumn | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -186,10 +210,9 @@ class SearchIndex:
 
 def build_search_index(f: pd.DataFrame, boundaries: Boundaries | None = None) -> SearchIndex:
     """The search index of a cooperatives table; ``boundaries`` add the English place and county names."""
-    names = f["name"].tolist()
-    name = KeyColumn.build(names, lambda v: key(v, prefixes=False))
-    place = KeyColumn.build(f["place"].tolist(), key, grouped=True)
-    county = KeyColumn.build(f["county"].tolist(), key, grouped=True)
+    name = KeyColumn.build(f["name"], lambda v: key(v, prefixes=False))
+    place = KeyColumn.build(f["place"], key, grouped=True)
+    county = KeyColumn.build(f["county"], key, grouped=True)
     latin: dict[str, list[np.ndarray]] = {}
     if boundaries is not None:
         b = boundaries
@@ -208,9 +231,9 @@ def build_search_index(f: pd.DataFrame, boundaries: Boundaries | None = None) ->
             if isinstance(en, str) and latin_key(en):
                 latin.setdefault(latin_key(en), []).append(np.asarray(rows, np.int64))
     latin_rows = {k: np.unique(np.concatenate(v)) for k, v in latin.items()}
-    return SearchIndex(name, Vocabulary.build(names), place, county, latin_rows,
+    return SearchIndex(name, Vocabulary.build(texts(f["name"])), place, county, latin_rows,
                        sorted(set(place.groups or ()) | set(county.groups or ())), sorted(latin_rows),
-                       f["address"].tolist())
+                       f["address"])
 
 
 def search_rows(idx: SearchIndex, row_of: Callable[[str], int | None], text: str, limit: int,

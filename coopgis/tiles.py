@@ -234,17 +234,19 @@ def filter_key(flt) -> tuple:
 
 class Codes:
     """A column as codes into its distinct values (Python values, None for missing): ``col[idx]`` is an
-    object array of the rows' values. Distinct values are made once: a column of 100,000 values of a
-    few kinds costs 100,000 small integers, not 100,000 Python objects (the frame's text is Arrow, so a
-    plain object array would be a copy of every cell in every worker)."""
+    object array of the values of positions ``idx``. Distinct values are made once: a column of 100,000
+    values of a few kinds costs 100,000 small integers, not 100,000 Python objects (the frame's text is
+    Arrow, so a plain object array would be a copy of every cell in every worker). ``rows``: the frame
+    rows in the order of the positions (default: the frame's order)."""
 
-    def __init__(self, frame: pd.DataFrame, name: str):
+    def __init__(self, frame: pd.DataFrame, name: str, rows: np.ndarray | None = None):
+        n = len(frame) if rows is None else len(rows)
         if name not in frame.columns:
-            self.codes = np.full(len(frame), -1, np.int32)
+            self.codes = np.full(n, -1, np.int32)
             self.values = np.array([None], dtype=object)
             return
         codes, uniques = pd.factorize(frame[name], use_na_sentinel=True)
-        self.codes = np.asarray(codes, np.int32)
+        self.codes = np.asarray(codes if rows is None else codes[rows], np.int32)
         values = np.empty(len(uniques) + 1, dtype=object)       # the last slot: missing (code -1)
         values[:-1] = [plain_value(v) for v in uniques.tolist()]
         self.values = values
@@ -257,6 +259,43 @@ class Codes:
 
     def tolist(self) -> list:
         return self.values[self.codes].tolist()
+
+
+class Lookup:
+    """A column of (nearly) distinct values, read from the frame when asked: ``col[idx]`` as in
+    :class:`Codes`, without a Python object per row (names and registration numbers)."""
+
+    def __init__(self, frame: pd.DataFrame, name: str, rows: np.ndarray):
+        self.column = frame[name]
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, idx) -> np.ndarray:
+        part = self.column.iloc[self.rows[idx]]
+        out = np.empty(len(part), dtype=object)
+        out[:] = [plain_value(v) for v in part.astype(object).where(part.notna(), None).tolist()]
+        return out
+
+
+class MvtIds:
+    """MVT feature ids (unsigned integers, None where an id is not one) of the rows of an id column."""
+
+    def __init__(self, ids: Codes | Lookup):
+        self.ids = ids
+
+    def __getitem__(self, idx) -> np.ndarray:
+        out = np.empty(len(np.atleast_1d(idx)), dtype=object)
+        out[:] = [_mvt_id(v) for v in self.ids[idx].tolist()]
+        return out
+
+
+def _point_column(frame: pd.DataFrame, name: str, rows: np.ndarray) -> Codes | Lookup:
+    """Codes for a column of repeated values, a lookup for one of (nearly) distinct values."""
+    if name in frame.columns and frame[name].nunique(dropna=True) > len(frame) // 4:
+        return Lookup(frame, name, rows)
+    return Codes(frame, name, rows)
 
 
 def _mvt_id(value) -> int | None:
@@ -347,27 +386,26 @@ class PointIndex:
         self.v = v[order]
         self.lon = lon[self.rows]
         self.lat = lat[self.rows]
-        wanted = [c for c in dict.fromkeys(("members", "jobs", "kind", *POINT_PROPERTIES)) if c in coll.frame]
-        f = coll.frame[wanted].iloc[self.rows]
-        self.members = pd.to_numeric(f["members"], errors="coerce").fillna(0).to_numpy(np.int64) \
-            if "members" in f else np.zeros(len(rows), np.int64)
-        self.jobs = pd.to_numeric(f["jobs"], errors="coerce").fillna(0).to_numpy(np.int64) \
-            if "jobs" in f else np.zeros(len(rows), np.int64)
+        frame = coll.frame           # read in place: a copy of its columns in Morton order cost ~150 MB at 1,000,000
+        self.members = self._counts(frame, "members")
+        self.jobs = self._counts(frame, "jobs")
         known = [t.code for t in KINDS]
-        present = [k for k in pd.unique(f["kind"].dropna()) if k not in known] if "kind" in f else []
+        present = [k for k in pd.unique(frame["kind"].dropna()) if k not in known] if "kind" in frame else []
         self.kind_codes = known + sorted(str(k) for k in present)
-        if "kind" in f:
-            cat = pd.Categorical(f["kind"], categories=self.kind_codes)
-            self.kind_idx = np.asarray(cat.codes, dtype=np.int64)   # -1: no kind
+        if "kind" in frame:
+            cat = pd.Categorical(frame["kind"], categories=self.kind_codes)
+            self.kind_idx = np.asarray(cat.codes, dtype=np.int64)[self.rows]   # -1: no kind
         else:
             self.kind_idx = np.full(len(rows), -1, np.int64)
-        self.columns = {name: Codes(f, name) for name in POINT_PROPERTIES}
+        self.columns = {name: _point_column(frame, name, self.rows) for name in POINT_PROPERTIES}
         self.sums = PrefixSums.build(self)
         self.ids = self.columns["registration_no"]
-        ids = self.ids
-        self.mvt_ids = Codes.__new__(Codes)          # the same codes; each distinct id as an MVT integer id
-        self.mvt_ids.codes = ids.codes
-        self.mvt_ids.values = np.array([_mvt_id(v) for v in ids.values.tolist()] + [None], dtype=object)[:-1]
+        self.mvt_ids = MvtIds(self.ids)
+
+    def _counts(self, frame: pd.DataFrame, name: str) -> np.ndarray:
+        if name not in frame:
+            return np.zeros(len(self.rows), np.int64)
+        return pd.to_numeric(frame[name], errors="coerce").fillna(0).to_numpy(np.int64)[self.rows]
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -412,7 +450,7 @@ class PrefixSums:
         onehot = np.zeros((len(index), k), np.int32)
         ok = index.kind_idx >= 0
         onehot[np.flatnonzero(ok), index.kind_idx[ok]] = 1
-        kinds = np.vstack([np.zeros((1, k), np.int64), np.cumsum(onehot, axis=0, dtype=np.int64)])
+        kinds = np.vstack([np.zeros((1, k), np.int32), np.cumsum(onehot, axis=0, dtype=np.int32)])
         starts = {}
         for z in range(0, INDEX_BITS - CLUSTER_LEVELS + 1):
             cell = index.codes >> np.uint64(2 * (INDEX_BITS - min(z + CLUSTER_LEVELS, INDEX_BITS)))
