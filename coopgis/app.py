@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -71,7 +72,9 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
     map_settings = map_settings or MapSettings()
     backend = open_backend(settings)
     location_reports = backend.reports
+    version = None
     if dataset is None:
+        version = backend.store.version()   # before the read: a write meanwhile is seen as a change
         dataset = load_dataset(settings, log=location_reports, store=backend.store)
     app = FastAPI(title="coopgis", version=__version__, openapi_url="/api", docs_url=None, redoc_url=None,
                   root_path=settings.root_path, lifespan=_lifespan,
@@ -86,7 +89,7 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
     app.state.templates = make_templates()
     app.state.location_reports = location_reports   # one per app: its index grows with the log
     app.state.update_lock = threading.Lock()         # one change of the served dataset at a time
-    app.state.store_version = None
+    app.state.store_version = version
     app.state.answers = AnswerCache(int(settings.download_cache_mb * 1024 * 1024))   # items served in ranges
     install_log_redaction()
     set_dataset(app, dataset)
@@ -127,8 +130,9 @@ def create_app(settings: ServiceSettings | None = None, dataset: Dataset | None 
     return app
 
 
-def run_server(settings: ServiceSettings) -> None:
-    """Serve ``create_app`` with uvicorn (uvloop, httptools with limits on request heads) until stopped."""
+def server_config(settings: ServiceSettings, app: FastAPI | None = None):
+    """uvicorn's configuration of the service: uvloop, httptools with limits on request heads, the app's own
+    access log. ``app``: serve this app (else ``create_app`` is called by each of uvicorn's workers)."""
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
@@ -136,12 +140,32 @@ def run_server(settings: ServiceSettings) -> None:
 
     # X-Forwarded-For is read by the app, from COOPGIS_TRUSTED_PROXIES only (uvicorn's own
     # proxy_headers would trust 127.0.0.1, and so any local client).
-    uvicorn.run("coopgis.app:create_app", factory=True, host=settings.host, port=settings.port,
-                workers=settings.workers, loop="uvloop", http=GuardedHttpToolsProtocol, log_level="info",
-                proxy_headers=False, server_header=False, root_path=settings.root_path,
-                limit_concurrency=settings.max_connections, timeout_keep_alive=5,
-                # the app writes the access log (api/access.py: batched, off the request path), not uvicorn
-                access_log=False, log_config=logging_config(LOGGING_CONFIG))
+    return uvicorn.Config(app if app is not None else "coopgis.app:create_app", factory=app is None,
+                          host=settings.host, port=settings.port, workers=1 if app is not None else settings.workers,
+                          loop="uvloop", http=GuardedHttpToolsProtocol, log_level="info", proxy_headers=False,
+                          server_header=False, root_path=settings.root_path,
+                          limit_concurrency=settings.max_connections, timeout_keep_alive=5,
+                          # the app writes the access log (api/access.py: batched, off the request path), not uvicorn
+                          access_log=False, log_config=logging_config(LOGGING_CONFIG))
+
+
+def run_server(settings: ServiceSettings) -> None:
+    """Serve ``create_app`` with uvicorn until stopped: in this process, or in uvicorn's workers (the
+    database store; the file store's workers share one loaded dataset: ``workers.run_workers``)."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = server_config(settings)
+    server = uvicorn.Server(config)
+    try:
+        if config.workers > 1:
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+        else:
+            server.run()
+    except KeyboardInterrupt:
+        pass
+    if config.workers == 1 and not server.started:
+        sys.exit(3)   # as uvicorn.run: the app did not start (the reason is logged above)
 
 
 @asynccontextmanager
@@ -150,7 +174,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     the data folder by watching it, the database by LISTEN/NOTIFY."""
     threading.Thread(target=_warm, args=(app,), name="coopgis-warm", daemon=True).start()
     backend = app.state.backend
-    app.state.store_version = backend.store.version()
+    if app.state.store_version is None:   # else: the version read before the load (a forked worker's)
+        app.state.store_version = backend.store.version()
     listener = watcher = None
     if backend.database is not None:
         from coopgis.db.connect import Listener

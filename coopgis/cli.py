@@ -277,13 +277,17 @@ def _cmd_serve(args) -> int:
         store = FileStore(settings.data)
         with contextlib.suppress(OSError):  # a read-only folder has nothing of ours to tidy
             store.tidy()  # what a crashed ingest left behind
-        check_store(store, keep=settings.workers == 1)   # one worker: this process serves what was read
+        check_store(store)   # this process loads what was read (and its workers share it)
     except StoreError as exc:
         print(f"coopgis serve: {exc}", file=sys.stderr)
         return 1
     print(f"coopgis: serving {settings.data} on http://{settings.host}:{settings.port}/ "
           f"(maps: /maps, API: /api)", file=sys.stderr)
+    if settings.workers > 1:   # one load, shared by the forked workers
+        from coopgis.workers import run_workers
 
+        run_workers(settings)
+        return 0
     from coopgis.app import run_server
 
     run_server(settings)

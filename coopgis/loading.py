@@ -99,20 +99,14 @@ def _feature_files(settings: Settings) -> Path | None:
     return Path(settings.cache_dir) / "features" if settings.cache_dir else None
 
 
-# ``coopgis serve`` with one worker checks the store by reading it, then serves it in the same process:
-# that read is handed to the app's first load (once, and only for the version it was read from).
+# ``coopgis serve`` checks the store by reading it, then serves it in the same process (its forked workers
+# too): that read is handed to the app's first load (once, and only for the version it was read from).
 _PRELOAD: dict[str, tuple] = {}
 
 
-def check_store(store: FileStore, keep: bool) -> None:
-    """Read the served pair once (a damaged file raises StoreError here); ``keep`` it for the first load."""
-    folder = store.version_folder()
-    pair = store.read_with_ingest_report()
-    if keep:
-        _PRELOAD[str(folder)] = pair
-    else:   # the supervisor of several workers: give back what the check read (about 140 MB at 100,000)
-        del pair
-        release_memory()
+def check_store(store: FileStore) -> None:
+    """Read the served pair once (a damaged file raises StoreError here), kept for the first load."""
+    _PRELOAD[str(store.version_folder())] = store.read_with_ingest_report()
 
 
 def release_memory() -> None:
