@@ -192,11 +192,9 @@ def select(coll: Collection, flt: CooperativeFilter | None, bbox) -> np.ndarray:
     filtered = flt is not None and coll.name == "cooperatives" and not flt.is_empty()
     if not filtered and bbox is None:
         return np.arange(len(coll))
-    m = np.ones(len(coll), bool)
-    if flt is not None and filtered:
-        m &= flt.mask(coll)
+    m = flt.mask(coll) if filtered and flt is not None else None
     if bbox is not None:
-        m &= coll.in_bbox(bbox)
+        m = coll.in_bbox(bbox) if m is None else (m & coll.in_bbox(bbox))
     return np.flatnonzero(m)
 
 
