@@ -89,6 +89,9 @@ def mixed_paths(n: int = 3000, seed: int = 16) -> list[str]:
 
     rng = random.Random(seed)
     kinds = ["production", "rural", "housing", "women", "services", "distribution"]
+    # where field officers stand: around provincial centres (a point outside Iran is refused with 400)
+    centres = [(51.39, 35.69), (59.60, 36.30), (51.67, 32.65), (46.29, 38.08), (52.53, 29.59), (48.68, 31.32),
+               (50.88, 34.64), (57.08, 30.28), (47.07, 34.31), (54.43, 36.84), (45.07, 37.55), (60.86, 29.49)]
     words = ["تهران", "کشاورزی", "زنان", "مسکن", "روستای", "اصفهان", "فرش", "دام", "مشهد", "شیراز"]
 
     def tile(z: int) -> tuple[int, int]:
@@ -118,13 +121,14 @@ def mixed_paths(n: int = 3000, seed: int = 16) -> list[str]:
                                    f"{lat + d:.3f}&limit=1000",
                                    f"/collections/cooperatives/items?kind={rng.choice(kinds)}&limit=100"]))
         elif r < 0.82:
-            lon, lat = rng.uniform(45.0, 60.0), rng.uniform(26.0, 38.0)
+            cx, cy = rng.choice(centres)
+            lon, lat = cx + rng.uniform(-0.5, 0.5), cy + rng.uniform(-0.5, 0.5)
             out.append(rng.choice([f"/search?q={rng.choice(words)}",
                                    f"/nearest?lon={lon:.4f}&lat={lat:.4f}&limit=10",
                                    f"/geocode?q={rng.choice(words)}"]))
         elif r < 0.92:
             out.append(rng.choice(["/stats?by=province", "/stats?by=kind", "/conformance", "/collections",
-                                   "/dashboard", "/maps/national", "/field"]))
+                                   "/dashboard", "/maps/national", "/maps/field"]))
         else:
             out.append(rng.choice(["/collections/provinces/items", "/collections/counties/items?limit=50",
                                    "/collections/cooperatives/queryables"]))
@@ -208,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     from coopgis.boundaries import load_boundaries
     from coopgis.corrections import villages_to_learn
     from coopgis.dataset import Dataset
-    from coopgis.loading import release_memory
+    from coopgis.loading import feature_folder, release_memory
     from coopgis.settings import ServiceSettings
     from coopgis.store import FileStore
     step("imports (coopgis.app: FastAPI, pandas, geopandas, shapely, pyarrow, numpy)")
@@ -219,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     frame, report = fs.read_with_ingest_report()
     step("the store read (GeoDataFrame of the cooperatives)")
     accepted, _ = fs.report_log().accepted()
-    ds = Dataset(frame, b, report, verified=accepted, villages=villages_to_learn(frame, accepted))
+    ds = Dataset(frame, b, report, verified=accepted, villages=villages_to_learn(frame, accepted),
+                 feature_files=feature_folder(settings))   # as the server: features mapped from their files
     del frame
     gc.collect()
     step("Dataset() (the served frame: masked text, Persian labels; the read frame dropped)")
@@ -228,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     app.state.tile_engine.warm()
     step("tile index (PointIndex) and polygon layers")
     ds.warm()
-    step("serialised public features (Packed)")
+    step("public features (Packed: mapped from their files, or serialised and written the first time)")
     ds.geocoder  # noqa: B018
     step("geocoder")
     ds.collections["cooperatives"].nearest_index()
@@ -260,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     usage = ds.cooperatives.memory_usage(deep=True).sort_values(ascending=False)
     top = ", ".join(f"{k} {v / 2**20:,.0f}" for k, v in usage.head(8).items())
     for label, obj in [
-        ("serialised features (ids, geometries, properties: Packed)", coll._parts),
+        ("serialised features (ids, geometries, properties: Packed; memory-mapped files: only their offsets "
+         "here, the pages are the page cache's, shared)", coll._parts),
         ("point arrays lon/lat of the collection", (coll.lon, coll.lat)),
         ("typed column arrays for filters (made on use)", coll._cached),
         ("tile engine: point index", app.state.tile_engine._points),

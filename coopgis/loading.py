@@ -84,17 +84,17 @@ def load_dataset(settings: Settings, previous: Dataset | None = None,
         boundaries, geocoder = previous.boundaries, previous.geocoder
         learn_villages(geocoder, frame, accepted)
         dataset = Dataset(apply_verified(frame, accepted, boundaries), boundaries, report, geocoder,
-                          verified=accepted, feature_files=_feature_files(settings))
+                          verified=accepted, feature_files=feature_folder(settings))
         dataset.lend_labels(previous)   # the place-name labels of the same boundaries
         return dataset
     # A first load: the geocoder (about 1.5 s at start-up) is made by the warm-up or the first request
     # that needs it, and then learns the verified villages.
     boundaries = load_boundaries(settings.boundaries, deprivation=settings.deprivation, cache_dir=settings.cache_dir)
     return Dataset(apply_verified(frame, accepted, boundaries), boundaries, report, verified=accepted,
-                   villages=villages_to_learn(frame, accepted), feature_files=_feature_files(settings))
+                   villages=villages_to_learn(frame, accepted), feature_files=feature_folder(settings))
 
 
-def _feature_files(settings: Settings) -> Path | None:
+def feature_folder(settings: Settings) -> Path | None:
     """Where the served features are written once and memory-mapped by every worker (None: not at all)."""
     return Path(settings.cache_dir) / "features" if settings.cache_dir else None
 
