@@ -96,6 +96,7 @@ ATTRIBUTION_SHORT = ("© OpenStreetMap contributors · GeoNames (CC BY 4.0) · W
 FEATURE_FILE_MIN_ROWS = 10_000
 KEEP_FEATURE_FILES = 24          # the newest files kept in the folder (3 per dataset and level)
 log = logging.getLogger("coopgis")
+LAZY = ("guide", "names", "labels", "figures", "stats", "search")   # what a Dataset makes on first use
 
 
 @dataclass
@@ -251,7 +252,9 @@ class Dataset:
         self._guide: FieldGuide | None = None
         self._figures: AreaFigures | None = None
         self._stats: StatsIndex | None = None
-        self._lock = threading.Lock()
+        # One lock per structure (Python's locks are not fair: a request waiting on a lock the warm-up holds
+        # while it builds several structures in a row would wait for all of them).
+        self._locks = {name: threading.Lock() for name in LAZY}
         self._geocoder_lock = threading.Lock()
         coops = _one_chunk(cooperatives.reset_index(drop=True).copy())
         if "uncertainty_m" not in coops.columns:  # a store written before uncertainty was measured
@@ -305,7 +308,7 @@ class Dataset:
     def field_guide(self) -> FieldGuide:
         """Per cooperative: stand-in or not, the area it stands for, a real place to go to (made on first use)."""
         if self._guide is None:
-            with self._lock:
+            with self._locks["guide"]:
                 if self._guide is None:
                     coll = self.collections["cooperatives"]
                     self._guide = build_guide(coll.frame, *coll.points, self.boundaries)
@@ -315,7 +318,7 @@ class Dataset:
     def geocoder(self) -> Geocoder:
         """The geocoder over the boundaries (made on first use, with the villages learnt from verified points)."""
         if self._geocoder is None:
-            with self._geocoder_lock:   # its own lock: the name index takes the geocoder under self._lock
+            with self._geocoder_lock:   # its own lock: the name index takes the geocoder under its own lock
                 if self._geocoder is None:
                     geocoder = Geocoder(self.boundaries)
                     for code, lon, lat in self._villages:
@@ -327,7 +330,7 @@ class Dataset:
     def names(self) -> NameIndex:
         """Province and county names of the boundaries, for filters (made on first use)."""
         if self._names is None:
-            with self._lock:
+            with self._locks["names"]:
                 if self._names is None:
                     self._names = NameIndex(self.boundaries, self.geocoder)
         return self._names
@@ -335,7 +338,7 @@ class Dataset:
     def place_labels(self) -> LabelTable:
         """The place-name labels of the boundaries, with their zooms (made on first use, about a second)."""
         if self._labels is None:
-            with self._lock:
+            with self._locks["labels"]:
                 if self._labels is None:
                     self._labels = build_labels(self.boundaries)
         return self._labels
@@ -353,7 +356,7 @@ class Dataset:
     def figures(self) -> AreaFigures:
         """Which province and county each cooperative counts in, and the census figures (made on first use)."""
         if self._figures is None:
-            with self._lock:
+            with self._locks["figures"]:
                 if self._figures is None:
                     self._figures = AreaFigures(self.cooperatives, self.boundaries)
         return self._figures
@@ -363,7 +366,7 @@ class Dataset:
         """Group codes of the cooperatives for the dashboard's figures (made on first use)."""
         if self._stats is None:
             figures = self.figures
-            with self._lock:
+            with self._locks["stats"]:
                 if self._stats is None:
                     self._stats = StatsIndex(self.cooperatives, figures, self.boundaries)
         return self._stats
@@ -371,7 +374,7 @@ class Dataset:
     def search_index(self) -> SearchIndex:
         """The search index of the cooperatives (made on first use)."""
         if self._search is None:
-            with self._lock:
+            with self._locks["search"]:
                 if self._search is None:
                     self._search = build_search_index(self.cooperatives, self.boundaries)
         return self._search
@@ -387,7 +390,7 @@ class Dataset:
         frame = apply_verified(self.cooperatives, accepted, self.boundaries)
         learn_villages(self.geocoder, frame, accepted)
         out = copy.copy(self)
-        out._lock = threading.Lock()
+        out._locks = {name: threading.Lock() for name in LAZY}
         moved = np.flatnonzero(frame["registration_no"].astype(str).isin(list(accepted)).to_numpy())
         out._guide = self._guide.verified(moved) if self._guide is not None else None
         out._figures = None

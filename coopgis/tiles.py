@@ -689,12 +689,16 @@ class TileEngine:
         self._polygons: dict[str, PolygonLayer] = {}
         self._geometry_sets: dict[tuple, GeometrySet] = {}
         self._places: PlaceLayer | None = None
-        self._lock = threading.RLock()
+        # One lock per structure: Python's locks are not fair, so a warm-up building the labels under the lock
+        # a tile waits on would keep that tile waiting for the whole warm-up (measured: 1.8 s at start-up).
+        self._points_lock = threading.Lock()
+        self._polygons_lock = threading.RLock()
+        self._places_lock = threading.Lock()
 
     # -- lazily built structures
     def points(self) -> PointIndex:
         if self._points is None:
-            with self._lock:
+            with self._points_lock:
                 if self._points is None:
                     self._points = PointIndex(self.dataset.collections[POINT_LAYER])
         return self._points
@@ -702,7 +706,7 @@ class TileEngine:
     def polygons(self, name: str) -> PolygonLayer:
         layer = self._polygons.get(name)
         if layer is None:
-            with self._lock:
+            with self._polygons_lock:
                 layer = self._polygons.get(name)
                 if layer is None:
                     coll = self.dataset.collections[name]
@@ -717,7 +721,7 @@ class TileEngine:
 
     def places(self) -> PlaceLayer:
         if self._places is None:
-            with self._lock:
+            with self._places_lock:
                 if self._places is None:
                     self._places = PlaceLayer(self.dataset.place_labels())
         return self._places
