@@ -19,8 +19,6 @@ import hashlib
 import logging
 import math
 import mmap
-import os
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +32,7 @@ import shapely
 
 from coopgis.boundaries import Boundaries
 from coopgis.figures import COUNTS, PER_CAPITA, AreaFigures
-from coopgis.files import PRIVATE_MODE
+from coopgis.files import write_private
 from coopgis.geocode import Geocoder
 from coopgis.joins import CLASS_WORDS, border_quota, deprivation_of_counties, quota_words
 from coopgis.names import NameIndex
@@ -152,9 +150,9 @@ class Collection:
             return _serialise(self.frame, self.id_column, columns)
         digest = _rows_digest(self.frame, self.id_column, columns, self.lon, self.lat)
         paths = [self.files / f"{self.name}-{digest}-{level}-{part}.packed" for part in ("ids", "geoms", "props")]
-        mapped = [Packed.mapped(path) for path in paths]
-        if all(m is not None and len(m) == len(self) for m in mapped):
-            return mapped[0], mapped[1], mapped[2]  # type: ignore[return-value]
+        mapped = self._mapped(paths)
+        if mapped is not None:
+            return mapped
         parts = _serialise(self.frame, self.id_column, columns)
         try:
             for part, path in zip(parts, paths, strict=True):
@@ -163,10 +161,14 @@ class Collection:
         except OSError as exc:   # a read-only or full cache folder: serve from memory
             log.warning("feature files not written to %s (%s): features kept in memory", self.files, exc)
             return parts
-        mapped = [Packed.mapped(path) for path in paths]
-        if all(m is not None and len(m) == len(self) for m in mapped):
-            return mapped[0], mapped[1], mapped[2]  # type: ignore[return-value]
-        return parts
+        return self._mapped(paths) or parts
+
+    def _mapped(self, paths: list[Path]) -> tuple[Packed, Packed, Packed] | None:
+        """The ids, geometries and properties mapped from their files, when all three are whole and of this size."""
+        ids, geoms, props = (Packed.mapped(path) for path in paths)
+        if ids is None or geoms is None or props is None or not len(ids) == len(geoms) == len(props) == len(self):
+            return None
+        return ids, geoms, props
 
     def feature(self, i: int, geometry: bytes | None = None, level: str = "public") -> bytes:
         """One GeoJSON Feature; ``geometry`` replaces the CRS84 geometry (for another CRS)."""
@@ -523,19 +525,9 @@ class Packed:
     def save(self, path: Path) -> None:
         """Write to ``path`` (0600, atomically: a reader finds the old file or the whole new one)."""
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + "-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                os.fchmod(f.fileno(), PRIVATE_MODE)
-                f.write(self.MAGIC + np.int64(len(self)).astype("<i8").tobytes())
-                f.write((self._offsets - self._offsets[0]).astype("<i8").tobytes())
-                f.write(memoryview(self._buf)[int(self._offsets[0]):int(self._offsets[-1])])
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_private(path, self.MAGIC + np.int64(len(self)).astype("<i8").tobytes(),
+                      (self._offsets - self._offsets[0]).astype("<i8").tobytes(),
+                      memoryview(self._buf)[int(self._offsets[0]):int(self._offsets[-1])])
 
     @classmethod
     def mapped(cls, path: Path) -> Packed | None:

@@ -26,15 +26,17 @@ _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
-def write_private(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600, atomically (fsynced, then renamed into place)."""
+def write_private(path: str | Path, *data: bytes | memoryview) -> None:
+    """Write ``data`` (one or more pieces, in order) to ``path`` with mode 0600, atomically (fsynced, then
+    renamed into place)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + "-", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), PRIVATE_MODE)
-            f.write(data)
+            for piece in data:
+                f.write(piece)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
