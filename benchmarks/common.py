@@ -215,6 +215,19 @@ def occupied_tiles(dataset, z: int, limit: int | None, seed: int = 1404) -> list
 
 # ---- processes ----------------------------------------------------------------------------
 
+def stop_session(proc: subprocess.Popen) -> None:
+    """End a process started in its own session, and everything it started: SIGTERM to the session by its id,
+    SIGKILL after 15 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((LOOPBACK, 0))
@@ -276,14 +289,7 @@ class Server:
         if p is None:
             return
         if p.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGTERM)      # the session this module started, by its id
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGKILL)
-                p.wait(timeout=10)
+            stop_session(p)
         self.proc = None
         if self in _STARTED:
             _STARTED.remove(self)

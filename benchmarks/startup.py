@@ -20,9 +20,6 @@ to serve within 5 s of ``coopgis serve``.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -44,6 +41,7 @@ from benchmarks.common import (
     occupied_tiles,
     rss_mb,
     say,
+    stop_session,
 )
 
 
@@ -91,14 +89,7 @@ def one_start(store, tiles: list[str], after: list[str], poll: float = 0.02, cod
                 c.get(path)
                 out[f"{name} once warm ms"] = (time.perf_counter() - t) * 1000
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)   # the session started here, by its id
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_session(proc)
     return out
 
 
