@@ -70,6 +70,7 @@ ASSETS: dict[str, Asset] = {
     "coopgis/filters.js": Asset("own", "filters.js", _JS),
     "coopgis/clusters.js": Asset("own", "clusters.js", _JS),
     "coopgis/item.js": Asset("own", "item.js", _JS),
+    "coopgis/prefetch.js": Asset("own", "prefetch.js", _JS),
 }
 
 ICON = "coopgis/icon.svg"
@@ -90,9 +91,10 @@ BUNDLES: dict[str, dict[str, tuple[str, ...]]] = {
 
 # Files a served map page asks for in one request instead of several (each its parts joined in order, the
 # scripts separated by ";\n"): fewer round trips before the first clusters. Only names listed here are joined.
+# A stylesheet's relative url()s are rewritten to point from the joined file's folder to the same files.
 JOINED: dict[str, tuple[str, ...]] = {
-    "coopgis/map-bundle.js": ("vectorgrid/Leaflet.VectorGrid.bundled.min.js", *BUNDLES["coopgis"]["js"]),
-    "coopgis/map-bundle.css": BUNDLES["coopgis"]["css"],   # fonts.css, map.css: same folder, same url()s
+    "coopgis/map-bundle.js": (*BUNDLES["leaflet"]["js"], *BUNDLES["vectorgrid"]["js"], *BUNDLES["coopgis"]["js"]),
+    "coopgis/map-bundle.css": (*BUNDLES["leaflet"]["css"], *BUNDLES["coopgis"]["css"]),
 }
 
 _URL = re.compile(r"url\(\s*(['\"]?)([^'\")]+)\1\s*\)")
@@ -202,8 +204,22 @@ def _mtime(web_dir: Path, name: str) -> int:
 
 @lru_cache(maxsize=8)
 def _joined(web_dir: Path, name: str, mtimes: tuple[int, ...]) -> bytes:
-    sep = b"\n;\n" if name.endswith(".js") else b"\n"
-    return sep.join(read_asset(web_dir, part) for part in JOINED[name])
+    if name.endswith(".js"):
+        return b"\n;\n".join(read_asset(web_dir, part) for part in JOINED[name])
+    return b"\n".join(_moved_css(read_asset(web_dir, part).decode("utf-8"), part, name).encode("utf-8")
+                      for part in JOINED[name])
+
+
+def _moved_css(text: str, part: str, joined: str) -> str:
+    """A stylesheet's relative url()s made relative to the joined file's folder instead of the part's."""
+    def replace(m: re.Match) -> str:
+        ref = m.group(2).strip()
+        if ref.startswith(("data:", "#", "/")) or "://" in ref:
+            return m.group(0)
+        target = posixpath.normpath(posixpath.join(posixpath.dirname(part), ref))
+        return f"url({m.group(1)}{posixpath.relpath(target, posixpath.dirname(joined))}{m.group(1)})"
+
+    return _URL.sub(replace, text)
 
 
 @lru_cache(maxsize=8)

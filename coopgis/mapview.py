@@ -15,6 +15,7 @@ import html
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import folium
 from branca.element import Element, Figure, MacroElement
@@ -32,6 +33,8 @@ from coopgis.maps import DEPRIVATION_CLASSES, MEASURES, Preset
 from coopgis.vocab import GALAXY_SECTORS, KINDS, PRECISION_FA, SECTORS, STATUSES
 
 IRAN_BOUNDS = [[24.0, 43.5], [40.5, 64.0]]     # [[south, west], [north, east]]
+JS_SAFE = "-_.!~*'()"     # what encodeURIComponent leaves as it is
+PREFETCH = "coopgis/prefetch.js"
 FIELD_ZOOM = 13     # where "locate me" flies to: the named villages around (no base map draws streets)
 KIND_COLORS = {
     "production": "#1b9e77", "distribution": "#d95f02", "services": "#7570b3", "housing": "#e7298a",
@@ -103,6 +106,7 @@ def page_facts(dataset: Dataset, cluster_max_zoom: int) -> dict:
 def build_map(preset: Preset, page: Page) -> folium.Map:
     """The folium map of a preset, in a right-to-left Persian page."""
     fig = PageFigure(title=html.escape(f"{preset.title_fa} — coopgis"))
+    fig.first_script = "" if page.inline or page.data is not None else _prefetch(preset, page)
     # minZoom/maxZoom on the map itself: without them Leaflet takes its zoom range from the layers
     # and jumps to a layer's min_zoom (e.g. counties from 7) when that layer is added first.
     m = folium.Map(location=list(preset.center), zoom_start=preset.zoom, tiles=None,
@@ -110,8 +114,7 @@ def build_map(preset: Preset, page: Page) -> folium.Map:
                    minZoom=preset.min_zoom, maxZoom=preset.max_zoom)
     fig.add_child(m)
     served = not page.inline
-    m.default_js = [("leaflet", vendor_url(page.base, "leaflet/leaflet.js"))] if served else []
-    m.default_css = [("leaflet_css", vendor_url(page.base, "leaflet/leaflet.css"))] if served else []
+    m.default_js, m.default_css = [], []      # Leaflet comes with the page's other assets (PageAssets)
     bundles = _bundles(preset, page)
     PageAssets(bundles, page).add_to(m)
     if page.basemap_url and served:
@@ -121,7 +124,7 @@ def build_map(preset: Preset, page: Page) -> folium.Map:
     for spec in preset.layers:
         PresetLayer(spec.id, html.escape(spec.title_fa), show=spec.show).add_to(m)
     if preset.controls["fullscreen"]:
-        fs = Fullscreen(position="topleft", title="تمام‌صفحه", title_cancel="خروج از تمام‌صفحه")
+        fs = LaterFullscreen(position="topleft", title="تمام‌صفحه", title_cancel="خروج از تمام‌صفحه")
         _assets_of(fs, "fullscreen", page)
         fs.add_to(m)
     if preset.controls["locate"]:
@@ -132,7 +135,7 @@ def build_map(preset: Preset, page: Page) -> folium.Map:
         _assets_of(loc, "locate", page)
         loc.add_to(m)
     if preset.controls["layers"]:
-        folium.LayerControl(position="topright", collapsed=bool(preset.controls["field"])).add_to(m)
+        LaterLayerControl(position="topright", collapsed=bool(preset.controls["field"])).add_to(m)
     Controls().add_to(m)
     return m
 
@@ -187,13 +190,16 @@ def to_script_json(value) -> str:
 # ---- folium elements --------------------------------------------------------------------------
 
 class PageFigure(Figure):
-    """folium's page with ``lang="fa" dir="rtl"`` on the root element."""
+    """folium's page with ``lang="fa" dir="rtl"`` on the root element, and a first script before any other."""
+
+    first_script = ""
 
     _template = Template(
         "<!DOCTYPE html>\n"
         '<html lang="fa" dir="rtl">\n'
         "<head>\n"
         "{% if this.title %}<title>{{this.title}}</title>{% endif %}"
+        "{{this.first_script}}"
         "    {{this.header.render(**kwargs)}}\n"
         "</head>\n"
         "<body>\n"
@@ -238,7 +244,7 @@ class PageAssets(RawParts):
     def __init__(self, bundles: list[str], page: Page):
         super().__init__()
         self._name = "PageAssets"
-        order = (["leaflet"] if page.inline else []) + bundles
+        order = ["leaflet", *bundles]
         css = [n for b in order for n in BUNDLES[b]["css"]]
         js = [n for b in order for n in BUNDLES[b]["js"]]
         if page.inline:
@@ -271,6 +277,26 @@ class Setup(RawParts):
             raise TypeError("the coopgis setup must be added to a map")
         self.script_text = f'coopgis.setup({parent.get_name()}, "coopgis-config", "coopgis-data");'
         super().render(**kwargs)
+
+
+def _later(cls: type[MacroElement]) -> Template:
+    """The template of a folium element with its script put off until the map's first clusters are shown."""
+    template = Template("{% macro script(this, kwargs) %}\ncoopgis.later(function () {\n"
+                        "{{ script_of(this, kwargs) }}\n});\n{% endmacro %}")
+    template.globals["script_of"] = cls._template.module.script   # before .module is first made
+    return template
+
+
+class LaterLayerControl(folium.LayerControl):
+    """folium's layer list, added once the first clusters are shown (``coopgis.later``, web/layers.js)."""
+
+    _template = _later(folium.LayerControl)
+
+
+class LaterFullscreen(Fullscreen):
+    """folium's fullscreen button, added once the first clusters are shown."""
+
+    _template = _later(Fullscreen)
 
 
 class PresetLayer(folium.map.Layer):
@@ -320,8 +346,8 @@ class Controls(MacroElement):
 def _bundles(preset: Preset, page: Page) -> list[str]:
     """The asset bundles a preset needs besides Leaflet, in load order."""
     out = []
-    if page.data is None and any(s.source != "cooperatives" for s in preset.layers):
-        out.append("vectorgrid")     # boundary layers come as MVT from the server
+    if page.data is None:    # boundary layers come as MVT from the server; every served map page
+        out.append("vectorgrid")     # has it, so all of them load one cached file (assets.JOINED)
     if page.inline:
         out += [b for b, on in (("fullscreen", preset.controls["fullscreen"]),
                                 ("locate", preset.controls["locate"])) if on]
@@ -329,6 +355,27 @@ def _bundles(preset: Preset, page: Page) -> list[str]:
     if preset.controls["field"]:
         out.append("field")
     return out
+
+
+def _prefetch(preset: Preset, page: Page) -> str:
+    """The head's first script: the first view's cooperative tiles asked for while the scripts load.
+
+    ``web/prefetch.js`` works out the tiles for the window's size; the addresses carry each shown cooperative
+    layer's filters as ``web/core.js`` writes them (sorted, ``encodeURIComponent``), so the layer finds them.
+    """
+    queries = []
+    for spec in preset.layers:
+        if spec.source == "cooperatives" and spec.show and \
+                (spec.min_zoom or 0) <= preset.zoom <= (spec.max_zoom if spec.max_zoom is not None else 22):
+            params = {k: v for k, v in (preset.filters | spec.filters).items() if v not in (None, "")}
+            queries.append("?" + "&".join(f"{quote(k, safe=JS_SAFE)}={quote(str(v), safe=JS_SAFE)}"
+                                          for k, v in sorted(params.items())) if params else "")
+    if not queries:
+        return ""
+    view = {"base": page.base, "center": list(preset.center), "zoom": preset.zoom, "bounds": IRAN_BOUNDS,
+            "queries": list(dict.fromkeys(queries)), "filter_names": list(FILTER_NAMES)}
+    return (f"<script>{inline_script(page.web_dir, PREFETCH)}\n"
+            f"coopgisPrefetch.start({to_script_json(view)});</script>\n")
 
 
 def _assets_of(plugin: JSCSSMixin, bundle: str, page: Page) -> None:

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import geopandas as gpd
 import httpx
@@ -624,6 +625,40 @@ def test_standalone_file_opens_from_disk_with_no_network(browser, standalone_fil
         assert v.page.get_attribute(".coop-counter", "data-total") != "0"
         v.shot("standalone-province")
         assert v.errors == [] and v.dialogs == []
+
+
+# Records when the page's map scripts first run: the moment they set window.coopgis.
+SCRIPTS_RUN = """(() => { let kept; window.__coopgisAt = null;
+  Object.defineProperty(window, 'coopgis', {configurable: true, get() { return kept; },
+    set(v) { if (window.__coopgisAt === null) { window.__coopgisAt = performance.now(); } kept = v; }}); })();"""
+
+
+@pytest.mark.parametrize("path, width, height", [("/maps/national", 1280, 800), ("/maps/national", 390, 844),
+                                                 ("/maps/sectors", 1280, 800)])
+def test_first_view_tiles_are_asked_for_before_the_scripts_run_and_only_once(browser, maps_server, dataset, path,
+                                                                              width, height):
+    """The head's first script asks for the first view's cooperative tiles; the layers take those answers."""
+    context = browser.new_context(locale="fa-IR", viewport={"width": width, "height": height})
+    try:
+        context.add_init_script(SCRIPTS_RUN)
+        page = context.new_page()
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(maps_server + path, wait_until="networkidle")
+        page.wait_for_selector(".coop-cluster", state="attached", timeout=15_000)
+        page.wait_for_timeout(300)
+        tiles = [u for u in requests if "/tiles/cooperatives/" in u]
+        assert tiles and len(tiles) == len(set(tiles)), tiles       # no tile downloaded twice
+        started = page.evaluate("""() => performance.getEntriesByType('resource')
+            .filter(r => r.name.includes('/tiles/cooperatives/')).map(r => r.startTime)""")
+        scripts_run = page.evaluate("window.__coopgisAt")
+        assert scripts_run is not None and min(started) < scripts_run
+        if path == "/maps/national" and width > 1000:                # all of Iran in view at zoom 5, all counted
+            assert int(page.get_attribute(".coop-counter", "data-total")) == _located(dataset)
+        if path == "/maps/sectors":                                  # each layer's own filter on its tiles
+            assert {parse_qs(urlsplit(u).query).get("sector", [""])[0] for u in tiles} >= set(GALAXY_SECTORS)
+    finally:
+        context.close()
 
 
 def test_bytes_before_the_first_clusters(browser, maps_server):

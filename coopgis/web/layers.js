@@ -59,20 +59,26 @@
     return group;
   }
 
-  // A page shows its cooperatives first: the boundary layers' tiles (VectorGrid) wait until the first clusters
-  // are drawn and painted, or until the page turns out to have no cooperative tiles, or 1.5 s at most.
-  var boundariesFree = false, waiting = [];
+  // A page shows its cooperatives first. What the first clusters do not need (the boundary layers' tiles, the
+  // place names, the title, the layer list and the other controls) waits until they are drawn and painted, or
+  // until the page turns out to have no cooperative tiles, or 1.5 s at most; then each waiting step runs in a
+  // task of its own, in the order it was put off.
+  var clustersShown = false, waiting = [];
 
-  function showBoundaries() {
-    if (boundariesFree) { return; }
-    boundariesFree = true;
-    waiting.splice(0).forEach(function (f) { f(); });
+  function firstClustersShown() {
+    if (clustersShown) { return; }
+    clustersShown = true;
+    waiting.splice(0).forEach(function (f) { setTimeout(f, 0); });
   }
 
-  function afterClusters(layer) {
-    if (boundariesFree) { return layer; }
+  function afterFirstClusters(f) {
+    if (clustersShown) { f(); } else { waiting.push(f); }
+  }
+
+  function afterClusters(layer) {    // a boundary layer asks for no tile until then
+    if (clustersShown) { return layer; }
     var update = layer._update;
-    layer._update = function () { return boundariesFree ? update.apply(this, arguments) : undefined; };
+    layer._update = function () { return clustersShown ? update.apply(this, arguments) : undefined; };
     waiting.push(function () {
       layer._update = update;
       if (layer._map) { layer._update(); }
@@ -81,8 +87,8 @@
   }
 
   function clustersPainted() {   // after the browser has painted what was just drawn
-    if (boundariesFree) { return; }
-    (window.requestAnimationFrame || setTimeout)(function () { setTimeout(showBoundaries, 0); });
+    if (clustersShown) { return; }
+    (window.requestAnimationFrame || setTimeout)(function () { setTimeout(firstClustersShown, 0); });
   }
 
   var CoopTiles = L.GridLayer.extend({
@@ -110,7 +116,8 @@
       var url = state.cfg.base + '/tiles/cooperatives/' + coords.z + '/' + coords.x + '/' + coords.y + '.geojson' +
         query(paramsOf(this.spec));
       tile.coopAbort = window.AbortController ? new AbortController() : null;
-      fetch(url, tile.coopAbort ? {signal: tile.coopAbort.signal} : {})
+      var early = window.coopgisPrefetch && window.coopgisPrefetch.take(url);   // web/prefetch.js
+      (early || fetch(url, tile.coopAbort ? {signal: tile.coopAbort.signal} : {}))
         .then(function (r) {
           if (!r.ok) { throw new Error('HTTP ' + r.status); }
           return r.json();
@@ -343,5 +350,6 @@
   _.drawFeatures = drawFeatures; _.CoopTiles = CoopTiles; _.CoopLocal = CoopLocal; _.clusterOf = clusterOf;
   _.rampColor = rampColor; _.countiesShown = countiesShown; _.polygonStyle = polygonStyle;
   _.perCapita = perCapita; _.breaksOf = breaksOf;
-  _.tilePolygons = tilePolygons; _.embeddedPolygons = embeddedPolygons; _.showBoundaries = showBoundaries;
+  _.tilePolygons = tilePolygons; _.embeddedPolygons = embeddedPolygons; _.firstClustersShown = firstClustersShown;
+  _.afterFirstClusters = afterFirstClusters;
 }());

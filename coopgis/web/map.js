@@ -31,16 +31,16 @@
     map.on('zoomend', restyleAll);
     map.on('overlayadd overlayremove', restyleAll);
     map.on('popupopen', keepPopupInView);
-    titleControl();
-    placeLabels(map);
-    // once the page's script has added its layers: without cooperative tiles the boundaries need not wait
+    _.afterFirstClusters(titleControl);
+    _.afterFirstClusters(function () { placeLabels(map); });
+    // once the page's script has added its layers: without cooperative tiles nothing need wait
     setTimeout(function () {
       var coop = Object.keys(state.layers).some(function (id) {
         return state.layers[id] instanceof CoopTiles && map.hasLayer(state.layers[id]);
       });
-      if (!coop) { _.showBoundaries(); }
+      if (!coop) { _.firstClustersShown(); }
     }, 0);
-    setTimeout(_.showBoundaries, 1500);
+    setTimeout(_.firstClustersShown, 1500);
   }
 
   // A popup whose content grows after it opened (a cluster's list, read from the server) is panned into
@@ -395,11 +395,13 @@
   }
 
   function controls() {
-    _.chipsControl();
-    filterControl();
-    legendControl();
-    if (state.cfg.controls.field && window.coopgis.field) { window.coopgis.field(state); }
-    updateCounter();
+    _.afterFirstClusters(function () {
+      _.chipsControl();
+      filterControl();
+      legendControl();
+      if (state.cfg.controls.field && window.coopgis.field) { window.coopgis.field(state); }
+      updateCounter();
+    });
   }
 
   window.coopgis = {
@@ -408,6 +410,7 @@
     layer: layer,
     register: register,
     controls: controls,
+    later: _.afterFirstClusters,     // the page's layer list and fullscreen button (mapview.Later)
     refreshCooperatives: refreshCooperatives,
     restyle: restyleAll,
     state: state,
