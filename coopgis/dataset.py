@@ -13,12 +13,10 @@ Not here: reading request values (``filters.py``), writing data (``store.py``).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import logging
 import math
-import mmap
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,14 +30,14 @@ import shapely
 
 from coopgis.boundaries import Boundaries
 from coopgis.figures import COUNTS, PER_CAPITA, AreaFigures
-from coopgis.files import write_private
 from coopgis.geocode import Geocoder
 from coopgis.joins import CLASS_WORDS, border_quota, deprivation_of_counties, quota_words
 from coopgis.names import NameIndex
 from coopgis.nearest import NearestIndex
+from coopgis.packed import Packed, prune
 from coopgis.placenames import LabelTable, build_labels
 from coopgis.privacy import mask_numbers
-from coopgis.search import SearchIndex, build_search_index
+from coopgis.search import SearchIndex, search_index_of
 from coopgis.standins import FieldGuide, build_guide
 from coopgis.stats import StatsIndex
 from coopgis.text import to_persian_digits
@@ -157,7 +155,7 @@ class Collection:
         try:
             for part, path in zip(parts, paths, strict=True):
                 part.save(path)
-            _prune(self.files)
+            prune(self.files, "*.packed", KEEP_FEATURE_FILES)
         except OSError as exc:   # a read-only or full cache folder: serve from memory
             log.warning("feature files not written to %s (%s): features kept in memory", self.files, exc)
             return parts
@@ -246,6 +244,7 @@ class Dataset:
         self.boundaries = boundaries
         self._geocoder = geocoder
         self._villages = list(villages or ())
+        self._files = feature_files   # where features and the search index are kept (None: in memory only)
         self.ingest_report = report or {}   # what the ingest of the served file found
         self.verified = dict(verified or {})   # registration number -> the accepted decision applied
         self._names: NameIndex | None = None
@@ -378,7 +377,7 @@ class Dataset:
         if self._search is None:
             with self._locks["search"]:
                 if self._search is None:
-                    self._search = build_search_index(self.cooperatives, self.boundaries)
+                    self._search = search_index_of(self.cooperatives, self.boundaries, self._files)
         return self._search
 
     def with_verified(self, accepted: dict[str, dict]) -> Dataset:
@@ -504,78 +503,6 @@ def right_sized(data: bytes) -> bytes:
     return memoryview(data).tobytes()
 
 
-class Packed:
-    """Many small byte strings in one buffer: ``packed[i]`` is the i-th.
-
-    A list of 100,000 separately allocated JSON fragments costs several times their
-    size in memory (allocator slack); one buffer and an offset array cost their size.
-    """
-
-    MAGIC = b"coopgis-packed-1"
-
-    def __init__(self, parts):
-        buf = bytearray()
-        offsets = [0]
-        for part in parts:
-            buf += part
-            offsets.append(len(buf))
-        self._buf: bytes | mmap.mmap = bytes(buf)
-        self._offsets = np.asarray(offsets, dtype=np.int64)
-
-    def save(self, path: Path) -> None:
-        """Write to ``path`` (0600, atomically: a reader finds the old file or the whole new one)."""
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_private(path, self.MAGIC + np.int64(len(self)).astype("<i8").tobytes(),
-                      (self._offsets - self._offsets[0]).astype("<i8").tobytes(),
-                      memoryview(self._buf)[int(self._offsets[0]):int(self._offsets[-1])])
-
-    @classmethod
-    def mapped(cls, path: Path) -> Packed | None:
-        """The items a :meth:`save` wrote, memory-mapped read-only (None: no such file, or not whole)."""
-        try:
-            with path.open("rb") as f:
-                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):   # missing, unreadable, or empty
-            return None
-        head = len(cls.MAGIC) + 8
-        if len(mm) < head or mm[:len(cls.MAGIC)] != cls.MAGIC:
-            return None
-        n = int(np.frombuffer(mm, "<i8", 1, len(cls.MAGIC))[0])
-        start = head + 8 * (n + 1)
-        if n < 0 or len(mm) < start:
-            return None
-        offsets = np.frombuffer(mm, "<i8", n + 1, head).astype(np.int64) + start
-        if offsets[0] != start or offsets[-1] != len(mm) or (n and bool((np.diff(offsets) < 0).any())):
-            return None
-        out = cls(())
-        out._buf, out._offsets = mm, offsets
-        return out
-
-    def __len__(self) -> int:
-        return len(self._offsets) - 1
-
-    def __getitem__(self, i: int) -> bytes:
-        return self._buf[self._offsets[i]:self._offsets[i + 1]]
-
-    def __iter__(self):
-        return (self[i] for i in range(len(self)))
-
-    def replaced(self, rows: np.ndarray, parts: Packed) -> Packed:
-        """A copy with ``parts[k]`` in place of item ``rows[k]`` (rows ascending), in one pass over the buffer."""
-        out = Packed(())
-        pieces, start = [], 0
-        lengths = np.diff(self._offsets)
-        for k, i in enumerate(rows):
-            pieces.append(self._buf[self._offsets[start]:self._offsets[i]])
-            pieces.append(parts[k])
-            lengths[i] = len(parts[k])
-            start = int(i) + 1
-        pieces.append(self._buf[self._offsets[start]:])
-        out._buf = b"".join(pieces)
-        out._offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        return out
-
-
 def _rows_digest(frame: pd.DataFrame, id_column: str, columns: tuple[str, ...], lon: np.ndarray,
                  lat: np.ndarray) -> str:
     """A digest of what a point collection's features are made of: the values of its columns, its points,
@@ -588,14 +515,6 @@ def _rows_digest(frame: pd.DataFrame, id_column: str, columns: tuple[str, ...], 
     h.update(np.ascontiguousarray(lon).tobytes())
     h.update(np.ascontiguousarray(lat).tobytes())
     return h.hexdigest()
-
-
-def _prune(folder: Path) -> None:
-    """Remove all but the newest feature files (a worker still mapping a removed one keeps its pages)."""
-    files = sorted(folder.glob("*.packed"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in files[KEEP_FEATURE_FILES:]:
-        with contextlib.suppress(OSError):
-            old.unlink()
 
 
 def _serialise(frame: gpd.GeoDataFrame, id_column: str, properties: tuple[str, ...],

@@ -13,21 +13,27 @@ served dataset is kept by the dataset (``Dataset.search_index``).
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from rapidfuzz import fuzz, process
 
-from coopgis.text import is_latin, key, latin_key, tokens
+from coopgis import text as text_module
+from coopgis.packed import Packed, prune
+from coopgis.text import fold, is_latin, key, latin_key, norm, tokens, words
 from coopgis.values import registration_no_key
 
 if TYPE_CHECKING:
     from coopgis.boundaries import Boundaries
 
+log = logging.getLogger("coopgis")
 FUZZY_CUTOFF = 80
 CHUNK = 50_000   # rows turned into Python text at a time (the table's text is Arrow)
 # Score ranges keep the match kinds in order: registration_no > name > place > address > fuzzy.
@@ -49,6 +55,18 @@ class Groups:
         self._rows = order.astype(np.int32)
         self._bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1)).astype(np.int64)
         self._slot = {str(k): i for i, k in enumerate(uniques)}
+
+    @classmethod
+    def of(cls, keys: list[str], rows: np.ndarray, bounds: np.ndarray) -> Groups:
+        """Groups as :meth:`parts` gave them (a saved index)."""
+        out = cls.__new__(cls)
+        out._rows, out._bounds = rows, bounds
+        out._slot = {k: i for i, k in enumerate(keys)}
+        return out
+
+    def parts(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """The keys (in slot order), the rows and the bounds of each key's rows."""
+        return list(self._slot), self._rows, self._bounds
 
     def __len__(self) -> int:
         return len(self._slot)
@@ -84,6 +102,12 @@ class Postings:
         self._bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         self._rows = np.fromiter((r for v in lists for r in v), np.int32, int(self._bounds[-1]))
 
+    @classmethod
+    def of(cls, bounds: np.ndarray, rows: np.ndarray) -> Postings:
+        out = cls([])
+        out._bounds, out._rows = bounds, rows
+        return out
+
     def __len__(self) -> int:
         return len(self._bounds) - 1
 
@@ -99,22 +123,52 @@ class Vocabulary:
     postings: Postings
 
     @classmethod
-    def build(cls, texts_of) -> Vocabulary:
+    def build(cls, word_keys_of) -> Vocabulary:
+        """``word_keys_of``: per row, its distinct word keys (:meth:`NameKeys.words`)."""
         rows: dict[str, list[int]] = {}
-        cache: dict[str, str] = {}
-        for i, text in enumerate(texts_of):
-            if not isinstance(text, str):
-                continue
-            for tok in tokens(text):
-                k = cache.get(tok)
-                if k is None:
-                    k = cache[tok] = key(tok, prefixes=False)
-                if k:
-                    lst = rows.setdefault(k, [])
-                    if not lst or lst[-1] != i:
-                        lst.append(i)
+        for i, keys in enumerate(word_keys_of):
+            for k in keys:
+                lst = rows.get(k)
+                if lst is None:
+                    rows[k] = [i]
+                else:
+                    lst.append(i)
         words = list(rows)
         return cls(words, Postings([rows[w] for w in words]))
+
+
+class NameKeys:
+    """Each distinct name normalised once, for both its key and its words' keys (names repeat: at
+    1,000,000 cooperatives about half are distinct, and :func:`norm` is most of the index's cost)."""
+
+    NO_WORDS: tuple[str, ...] = ()
+
+    def __init__(self):
+        self._of: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._word: dict[str, str] = {}
+
+    def _made(self, name: str) -> tuple[str, tuple[str, ...]]:
+        got = self._of.get(name)
+        if got is None:
+            normalised = norm(name)
+            keys = []
+            for w in words(normalised):
+                k = self._word.get(w)
+                if k is None:
+                    k = self._word[w] = key(w, prefixes=False)
+                if k:
+                    keys.append(k)
+            got = self._of[name] = (fold(normalised), tuple(dict.fromkeys(keys)))
+        return got
+
+    def key(self, name: str) -> str:
+        """``key(name, prefixes=False)``."""
+        return self._made(name)[0]
+
+    def words(self, column) -> Iterator[tuple[str, ...]]:
+        """Per row of a name column, the distinct keys of its words."""
+        for v in texts(column):
+            yield self._made(v)[1] if isinstance(v, str) else self.NO_WORDS
 
 
 @dataclass
@@ -210,7 +264,10 @@ class SearchIndex:
 
 def build_search_index(f: pd.DataFrame, boundaries: Boundaries | None = None) -> SearchIndex:
     """The search index of a cooperatives table; ``boundaries`` add the English place and county names."""
-    name = KeyColumn.build(f["name"], lambda v: key(v, prefixes=False))
+    names = NameKeys()
+    name = KeyColumn.build(f["name"], names.key)
+    name_words = Vocabulary.build(names.words(f["name"]))
+    del names
     place = KeyColumn.build(f["place"], key, grouped=True)
     county = KeyColumn.build(f["county"], key, grouped=True)
     latin: dict[str, list[np.ndarray]] = {}
@@ -231,9 +288,120 @@ def build_search_index(f: pd.DataFrame, boundaries: Boundaries | None = None) ->
             if isinstance(en, str) and latin_key(en):
                 latin.setdefault(latin_key(en), []).append(np.asarray(rows, np.int64))
     latin_rows = {k: np.unique(np.concatenate(v)) for k, v in latin.items()}
-    return SearchIndex(name, Vocabulary.build(texts(f["name"])), place, county, latin_rows,
+    return SearchIndex(name, name_words, place, county, latin_rows,
                        sorted(set(place.groups or ()) | set(county.groups or ())), sorted(latin_rows),
                        f["address"])
+
+
+# ---- the index kept in a file -------------------------------------------------------------------------
+# Building the index is Python work on every name (about 13 s at 1,000,000 cooperatives). It is written once
+# to the cache folder, named by a digest of what it is made of, and mapped by later starts and by every
+# worker: its arrays are then the file's pages, shared; only the texts and the dicts are made again.
+
+INDEX_FILES_KEPT = 4           # the newest index files kept in the folder
+INDEX_MIN_ROWS = 10_000        # a smaller table is indexed in well under a second: not kept
+_INDEX_COLUMNS = ("name", "place", "county", "place_level", "place_code", "county_osm")
+_INDEX_PARTS = 24
+
+
+def search_index_of(f: pd.DataFrame, boundaries: Boundaries | None, folder: Path | None) -> SearchIndex:
+    """The search index of ``f``: mapped from ``folder`` when an index of the same rows is kept there,
+    else built (and kept there). A folder that cannot be written leaves the index in memory."""
+    if folder is None or len(f) < INDEX_MIN_ROWS:
+        return build_search_index(f, boundaries)
+    path = folder / f"search-{_index_digest(f, boundaries)}.index"
+    idx = _mapped_index(path, f["address"])
+    if idx is not None:
+        return idx
+    idx = build_search_index(f, boundaries)
+    try:
+        Packed.write(path, _index_parts(idx))
+        prune(folder, "search-*.index", INDEX_FILES_KEPT)
+    except OSError as exc:
+        log.warning("search index not written to %s (%s): kept in memory", folder, exc)
+        return idx
+    return _mapped_index(path, f["address"]) or idx
+
+
+def _index_digest(f: pd.DataFrame, boundaries: Boundaries | None) -> str:
+    """What the index is made of: the indexed columns, the English names of places and counties, the code."""
+    h = hashlib.blake2b(digest_size=16)
+    for module in (__file__, text_module.__file__):
+        h.update(Path(module).read_bytes())
+    h.update(repr((len(f), [c for c in _INDEX_COLUMNS if c in f.columns])).encode())
+    tables: list[tuple[pd.DataFrame, tuple[str, ...]]] = [(f, _INDEX_COLUMNS)]
+    if boundaries is not None:
+        tables += [(boundaries.places, ("level", "code", "name_en")),
+                   (boundaries.counties, ("osm_relation_id", "name_en"))]
+    for table, columns in tables:
+        for col in columns:
+            if col in table.columns:
+                h.update(pd.util.hash_pandas_object(table[col], index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def _lines(keys) -> bytes:
+    return "\n".join(keys).encode("utf-8")      # keys hold no newline (KeyColumn.containing relies on it)
+
+
+def _unlines(data: memoryview) -> list[str]:
+    text = bytes(data).decode("utf-8")
+    return text.split("\n") if text else []   # no key is empty
+
+
+def _column_parts(col: KeyColumn) -> list:
+    keys, rows, bounds = col.groups.parts() if col.groups is not None else ([], np.empty(0, np.int32),
+                                                                            np.empty(0, np.int64))
+    return [col.lengths.astype(np.int32), col.starts.astype(np.int64), col.joined.encode("utf-8"),
+            _lines(keys), rows.astype(np.int32), bounds.astype(np.int64)]
+
+
+def _index_parts(idx: SearchIndex) -> list:
+    latin = list(idx.latin)
+    sizes = np.fromiter((len(idx.latin[k]) for k in latin), np.int64, len(latin))
+    return [*_column_parts(idx.name), *_column_parts(idx.place), *_column_parts(idx.county),
+            _lines(idx.name_words.words), idx.name_words.postings._bounds.astype(np.int64),
+            idx.name_words.postings._rows.astype(np.int32),
+            _lines(latin), np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+            (np.concatenate([idx.latin[k] for k in latin]) if latin else np.empty(0)).astype(np.int64)]
+
+
+def _mapped_index(path: Path, addresses) -> SearchIndex | None:
+    """The index a :func:`search_index_of` kept at ``path`` (None: none there, or not whole, or not of
+    ``len(addresses)`` rows)."""
+    packed = Packed.mapped(path)
+    if packed is None or len(packed) != _INDEX_PARTS:
+        return None
+    n = len(addresses)
+
+    def array(i: int, dtype) -> np.ndarray:
+        return np.frombuffer(packed.view(i), dtype)
+
+    def column(at: int, rows: int | None) -> KeyColumn | None:
+        lengths, starts = array(at, np.int32), array(at + 1, np.int64)
+        joined = bytes(packed.view(at + 2)).decode("utf-8")
+        keys, grows, bounds = _unlines(packed.view(at + 3)), array(at + 4, np.int32), array(at + 5, np.int64)
+        if len(lengths) != len(starts) or (rows is not None and len(lengths) != rows):
+            return None
+        groups = None
+        if len(bounds):
+            if len(bounds) != len(keys) + 1 or bounds[-1] != len(grows):
+                return None
+            groups = Groups.of(keys, grows, bounds)
+        return KeyColumn(lengths, joined, starts, groups)
+
+    try:
+        name, place, county = column(0, n), column(6, n), column(12, n)
+        words, bounds, rows = _unlines(packed.view(18)), array(19, np.int64), array(20, np.int32)
+        latin_keys, latin_bounds, latin_rows = _unlines(packed.view(21)), array(22, np.int64), array(23, np.int64)
+    except (UnicodeDecodeError, ValueError):   # damaged: made again
+        return None
+    if name is None or place is None or county is None or len(bounds) != len(words) + 1 or \
+            len(latin_bounds) != len(latin_keys) + 1 or place.groups is None or county.groups is None:
+        return None
+    latin = {k: latin_rows[latin_bounds[i]:latin_bounds[i + 1]] for i, k in enumerate(latin_keys)}
+    return SearchIndex(name, Vocabulary(words, Postings.of(bounds, rows)), place, county, latin,
+                       sorted(set(place.groups) | set(county.groups)), sorted(latin), addresses)
 
 
 def search_rows(idx: SearchIndex, row_of: Callable[[str], int | None], text: str, limit: int,

@@ -91,9 +91,17 @@ def fold(normalised: str) -> str:
     return unicodedata.normalize("NFC", normalised.translate(_RELAX).replace(" ", "").lower())
 
 
+_WORD_BREAK = re.compile(r"[\s,;:/\\\-–—_()\[\]{}\"'.]+")
+
+
 def tokens(text: object) -> list[str]:
-    """Words of a normalised text, splitting on spaces and punctuation."""
-    return [t for t in re.split(r"[\s,;:/\\\-–—_()\[\]{}\"'.]+", norm(text)) if t]
+    """Words of a text, normalised (:func:`norm`), splitting on spaces and punctuation."""
+    return words(norm(text))
+
+
+def words(normalised: str) -> list[str]:
+    """:func:`tokens` of a text that already went through :func:`norm`."""
+    return [t for t in _WORD_BREAK.split(normalised) if t]
 
 
 # ---- Latin script (English transliterations) --------------------------------

@@ -579,7 +579,7 @@ class PlaceLayer:
     PROPERTIES = ("name", "kind", "min_zoom", "max_zoom", "rank")
 
     def __init__(self, table: LabelTable):
-        from coopgis.dataset import Packed
+        from coopgis.packed import Packed
 
         self.table = table
         u, v = lonlat_to_world(table.lon, table.lat)

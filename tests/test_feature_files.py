@@ -10,7 +10,9 @@ import orjson
 import pytest
 
 import coopgis.dataset as dataset_module
-from coopgis.dataset import Dataset, Packed
+import coopgis.search as search_module
+from coopgis.dataset import Dataset
+from coopgis.packed import Packed
 
 
 @pytest.fixture()
@@ -75,3 +77,60 @@ def test_a_file_in_the_way_is_not_fatal(small_files, sample_store, boundaries, g
     coll = served.collections["cooperatives"]
     assert orjson.loads(coll.feature(3))["type"] == "Feature"
     assert not isinstance(coll.parts()[2]._buf, mmap.mmap)
+
+
+# ---- the search index, kept the same way ----------------------------------------------------------------
+
+@pytest.fixture()
+def small_index(monkeypatch):
+    monkeypatch.setattr(search_module, "INDEX_MIN_ROWS", 0)
+
+
+def _found(ds: Dataset, text: str) -> list[tuple[int, str, float]]:
+    coll = ds.collections["cooperatives"]
+    return search_module.search_rows(ds.search_index(), coll.row_of, text, 20)
+
+
+def test_second_worker_maps_the_search_index_and_finds_the_same(small_index, sample_store, boundaries, geocoder,
+                                                                tmp_path, monkeypatch):
+    plain = Dataset(sample_store.read(), boundaries, sample_store.read_report(), geocoder)   # built in memory
+    plain.search_index()
+    first = _served(sample_store, boundaries, geocoder, tmp_path)
+    first.search_index()
+    kept = list(tmp_path.glob("search-*.index"))
+    assert len(kept) == 1 and oct(os.stat(kept[0]).st_mode & 0o777) == "0o600"
+    monkeypatch.setattr(search_module, "build_search_index", lambda *a: pytest.fail("built again, not mapped"))
+    second = _served(sample_store, boundaries, geocoder, tmp_path)
+    frame = sample_store.read()
+    queries = [frame["name"].iloc[3], frame["name"].iloc[3][:6], frame["registration_no"].iloc[9],
+               frame["place"].dropna().iloc[0], frame["county"].dropna().iloc[0], "تعاونى", "tehran", "Isfahan",
+               frame["address"].iloc[5][:12]]
+    for text in queries:
+        assert _found(second, text) == _found(plain, text), text
+    assert _found(second, frame["name"].iloc[3])                     # and it finds something
+    assert not second.search_index().name.starts.flags.owndata       # the file's pages, not a copy
+
+
+def test_renamed_cooperative_is_found_by_its_new_name_never_from_an_old_index(small_index, sample_store,
+                                                                              boundaries, geocoder, tmp_path):
+    _served(sample_store, boundaries, geocoder, tmp_path).search_index()
+    frame = sample_store.read()
+    frame.loc[7, "name"] = "تعاونی زعفران‌کاران نوبنیاد"
+    changed = _served(sample_store, boundaries, geocoder, tmp_path, frame=frame)
+    hits = _found(changed, "زعفران کاران نوبنیاد")
+    assert hits and hits[0][0] == 7
+    assert len(list(tmp_path.glob("search-*.index"))) == 2       # its own file; the first left for its readers
+
+
+def test_damaged_or_unwritable_index_file_is_made_again(small_index, sample_store, boundaries, geocoder, tmp_path):
+    plain = Dataset(sample_store.read(), boundaries, sample_store.read_report(), geocoder)
+    _served(sample_store, boundaries, geocoder, tmp_path).search_index()
+    (kept,) = tmp_path.glob("search-*.index")
+    kept.write_bytes(kept.read_bytes()[:-40])                  # cut short: refused, built and written again
+    again = _served(sample_store, boundaries, geocoder, tmp_path)
+    name = sample_store.read()["name"].iloc[11]
+    assert _found(again, name) == _found(plain, name)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    in_memory = _served(sample_store, boundaries, geocoder, blocker)
+    assert _found(in_memory, name) == _found(plain, name)

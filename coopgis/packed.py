@@ -1,0 +1,112 @@
+"""Many byte strings in one buffer, written once to a private file and memory-mapped by every process.
+
+The served features (``dataset.Collection``) and the search index (``search``) are kept this way in
+``COOPGIS_CACHE_DIR``: a restart maps them instead of making them again, and the workers of one machine
+share their pages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+from pathlib import Path
+
+import numpy as np
+
+from coopgis.files import write_private
+
+
+class Packed:
+    """Many small byte strings in one buffer: ``packed[i]`` is the i-th.
+
+    A list of 100,000 separately allocated JSON fragments costs several times their
+    size in memory (allocator slack); one buffer and an offset array cost their size.
+    """
+
+    MAGIC = b"coopgis-packed-1"
+
+    def __init__(self, parts):
+        buf = bytearray()
+        offsets = [0]
+        for part in parts:
+            buf += part
+            offsets.append(len(buf))
+        self._buf: bytes | mmap.mmap = bytes(buf)
+        self._offsets = np.asarray(offsets, dtype=np.int64)
+
+    def save(self, path: Path) -> None:
+        """Write to ``path`` (0600, atomically: a reader finds the old file or the whole new one)."""
+        start, end = int(self._offsets[0]), int(self._offsets[-1])
+        self._write(path, len(self), (self._offsets - start).astype("<i8"), memoryview(self._buf)[start:end])
+
+    @classmethod
+    def write(cls, path: Path, parts) -> None:
+        """Write ``parts`` (bytes-like objects: bytes, memoryviews, contiguous arrays) as the items of a
+        packed file, without joining them in memory first."""
+        views = [memoryview(p).cast("B") for p in parts]
+        offsets = np.concatenate([[0], np.cumsum([v.nbytes for v in views], dtype=np.int64)]).astype("<i8")
+        cls._write(path, len(views), offsets, *views)
+
+    @classmethod
+    def _write(cls, path: Path, n: int, offsets: np.ndarray, *data) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_private(path, cls.MAGIC + np.int64(n).astype("<i8").tobytes(), offsets.tobytes(), *data)
+
+    @classmethod
+    def mapped(cls, path: Path) -> Packed | None:
+        """The items a :meth:`save` wrote, memory-mapped read-only (None: no such file, or not whole)."""
+        try:
+            with path.open("rb") as f:
+                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):   # missing, unreadable, or empty
+            return None
+        head = len(cls.MAGIC) + 8
+        if len(mm) < head or mm[:len(cls.MAGIC)] != cls.MAGIC:
+            return None
+        n = int(np.frombuffer(mm, "<i8", 1, len(cls.MAGIC))[0])
+        start = head + 8 * (n + 1)
+        if n < 0 or len(mm) < start:
+            return None
+        offsets = np.frombuffer(mm, "<i8", n + 1, head).astype(np.int64) + start
+        if offsets[0] != start or offsets[-1] != len(mm) or (n and bool((np.diff(offsets) < 0).any())):
+            return None
+        out = cls(())
+        out._buf, out._offsets = mm, offsets
+        return out
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, i: int) -> bytes:
+        return self._buf[self._offsets[i]:self._offsets[i + 1]]
+
+    def view(self, i: int) -> memoryview:
+        """Item ``i`` without a copy (of a mapped file: its pages, shared by every process mapping it)."""
+        return memoryview(self._buf)[self._offsets[i]:self._offsets[i + 1]]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def replaced(self, rows: np.ndarray, parts: Packed) -> Packed:
+        """A copy with ``parts[k]`` in place of item ``rows[k]`` (rows ascending), in one pass over the buffer."""
+        out = Packed(())
+        pieces, start = [], 0
+        lengths = np.diff(self._offsets)
+        for k, i in enumerate(rows):
+            pieces.append(self._buf[self._offsets[start]:self._offsets[i]])
+            pieces.append(parts[k])
+            lengths[i] = len(parts[k])
+            start = int(i) + 1
+        pieces.append(self._buf[self._offsets[start]:])
+        out._buf = b"".join(pieces)
+        out._offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return out
+
+
+def prune(folder: Path, pattern: str, keep: int) -> None:
+    """Remove all but the ``keep`` newest files matching ``pattern`` (a process still mapping a removed
+    one keeps its pages)."""
+    files = sorted(folder.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in files[keep:]:
+        with contextlib.suppress(OSError):
+            old.unlink()
