@@ -192,8 +192,8 @@ def select(coll: Collection, flt: CooperativeFilter | None, bbox) -> np.ndarray:
     filtered = flt is not None and coll.name == "cooperatives" and not flt.is_empty()
     if not filtered and bbox is None:
         return np.arange(len(coll))
-    if flt is None or not filtered:          # the bbox alone: its mask is the selection
-        return np.flatnonzero(coll.in_bbox(bbox))
+    if flt is None or not filtered:          # the bbox alone
+        return coll.rows_in_bbox(bbox)
     m = flt.mask(coll)
     if bbox is not None:
         m &= coll.in_bbox(bbox)

@@ -59,7 +59,7 @@ def feature_chunks(coll: Collection, rows: np.ndarray, crs: OutputCrs, level: st
         part = rows[start:start + CHUNK]
         geoms = geometries_in(coll, part, crs)
         if geoms is None:
-            yield b",".join(coll.feature(int(i), level=level) for i in part)
+            yield coll.features(part, level)
         else:
             yield b",".join(coll.feature(int(i), g, level) for i, g in zip(part, geoms, strict=False))
 

@@ -48,3 +48,23 @@ def test_filter_mask_matches_pandas(dataset):
                 & f["registered_year"].astype("float64").between(1395, 1400)).fillna(False).to_numpy()
     assert (flt.mask(coll) == expected).all()
     assert np.array_equal(select(coll, flt, None), np.flatnonzero(expected))
+
+
+def test_bbox_selection_is_every_point_inside_in_stored_order(dataset):
+    """A bbox page lists exactly the cooperatives whose point is inside, edges included, in stored order:
+    a city (points found through the longitude order), all of Iran, an empty and an inverted box."""
+    coll = dataset.collections["cooperatives"]
+    lon, lat = coll.points
+    rng = np.random.default_rng(16)
+    located = np.flatnonzero(~np.isnan(lon))
+    edge = located[0]
+    boxes = [(51.0, 35.0, 52.0, 36.0), (44.0, 25.0, 63.4, 39.8), (70.0, 10.0, 71.0, 11.0), (52.0, 35.0, 51.0, 36.0),
+             (float(lon[edge]), float(lat[edge]), float(lon[edge]), float(lat[edge]))]      # a box of one point
+    for _ in range(60):
+        x, y = rng.uniform(44, 63), rng.uniform(25, 39)
+        boxes.append((x, y, x + rng.exponential(0.8), y + rng.exponential(0.8)))
+    for box in boxes:
+        want = np.flatnonzero((lon >= box[0]) & (lon <= box[2]) & (lat >= box[1]) & (lat <= box[3]))
+        got = select(coll, None, box)
+        assert np.array_equal(got, want), box
+    assert edge in select(coll, None, boxes[4])
