@@ -106,7 +106,10 @@ def page_facts(dataset: Dataset, cluster_max_zoom: int) -> dict:
 def build_map(preset: Preset, page: Page) -> folium.Map:
     """The folium map of a preset, in a right-to-left Persian page."""
     fig = PageFigure(title=html.escape(f"{preset.title_fa} — coopgis"))
-    fig.first_script = "" if page.inline or page.data is not None else _prefetch(preset, page)
+    # Not on the field page: its map shares a phone's window with the panel, so a guess from the window's size
+    # would fetch tiles the map never shows, on the weakest connections.
+    early = not page.inline and page.data is None and not preset.controls["field"]
+    fig.first_script = _prefetch(preset, page) if early else ""
     # minZoom/maxZoom on the map itself: without them Leaflet takes its zoom range from the layers
     # and jumps to a layer's min_zoom (e.g. counties from 7) when that layer is added first.
     m = folium.Map(location=list(preset.center), zoom_start=preset.zoom, tiles=None,

@@ -7,6 +7,9 @@ score ranges (registration number > name > place > address > fuzzy, typo-toleran
 rapidfuzz). Every key goes through :func:`coopgis.text.key`, so Persian and Arabic
 letter forms, digits, ZWNJ and spacing do not matter.
 
+:func:`search_index_of` keeps the index in the cache folder (``packed.Packed``), so a restart and
+every worker map it instead of building it again.
+
 Not here: HTTP parameters and the GeoJSON answer (``api/field.py``); the index of the
 served dataset is kept by the dataset (``Dataset.search_index``).
 """

@@ -661,6 +661,21 @@ def test_first_view_tiles_are_asked_for_before_the_scripts_run_and_only_once(bro
         context.close()
 
 
+def test_field_page_on_a_phone_asks_only_for_tiles_its_map_shows(browser, maps_server):
+    """The field map shares the phone's window with its panel: no tile is fetched on a guess of the window."""
+    with Visit(browser, maps_server + "/maps/field", wait_for=".coop-cluster", viewport={"width": 390, "height": 844},
+               is_mobile=True, has_touch=True) as v:
+        v.settle()
+        tiles = [urlsplit(u).path.rsplit("/", 3)[1:] for u in v.requests if "/tiles/cooperatives/" in u]
+        assert tiles
+        shown = v.page.evaluate("""() => { const m = coopgis.state.map, b = m.getPixelBounds();
+            return [m.getZoom(), Math.floor(b.min.x / 256), Math.floor(b.min.y / 256),
+                    Math.floor((b.max.x - 1) / 256), Math.floor((b.max.y - 1) / 256)]; }""")
+        z, x0, y0, x1, y1 = shown
+        for tz, tx, ty in tiles:
+            assert int(tz) == z and x0 <= int(tx) <= x1 and y0 <= int(ty.split(".")[0]) <= y1, (tz, tx, ty, shown)
+
+
 def test_bytes_before_the_first_clusters(browser, maps_server):
     with Visit(browser, "about:blank") as v:
         sizes = []
