@@ -15,7 +15,7 @@ import time
 import pandas as pd
 import psycopg
 import pytest
-from conftest import has_sample_phone
+from conftest import has_sample_phone, metrics_without_values
 from fastapi.testclient import TestClient
 
 from coopgis.app import create_app
@@ -277,7 +277,7 @@ def test_ready_follows_the_database_and_metrics_name_routes_not_paths(database, 
         text = c.get("/metrics").text
         assert 'route="/cooperatives/{registration_no:path}"' in text and f"/cooperatives/{reg}" not in text
         assert "coopgis_db_pool_size" in text and 'store="postgis"' in text
-        assert "coopgis_read_model_age_seconds" in text and not has_sample_phone(text)
+        assert "coopgis_read_model_age_seconds" in text and not has_sample_phone(metrics_without_values(text))
         # the database goes away: not ready (the balancer takes the replica out), but still alive
         from urllib.parse import urlsplit
 
