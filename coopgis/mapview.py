@@ -22,6 +22,7 @@ from branca.element import Element, Figure, MacroElement
 from folium.elements import JSCSSMixin
 from folium.plugins import Fullscreen, LocateControl
 from folium.template import Template
+from folium.utilities import JsCode
 
 from coopgis.assets import BUNDLES, ICON, inline_script, inline_style, joined_in, read_asset, vendor_url
 from coopgis.census import CENSUS_LABEL_FA, CENSUS_SOURCE, LINK_FA
@@ -35,6 +36,7 @@ from coopgis.vocab import GALAXY_SECTORS, KINDS, PRECISION_FA, SECTORS, STATUSES
 IRAN_BOUNDS = [[24.0, 43.5], [40.5, 64.0]]     # [[south, west], [north, east]]
 JS_SAFE = "-_.!~*'()"     # what encodeURIComponent leaves as it is
 PREFETCH = "coopgis/prefetch.js"
+NARROW_PX = 700    # a window this wide or narrower is a phone's: the layer list and the legend start closed
 FIELD_ZOOM = 13     # where "locate me" flies to: the named villages around (no base map draws streets)
 KIND_COLORS = {
     "production": "#1b9e77", "distribution": "#d95f02", "services": "#7570b3", "housing": "#e7298a",
@@ -138,7 +140,12 @@ def build_map(preset: Preset, page: Page) -> folium.Map:
         _assets_of(loc, "locate", page)
         loc.add_to(m)
     if preset.controls["layers"]:
-        LaterLayerControl(position="topright", collapsed=bool(preset.controls["field"])).add_to(m)
+        # collapsed to its button on the field page and on a phone-sized window, where the open list covered
+        # the filter chips and most of the map
+        layers = LaterLayerControl(position="topright", collapsed=True)
+        if not preset.controls["field"]:
+            layers.options["collapsed"] = JsCode(f"window.innerWidth <= {NARROW_PX}")  # type: ignore[assignment]
+        layers.add_to(m)
     Controls().add_to(m)
     return m
 
@@ -155,6 +162,7 @@ def config(preset: Preset, page: Page) -> dict:
         "note": page.note,
         "attribution": ATTRIBUTION_SHORT,
         "bounds": IRAN_BOUNDS,
+        "narrow": NARROW_PX,
         "controls": {k: (list(v) if isinstance(v, tuple) else v) for k, v in preset.controls.items()},
         "filters": preset.filters,
         "filter_names": list(FILTER_NAMES),           # the parameters a page's address may filter by

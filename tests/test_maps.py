@@ -676,6 +676,27 @@ def test_field_page_on_a_phone_asks_only_for_tiles_its_map_shows(browser, maps_s
             assert int(tz) == z and x0 <= int(tx) <= x1 and y0 <= int(ty.split(".")[0]) <= y1, (tz, tx, ty, shown)
 
 
+@pytest.mark.parametrize("width, height", [(390, 844), (1280, 800)])
+def test_layer_list_starts_closed_on_a_phone_and_covers_no_other_control(browser, maps_server, width, height):
+    with Visit(browser, maps_server + "/maps/national", wait_for=".leaflet-control-layers",
+               viewport={"width": width, "height": height}) as v:
+        v.settle()
+        page = v.page
+        overlays = page.locator(".leaflet-control-layers-overlays")
+        assert overlays.is_visible() == (width > 700)
+        boxes = page.eval_on_selector_all(".leaflet-control", """els => els.filter(e => e.offsetParent).map(e => {
+            const r = e.getBoundingClientRect(); return [e.className, r.left, r.top, r.right, r.bottom]; })""")
+        layers = next(b for b in boxes if "leaflet-control-layers" in b[0])
+        chips = next(b for b in boxes if "coop-chips" in b[0])
+        assert layers[3] <= chips[1] or chips[3] <= layers[1] or layers[4] <= chips[2] or chips[4] <= layers[2]
+        if width <= 700:                       # its button opens it
+            box = page.locator(".leaflet-control-layers-toggle").bounding_box()
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            overlays.wait_for(state="visible", timeout=5_000)
+            assert page.locator(".leaflet-control-layers-overlays label", has_text="مناطق محروم").is_visible()
+        assert v.errors == []
+
+
 def test_bytes_before_the_first_clusters(browser, maps_server):
     with Visit(browser, "about:blank") as v:
         sizes = []

@@ -385,7 +385,7 @@
     control('bottomleft', function (box) {
       box.classList.add('coop-legend');
       var details = el('details');
-      details.open = window.innerWidth > 700;
+      details.open = window.innerWidth > state.cfg.narrow;   // mapview.NARROW_PX
       details.appendChild(el('summary', null, 'راهنمای نقشه'));
       state.legend = el('div', 'coop-legend-body');
       details.appendChild(state.legend);
