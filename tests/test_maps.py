@@ -367,9 +367,11 @@ def browser():
 class Visit:
     """One page in a fresh browser context, recording console errors, requests and dialogs."""
 
-    def __init__(self, browser, url: str, wait_for: str | None = None, **context):
+    def __init__(self, browser, url: str, wait_for: str | None = None, init_script: str | None = None, **context):
         context.setdefault("viewport", {"width": 1280, "height": 800})
         self.context = browser.new_context(locale="fa-IR", **context)
+        if init_script:                      # runs before any script of the page
+            self.context.add_init_script(init_script)
         self.page = self.context.new_page()
         self.errors, self.requests, self.dialogs = [], [], []
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
@@ -638,16 +640,11 @@ SCRIPTS_RUN = """(() => { let kept; window.__coopgisAt = null;
 def test_first_view_tiles_are_asked_for_before_the_scripts_run_and_only_once(browser, maps_server, dataset, path,
                                                                               width, height):
     """The head's first script asks for the first view's cooperative tiles; the layers take those answers."""
-    context = browser.new_context(locale="fa-IR", viewport={"width": width, "height": height})
-    try:
-        context.add_init_script(SCRIPTS_RUN)
-        page = context.new_page()
-        requests: list[str] = []
-        page.on("request", lambda r: requests.append(r.url))
-        page.goto(maps_server + path, wait_until="networkidle")
-        page.wait_for_selector(".coop-cluster", state="attached", timeout=15_000)
-        page.wait_for_timeout(300)
-        tiles = [u for u in requests if "/tiles/cooperatives/" in u]
+    with Visit(browser, maps_server + path, wait_for=".coop-cluster", init_script=SCRIPTS_RUN,
+               viewport={"width": width, "height": height}) as v:
+        v.settle()
+        page = v.page
+        tiles = [u for u in v.requests if "/tiles/cooperatives/" in u]
         assert tiles and len(tiles) == len(set(tiles)), tiles       # no tile downloaded twice
         started = page.evaluate("""() => performance.getEntriesByType('resource')
             .filter(r => r.name.includes('/tiles/cooperatives/')).map(r => r.startTime)""")
@@ -657,8 +654,6 @@ def test_first_view_tiles_are_asked_for_before_the_scripts_run_and_only_once(bro
             assert int(page.get_attribute(".coop-counter", "data-total")) == _located(dataset)
         if path == "/maps/sectors":                                  # each layer's own filter on its tiles
             assert {parse_qs(urlsplit(u).query).get("sector", [""])[0] for u in tiles} >= set(GALAXY_SECTORS)
-    finally:
-        context.close()
 
 
 def test_field_page_on_a_phone_asks_only_for_tiles_its_map_shows(browser, maps_server):
