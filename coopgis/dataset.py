@@ -171,22 +171,19 @@ class Collection:
     def feature(self, i: int, geometry: bytes | None = None, level: str = "public") -> bytes:
         """One GeoJSON Feature; ``geometry`` replaces the CRS84 geometry (for another CRS)."""
         ids, geoms, props = self.parts(level)
-        return (b'{"type":"Feature","id":' + ids[i] + b',"geometry":' + (geometry or geoms[i])
-                + b',"properties":' + props[i] + b"}")
+        return _feature(ids[i], geometry or geoms[i], props[i])
 
     def features(self, rows: np.ndarray, level: str = "public") -> bytes:
         """The GeoJSON Features of ``rows``, comma-joined (:meth:`feature` of each, in one pass)."""
         ids, geoms, props = self.parts(level)
-        return b",".join(b'{"type":"Feature","id":' + i + b',"geometry":' + g + b',"properties":' + p + b"}"
-                         for i, g, p in zip(ids.items(rows), geoms.items(rows), props.items(rows), strict=True))
+        return b",".join(map(_feature, ids.items(rows), geoms.items(rows), props.items(rows)))
 
     def feature_with(self, i: int, extra: dict, level: str = "public") -> bytes:
         """One GeoJSON Feature with ``extra`` properties after the row's own."""
         ids, geoms, props = self.parts(level)
         p = props[i]
         more = orjson.dumps(extra)[1:-1]
-        body = p[:-1] + (b"," if len(p) > 2 and more else b"") + more + b"}"
-        return b'{"type":"Feature","id":' + ids[i] + b',"geometry":' + geoms[i] + b',"properties":' + body + b"}"
+        return _feature(ids[i], geoms[i], p[:-1] + (b"," if len(p) > 2 and more else b"") + more + b"}")
 
     @property
     def points(self) -> tuple[np.ndarray, np.ndarray]:
@@ -530,6 +527,11 @@ def plain_value(v):
 def right_sized(data: bytes) -> bytes:
     """A copy of exactly ``len(data)`` bytes: orjson's output keeps its (larger) working buffer."""
     return memoryview(data).tobytes()
+
+
+def _feature(id_: bytes, geometry: bytes, properties: bytes) -> bytes:
+    """A GeoJSON Feature from the JSON of its id, geometry and properties."""
+    return b'{"type":"Feature","id":' + id_ + b',"geometry":' + geometry + b',"properties":' + properties + b"}"
 
 
 def _rows_digest(frame: pd.DataFrame, id_column: str, columns: tuple[str, ...], lon: np.ndarray,
