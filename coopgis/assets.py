@@ -171,7 +171,7 @@ def inline_style(web_dir: Path, name: str) -> str:
         ref = m.group(2).strip()
         if ref.startswith(("data:", "#")):
             return m.group(0)
-        target = posixpath.normpath(posixpath.join(posixpath.dirname(name), ref))
+        target = _url_target(name, ref)
         if target not in ASSETS:
             return "url(data:,)"       # never point a standalone file at anything outside it
         data = base64.b64encode(read_asset(web_dir, target)).decode("ascii")
@@ -216,10 +216,15 @@ def _moved_css(text: str, part: str, joined: str) -> str:
         ref = m.group(2).strip()
         if ref.startswith(("data:", "#", "/")) or "://" in ref:
             return m.group(0)
-        target = posixpath.normpath(posixpath.join(posixpath.dirname(part), ref))
-        return f"url({m.group(1)}{posixpath.relpath(target, posixpath.dirname(joined))}{m.group(1)})"
+        target = posixpath.relpath(_url_target(part, ref), posixpath.dirname(joined))
+        return f"url({m.group(1)}{target}{m.group(1)})"
 
     return _URL.sub(replace, text)
+
+
+def _url_target(stylesheet: str, ref: str) -> str:
+    """The allow-list name a stylesheet's relative ``url(ref)`` points at (``leaflet/images/layers.png``)."""
+    return posixpath.normpath(posixpath.join(posixpath.dirname(stylesheet), ref))
 
 
 @lru_cache(maxsize=8)

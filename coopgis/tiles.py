@@ -78,6 +78,7 @@ from mapbox_vector_tile.Mapbox import vector_tile_pb2
 from coopgis.dataset import Collection, Dataset, plain_value, right_sized
 from coopgis.figures import Figures
 from coopgis.media import GEOJSON, MVT
+from coopgis.packed import Packed
 from coopgis.placenames import LABEL_MAX_ZOOM, LABEL_MIN_ZOOM, LabelTable
 from coopgis.vocab import KINDS
 
@@ -579,8 +580,6 @@ class PlaceLayer:
     PROPERTIES = ("name", "kind", "min_zoom", "max_zoom", "rank")
 
     def __init__(self, table: LabelTable):
-        from coopgis.packed import Packed
-
         self.table = table
         u, v = lonlat_to_world(table.lon, table.lat)
         scale, top = float(2 ** INDEX_BITS), 2 ** INDEX_BITS - 1

@@ -410,7 +410,7 @@
     layer: layer,
     register: register,
     controls: controls,
-    later: _.afterFirstClusters,     // the page's layer list and fullscreen button (mapview.Later)
+    later: _.afterFirstClusters,     // the page's layer list and fullscreen button (mapview._later)
     refreshCooperatives: refreshCooperatives,
     restyle: restyleAll,
     state: state,
