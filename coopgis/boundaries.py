@@ -21,6 +21,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
@@ -31,6 +32,9 @@ from coopgis.census import Census, load_census
 from coopgis.distance import haversine_km
 from coopgis.joins import deprived_of_class
 from coopgis.text import key, norm
+
+if TYPE_CHECKING:
+    from coopgis.placenames import LabelTable
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "boundaries"
 CACHE_VERSION = "6"
@@ -62,12 +66,22 @@ class Boundaries:
     source_dir: Path
     _trees: dict = field(default_factory=dict, repr=False)
     _census: list = field(default_factory=list, repr=False)     # [Census | None] once read
+    _labels: list = field(default_factory=list, repr=False)     # [LabelTable] once made (kept in the cache)
 
     def census(self) -> Census | None:
         """The census 1395 tables of this folder (read on first use), None when the folder has none."""
         if not self._census:
             self._census.append(load_census(self.source_dir))
         return self._census[0]
+
+    def labels(self) -> LabelTable:
+        """The gazetteer's place-name labels with the zooms they show at, made with the cache: making them
+        takes about a second and leaves ~100 MB of a process's heap in pieces; reading them, 12 ms and 11 MB."""
+        if not self._labels:
+            from coopgis.placenames import build_labels
+
+            self._labels.append(build_labels(self))
+        return self._labels[0]
 
     # ---- lookups ----------------------------------------------------------------
     def province_name(self, iso: str, lang: str = "fa") -> str | None:
@@ -123,6 +137,7 @@ def load_boundaries(directory: str | Path | None = None, *, deprivation: str | P
             pass
     result = _build(directory, deprivation)
     if cache_file is not None:
+        result.labels()
         _write_cache(cache_file, result)
     return result
 
@@ -137,7 +152,7 @@ def _build(directory: Path, deprivation_path: Path) -> Boundaries:
         raise BoundariesError(f"cannot read boundary polygons in {directory}: {exc}") from exc
     counties = counties.merge(_read_deprivation(deprivation_path, counties), on="osm_relation_id", how="left")
     counties["deprivation_class"] = counties["deprivation_class"].fillna("no_data")
-    places = _gazetteer(directory, provinces, counties)
+    places = _shared_texts(_gazetteer(directory, provinces, counties))
     county_points = places[places["level"] == "county"].drop_duplicates("county_osm").set_index("county_osm")
     counties["point_lon"] = counties["osm_relation_id"].map(county_points["point_lon"])
     counties["point_lat"] = counties["osm_relation_id"].map(county_points["point_lat"])
@@ -146,6 +161,16 @@ def _build(directory: Path, deprivation_path: Path) -> Boundaries:
     shapely.contains_xy(country, 53.0, 32.5)   # its index is built now, before threads share it (joins.py)
     return Boundaries(provinces=provinces, counties=counties, places=places,
                       country=country, source_dir=directory)
+
+
+def _shared_texts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each object column with equal texts as one object: 104,000 places name 448 counties, 1,099 districts
+    and 2,637 rural districts, each row's id its own string otherwise (19 MB; the pickle keeps the sharing)."""
+    for c in [c for c in frame.columns if pd.api.types.is_object_dtype(frame[c])]:
+        pool: dict[str, str] = {}
+        frame[c] = pd.Series([pool.setdefault(v, v) if isinstance(v, str) else v for v in frame[c]],
+                             index=frame.index, dtype=object)
+    return frame
 
 
 def _read_deprivation(path: Path, counties: gpd.GeoDataFrame) -> pd.DataFrame:
@@ -364,7 +389,7 @@ def _cache_path(inputs: list[Path], cache_dir: str | Path | None) -> Path | None
     for p in inputs:
         st = p.stat()
         digest.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
-    for src in (Path(__file__), Path(__file__).with_name("text.py")):
+    for src in (Path(__file__), Path(__file__).with_name("text.py"), Path(__file__).with_name("placenames.py")):
         digest.update(src.read_bytes())
     return cache_dir / f"boundaries-{digest.hexdigest()[:16]}.pickle"
 

@@ -41,6 +41,12 @@ def apply_verified(frame: gpd.GeoDataFrame, accepted: dict[str, dict], boundarie
     if not len(rows):
         return frame
     out = frame.copy()
+    joins = ("province", "province_name", "county", "county_code", "county_osm", "deprivation_class",
+             "deprived", "province_shdi", "border")
+    # A column held as categories (coopgis.dataset) takes a new value as plain text, and is encoded again.
+    encoded = [c for c in ("precision", *joins) if c in out and isinstance(out[c].dtype, pd.CategoricalDtype)]
+    for col in encoded:
+        out[col] = out[col].astype(object)
     lon = np.array([accepted[reg.iat[i]]["to"]["lon"] for i in rows], dtype=float)
     lat = np.array([accepted[reg.iat[i]]["to"]["lat"] for i in rows], dtype=float)
     joined = join_boundaries(lon, lat, boundaries)
@@ -50,8 +56,7 @@ def apply_verified(frame: gpd.GeoDataFrame, accepted: dict[str, dict], boundarie
     out.loc[out.index[rows], "confidence"] = 1.0
     if "uncertainty_m" in out.columns:
         out.loc[out.index[rows], "uncertainty_m"] = 0.0
-    for col in ("province", "province_name", "county", "county_code", "county_osm", "deprivation_class",
-                "deprived", "province_shdi", "border"):
+    for col in joins:
         values = joined[col].to_numpy(dtype=object)
         out[col] = out[col].astype(object)
         out.loc[out.index[rows], col] = values
@@ -60,6 +65,8 @@ def apply_verified(frame: gpd.GeoDataFrame, accepted: dict[str, dict], boundarie
     out["border"] = pd.array(out["border"], dtype="boolean")
     out["province_shdi"] = pd.to_numeric(out["province_shdi"], errors="coerce")
     out["border_quota_usd"] = border_quota(out["kind"], out["deprived"])
+    for col in encoded:
+        out[col] = out[col].astype("category")
     return out
 
 

@@ -497,6 +497,8 @@ def _column(coll: Collection, q: Queryable) -> tuple[Any, np.ndarray]:
     if q.type == "date":
         d = pd.to_datetime(s, errors="coerce", format="ISO8601").to_numpy(dtype="datetime64[s]")
         return d, ~np.isnat(d)
+    if isinstance(s.dtype, pd.CategoricalDtype):   # few distinct texts (coopgis.dataset): ordered as text
+        s = s.astype("str")
     return s.reset_index(drop=True), known   # text: the served pandas strings, compared in C
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+from array import array
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -133,18 +134,21 @@ class Geocoder:
         self.b = boundaries
         p = boundaries.places
         self.places = p
-        self._level = p["level"].to_numpy()
-        self._province = p["province_iso"].to_numpy()
+        # Plain Python sequences: indexing a pandas frame per row costs microseconds we call millions of times.
+        # Equal texts are one object (7 levels and 31 provinces over 100,000 rows; a name is mostly also its
+        # display name and key), and numbers are packed doubles: a fifth of the memory of a list of each.
+        pool: dict[str, str] = {}
+        self._level = np.array(_shared(p["level"], pool), dtype=object)
+        self._province = np.array(_shared(p["province_iso"], pool), dtype=object)
         self._county = p["county_osm"].astype("float64").to_numpy()
         self._district = p["district_id"].to_numpy()
         self._rd = p["rural_district_id"].to_numpy()
         self._settlement = p["settlement"].to_numpy()
         self._own_coord = p["lon"].notna().to_numpy().copy()  # villages can learn a coordinate
-        # Plain Python lists: indexing a pandas frame per row costs microseconds we call millions of times.
-        self._col = {c: p[c].astype(object).where(p[c].notna(), None).tolist()
-                     for c in ("name", "code", "display_name", "official_id", "key", "name_en")}
+        self._col: dict[str, list | array] = {c: _shared(p[c], pool) for c in ("name", "display_name", "key",
+                                                                             "code", "official_id", "name_en")}
         for c in ("lon", "lat", "point_lon", "point_lat", "area_radius_m"):
-            self._col[c] = p[c].astype(float).tolist()
+            self._col[c] = array("d", p[c].to_numpy(float))
         weak = (p["point_strength"] == "weak").fillna(False).to_numpy(bool)
         outlier = p["point_outlier"].to_numpy(bool)
         self._point_factor = np.where(weak, WEAK_POINT_FACTOR, np.where(outlier, OUTLIER_POINT_FACTOR, 1.0))
@@ -152,7 +156,7 @@ class Geocoder:
         for i, (lvl, name) in enumerate(zip(p["level"], p["name"], strict=False)):
             for k in {key(name), key(name, prefixes=False)}:
                 if k:
-                    self._index[lvl].setdefault(k, []).append(i)
+                    self._index[lvl].setdefault(pool.setdefault(k, k), []).append(i)
         prov_rows = {iso: i for i, (lvl, iso) in enumerate(zip(p["level"], p["province_iso"], strict=False))
                      if lvl == "province"}
         self._province_row = prov_rows
@@ -737,6 +741,12 @@ class Geocoder:
 
 
 # ---- helpers ------------------------------------------------------------------------------
+
+def _shared(values: pd.Series, pool: dict[str, str]) -> list:
+    """``values`` as a list, a missing value as None and each text as the one object ``pool`` holds for it."""
+    return [pool.setdefault(v, v) if isinstance(v, str) else None if pd.isna(v) else v
+            for v in values.astype(object).tolist()]
+
 
 def _medians(ids: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> dict[str, tuple[float, float, float]]:
     """Per area id: (median lon, median lat, metres to the farthest point) where it has enough points."""

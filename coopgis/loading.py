@@ -23,6 +23,9 @@ from coopgis.location_reports import LocationReportLog
 from coopgis.settings import Settings
 from coopgis.store import FileStore
 
+MMAP_THRESHOLD_OPTION = -3                 # glibc's M_MMAP_THRESHOLD (malloc.h)
+MMAP_THRESHOLD_BYTES = 256 * 1024
+
 
 def location_layer(settings: Settings) -> tuple[Boundaries, Geocoder]:
     """The boundaries of ``settings`` (cached) and a geocoder over them."""
@@ -107,6 +110,18 @@ _PRELOAD: dict[str, tuple] = {}
 def check_store(store: FileStore) -> None:
     """Read the served pair once (a damaged file raises StoreError here), kept for the first load."""
     _PRELOAD[str(store.version_folder())] = store.read_with_ingest_report()
+
+
+def map_large_blocks() -> None:
+    """Have glibc give each block of 256 KiB or more a mapping of its own, returned to the system when it is
+    freed. By default the limit rises to 32 MiB as blocks are freed, and the start-up's passing arrays (the
+    store read, the indexes' sorting) leave holes between the blocks that stay: 100 MB at 100,000
+    cooperatives, which ``malloc_trim`` cannot return (``benchmarks.memory``)."""
+    import contextlib
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):   # not glibc: its own policy stays
+        ctypes.CDLL("libc.so.6").mallopt(MMAP_THRESHOLD_OPTION, MMAP_THRESHOLD_BYTES)
 
 
 def release_memory() -> None:

@@ -366,6 +366,7 @@ def _readme(dataset: Dataset, info, rows: np.ndarray, located: np.ndarray, villa
     fa = _fa_number
     jalali = jdatetime.date.fromgregorian(date=datetime.fromisoformat(date).date()).strftime("%Y/%m/%d")
     precision = coll.frame["precision"].iloc[rows].value_counts()
+    precision = precision[precision > 0]          # a column held as categories counts the absent ones too
     lines = [
         f"بسته میدانی شهرستان {info['name_fa']} ({info['name_en']})",
         f"شناسه شهرستان در OpenStreetMap: {int(info['osm_relation_id'])}"

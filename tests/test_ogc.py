@@ -90,6 +90,9 @@ def test_plain_paging_answers_as_the_whole_items_operation(client, query):
      lambda g: (g.registered_on >= "2015-01-01") & (g.registered_on < "2018-01-01")),
     ("members > jobs", lambda g: g.members > g.jobs),
     ("province <> 'IR-07' AND uncertainty_m < 5000", lambda g: (g.province != "IR-07") & (g.uncertainty_m < 5000)),
+    # text that the served frame holds as categories (few distinct values) still orders as text
+    ("province < 'IR-10' AND kind >= 'rural'", lambda g: (g.province.astype("str") < "IR-10")
+     & (g.kind.astype("str") >= "rural")),
 ])
 def test_cql2_text_matches_pandas(client, dataset, cql, mask):
     g = dataset.cooperatives
