@@ -90,6 +90,12 @@ class Packed:
         """Item ``i`` without a copy (of a mapped file: its pages, shared by every process mapping it)."""
         return memoryview(self._buf)[self._offsets[i]:self._offsets[i + 1]]
 
+    def find(self, i: int, sub: bytes, start: int = 0) -> int:
+        """``bytes.find`` of ``sub`` in item ``i`` from ``start`` within it, in place: -1 when absent."""
+        begin, end = int(self._offsets[i]), int(self._offsets[i + 1])
+        at = self._buf.find(sub, begin + start, end)
+        return at - begin if at >= 0 else -1
+
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 

@@ -63,24 +63,25 @@ class StatsIndex:
         for by, terms in (("kind", KINDS), ("sector", SECTORS), ("status", STATUSES)):
             codes, uniques = pd.factorize(c[by].astype(object).where(c[by].notna(), None), use_na_sentinel=True)
             keys = [str(u) for u in uniques]
-            self.groupings[by] = Grouping(codes.astype(np.int64), keys, [label(terms, k) for k in keys])
+            self.groupings[by] = Grouping(codes.astype(np.int16), keys, [label(terms, k) for k in keys])
         years = pd.array(c["registered_year"], dtype="Int64") if "registered_year" in c else pd.array([None] * n,
                                                                                                     dtype="Int64")
         codes, uniques = pd.factorize(pd.Series(years), use_na_sentinel=True, sort=True)
         keys = [str(int(u)) for u in uniques]
-        self.groupings["year"] = Grouping(codes.astype(np.int64), keys, [to_persian_digits(k) for k in keys])
+        self.groupings["year"] = Grouping(codes.astype(np.int16), keys, [to_persian_digits(k) for k in keys])
 
         quota = pd.to_numeric(c["border_quota_usd"], errors="coerce").to_numpy(float) if n else np.zeros(0)
         deprived = pd.array(c["deprived"], dtype="boolean")
         border = (c["kind"] == "border_dwellers").to_numpy(bool)
+        # Flags as booleans (a byte a row, counted by np.bincount as 0 and 1) rather than doubles
         self.columns = {
             "members": figures.members, "jobs": figures.jobs,
-            "women_led": pd.array(c["women_led"], dtype="boolean").fillna(False).to_numpy(bool).astype(float),
-            "troubled": (c["status"] == "troubled").to_numpy(bool).astype(float),
-            "in_deprived_areas": deprived.fillna(False).to_numpy(bool).astype(float),
-            "deprivation_unknown": pd.isna(deprived).astype(float),
-            "border_dwellers": border.astype(float),
-            "quota_600_usd": (quota == 600).astype(float), "quota_300_usd": (quota == 300).astype(float),
+            "women_led": pd.array(c["women_led"], dtype="boolean").fillna(False).to_numpy(bool),
+            "troubled": (c["status"] == "troubled").to_numpy(bool),
+            "in_deprived_areas": deprived.fillna(False).to_numpy(bool),
+            "deprivation_unknown": np.asarray(pd.isna(deprived), bool),
+            "border_dwellers": border,
+            "quota_600_usd": quota == 600, "quota_300_usd": quota == 300,
         }
         self.county_census = census.counties.reindex(b_county["osm_relation_id"]) if census is not None else None
         self.province_census = census.provinces.reindex(b_prov["iso_3166_2"]) if census is not None else None

@@ -395,9 +395,9 @@ class PointIndex:
         self.kind_codes = known + sorted(str(k) for k in present)
         if "kind" in frame:
             cat = pd.Categorical(frame["kind"], categories=self.kind_codes)
-            self.kind_idx = np.asarray(cat.codes, dtype=np.int64)[self.rows]   # -1: no kind
+            self.kind_idx = np.asarray(cat.codes, dtype=np.int16)[self.rows]   # -1: no kind
         else:
-            self.kind_idx = np.full(len(rows), -1, np.int64)
+            self.kind_idx = np.full(len(rows), -1, np.int16)
         self.columns = {name: _point_column(frame, name, self.rows) for name in POINT_PROPERTIES}
         self.sums = PrefixSums.build(self)
         self.ids = self.columns["registration_no"]
@@ -455,7 +455,7 @@ class PrefixSums:
         starts = {}
         for z in range(0, INDEX_BITS - CLUSTER_LEVELS + 1):
             cell = index.codes >> np.uint64(2 * (INDEX_BITS - min(z + CLUSTER_LEVELS, INDEX_BITS)))
-            starts[z] = np.concatenate(([0], np.flatnonzero(cell[1:] != cell[:-1]) + 1)).astype(np.int64)
+            starts[z] = np.concatenate(([0], np.flatnonzero(cell[1:] != cell[:-1]) + 1)).astype(np.int32)
             if len(starts[z]) == len(index):  # every point has its own cell from here on
                 break
         return cls(run(index.u), run(index.v), run(index.members), run(index.jobs), kinds, starts)
