@@ -112,6 +112,8 @@ def column_type(column: pd.Series, name: str) -> str:
     """The JSON type of a served column, from its dtype (object columns: from all their values)."""
     if name in DATE_COLUMNS:
         return "date"
+    if isinstance(column.dtype, pd.CategoricalDtype):   # few distinct values (coopgis.dataset): their type
+        return column_type(pd.Series(column.cat.categories), name)
     if pd.api.types.is_string_dtype(column.dtype) and not pd.api.types.is_object_dtype(column.dtype):
         return "string"
     kind = column.dtype.kind
