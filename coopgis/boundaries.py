@@ -31,7 +31,7 @@ import shapely
 from coopgis.census import Census, load_census
 from coopgis.distance import haversine_km
 from coopgis.joins import deprived_of_class
-from coopgis.text import key, norm
+from coopgis.text import key, norm, shared_texts
 
 if TYPE_CHECKING:
     from coopgis.placenames import LabelTable
@@ -167,9 +167,7 @@ def _shared_texts(frame: pd.DataFrame) -> pd.DataFrame:
     """Each object column with equal texts as one object: 104,000 places name 448 counties, 1,099 districts
     and 2,637 rural districts, each row's id its own string otherwise (19 MB; the pickle keeps the sharing)."""
     for c in [c for c in frame.columns if pd.api.types.is_object_dtype(frame[c])]:
-        pool: dict[str, str] = {}
-        frame[c] = pd.Series([pool.setdefault(v, v) if isinstance(v, str) else v for v in frame[c]],
-                             index=frame.index, dtype=object)
+        frame[c] = pd.Series(shared_texts(frame[c], {}), index=frame.index, dtype=object)
     return frame
 
 

@@ -33,7 +33,7 @@ from rapidfuzz.distance import Levenshtein
 from coopgis.boundaries import Boundaries
 from coopgis.distance import haversine_km
 from coopgis.joins import GEOMETRY_LOCK
-from coopgis.text import fold, is_latin, key, latin_key, norm
+from coopgis.text import fold, is_latin, key, latin_key, norm, shared_texts
 
 # Words that open an administrative name, and the level they announce.
 MARKERS = {
@@ -743,9 +743,8 @@ class Geocoder:
 # ---- helpers ------------------------------------------------------------------------------
 
 def _shared(values: pd.Series, pool: dict[str, str]) -> list:
-    """``values`` as a list, a missing value as None and each text as the one object ``pool`` holds for it."""
-    return [pool.setdefault(v, v) if isinstance(v, str) else None if pd.isna(v) else v
-            for v in values.astype(object).tolist()]
+    """``values`` as a list, a missing value as None and equal texts one object (:func:`shared_texts`)."""
+    return shared_texts(values.astype(object).where(values.notna(), None).tolist(), pool)
 
 
 def _medians(ids: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> dict[str, tuple[float, float, float]]:

@@ -22,6 +22,7 @@ import pandas as pd
 from coopgis.boundaries import Boundaries
 from coopgis.distance import haversine_km
 from coopgis.nearest import direction, geo_uri, initial_bearing
+from coopgis.text import shared_texts
 from coopgis.vocab import STAND_IN_PRECISIONS
 
 # The column that names the area a stand-in of each precision stands for.
@@ -80,7 +81,7 @@ def build_guide(frame: pd.DataFrame, lon: np.ndarray, lat: np.ndarray, boundarie
         rows = np.flatnonzero(stand_in & (precision == level))
         if len(rows) and column in frame:
             values = frame[column].iloc[rows].tolist()
-            area[rows] = [names.setdefault(v, v) if isinstance(v, str) and v else None for v in values]
+            area[rows] = [v if isinstance(v, str) and v else None for v in shared_texts(values, names)]
     goto_name = np.full(n, None, dtype=object)
     goto_level = np.full(n, None, dtype=object)
     goto_lon = np.full(n, np.nan)

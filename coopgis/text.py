@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 
 # Arabic and variant letters folded to the Persian forms.
 _LETTERS = {
@@ -139,3 +140,9 @@ def is_latin(text: str) -> bool:
     has_latin = any("a" <= c.lower() <= "z" for c in text)
     has_arabic = any("\u0600" <= c <= "\u06ff" for c in text)
     return has_latin and not has_arabic
+
+
+def shared_texts(values: Iterable, pool: dict[str, str]) -> list:
+    """``values`` as a list in which equal texts are one object, the one ``pool`` holds: a column of repeated
+    names costs a pointer a row rather than a string a row. Other values stay as they are."""
+    return [pool.setdefault(v, v) if isinstance(v, str) else v for v in values]
