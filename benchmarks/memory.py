@@ -212,10 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     from coopgis.boundaries import load_boundaries
     from coopgis.corrections import villages_to_learn
     from coopgis.dataset import Dataset
-    from coopgis.loading import feature_folder, map_large_blocks, release_memory
+    from coopgis.loading import feature_folder, release_memory, tune_malloc
     from coopgis.settings import ServiceSettings
     from coopgis.store import FileStore
-    map_large_blocks()   # as `coopgis serve` does first
+    tune_malloc()   # as `coopgis serve` does first
     step("imports (coopgis.app: FastAPI, pandas, geopandas, shapely, pyarrow, numpy)")
     settings = ServiceSettings()
     b = load_boundaries(settings.boundaries, deprivation=settings.deprivation, cache_dir=settings.cache_dir)

@@ -255,11 +255,11 @@ def _cmd_demo(args) -> int:
 def _cmd_serve(args) -> int:
     import os
 
-    from coopgis.loading import check_store, ensure_default_dataset, map_large_blocks
+    from coopgis.loading import check_store, ensure_default_dataset, tune_malloc
     from coopgis.settings import ServiceSettings
     from coopgis.store import StoreError
 
-    map_large_blocks()   # before the first load: its passing arrays go back to the system
+    tune_malloc()   # before the first load: its passing arrays go back to the system
 
     # Workers are separate processes that read their settings from the environment.
     for name, value in (("DATA", args.data), ("HOST", args.host), ("PORT", args.port), ("WORKERS", args.workers)):

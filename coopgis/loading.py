@@ -23,9 +23,11 @@ from coopgis.location_reports import LocationReportLog
 from coopgis.settings import Settings
 from coopgis.store import FileStore
 
-MMAP_THRESHOLD_OPTION, TRIM_THRESHOLD_OPTION = -3, -1    # glibc's M_MMAP_THRESHOLD, M_TRIM_THRESHOLD (malloc.h)
+# glibc's M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_ARENA_MAX (malloc.h)
+MMAP_THRESHOLD_OPTION, TRIM_THRESHOLD_OPTION, ARENA_MAX_OPTION = -3, -1, -8
 MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024
 TRIM_THRESHOLD_BYTES = 2 * MMAP_THRESHOLD_BYTES           # as glibc's own rule once the mmap limit has moved
+ARENAS = 2
 
 
 def location_layer(settings: Settings) -> tuple[Boundaries, Geocoder]:
@@ -113,12 +115,18 @@ def check_store(store: FileStore) -> None:
     _PRELOAD[str(store.version_folder())] = store.read_with_ingest_report()
 
 
-def map_large_blocks() -> None:
-    """Have glibc give each block of 4 MiB or more a mapping of its own, returned to the system when it is
-    freed. By default the limit rises to 32 MiB as blocks are freed, and the start-up's passing arrays (the
-    store read, the indexes' sorting) leave holes between the blocks that stay: 100 MB at 100,000
-    cooperatives, which ``malloc_trim`` cannot return (``benchmarks.memory``). A lower limit (256 KiB) saved
-    7 MB more but made requests' own arrays mappings too: dashboard and statistics answers took twice as long."""
+def tune_malloc() -> None:
+    """glibc's allocator set for a long-lived server (``coopgis serve`` does it first; each setting measured
+    with ``benchmarks.memory``):
+
+    - each block of 4 MiB or more gets a mapping of its own, returned to the system when it is freed. By
+      default the limit rises to 32 MiB as blocks are freed, and the start-up's passing arrays (the store
+      read, the indexes' sorting) leave holes between the blocks that stay: 100 MB at 100,000 cooperatives,
+      which ``malloc_trim`` cannot return. A lower limit (256 KiB) saved 7 MB more but made requests' own
+      arrays mappings too: dashboard and statistics answers took twice as long;
+    - at most 2 arenas (glibc's default: 8 per core), so the request threads share their free memory rather
+      than each keeping a heap of its own (25 MB less after a mixed load with 1 worker at 100,000; the GIL
+      lets one thread allocate at a time anyway)."""
     import contextlib
     import ctypes
 
@@ -128,6 +136,7 @@ def map_large_blocks() -> None:
         # Setting one limit fixes the other at its default (128 KiB): the heap's top would be handed back and
         # taken again by nearly every request (10-20 % on each answer's time, measured)
         libc.mallopt(TRIM_THRESHOLD_OPTION, TRIM_THRESHOLD_BYTES)
+        libc.mallopt(ARENA_MAX_OPTION, ARENAS)
 
 
 def release_memory() -> None:
