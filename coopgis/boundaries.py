@@ -152,7 +152,7 @@ def _build(directory: Path, deprivation_path: Path) -> Boundaries:
         raise BoundariesError(f"cannot read boundary polygons in {directory}: {exc}") from exc
     counties = counties.merge(_read_deprivation(deprivation_path, counties), on="osm_relation_id", how="left")
     counties["deprivation_class"] = counties["deprivation_class"].fillna("no_data")
-    places = _shared_texts(_gazetteer(directory, provinces, counties))
+    places = _compact_texts(_gazetteer(directory, provinces, counties))
     county_points = places[places["level"] == "county"].drop_duplicates("county_osm").set_index("county_osm")
     counties["point_lon"] = counties["osm_relation_id"].map(county_points["point_lon"])
     counties["point_lat"] = counties["osm_relation_id"].map(county_points["point_lat"])
@@ -163,11 +163,22 @@ def _build(directory: Path, deprivation_path: Path) -> Boundaries:
                       country=country, source_dir=directory)
 
 
-def _shared_texts(frame: pd.DataFrame) -> pd.DataFrame:
-    """Each object column with equal texts as one object: 104,000 places name 448 counties, 1,099 districts
-    and 2,637 rural districts, each row's id its own string otherwise (19 MB; the pickle keeps the sharing)."""
-    for c in [c for c in frame.columns if pd.api.types.is_object_dtype(frame[c])]:
-        frame[c] = pd.Series(shared_texts(frame[c], {}), index=frame.index, dtype=object)
+def _compact_texts(frame: pd.DataFrame) -> pd.DataFrame:
+    """The gazetteer's text columns held compactly (the pickle keeps it so):
+
+    - a column of few distinct values (7 levels, 31 provinces, the coordinates' sources and methods, 448
+      county, 1,099 district and 2,637 rural-district ids over 104,000 places) as categories, a small code
+      per row: 1-1.7 MB each as text, 0.1-0.2 MB so;
+    - the other object columns (codes, official ids) with equal texts as one object."""
+    few = max(len(frame) // 20, 50)
+    for c in frame.columns:
+        values = frame[c]
+        if not (pd.api.types.is_object_dtype(values) or isinstance(values.dtype, pd.StringDtype)):
+            continue
+        if values.nunique() <= few:
+            frame[c] = values.astype("category")
+        elif pd.api.types.is_object_dtype(values):
+            frame[c] = pd.Series(shared_texts(values, {}), index=frame.index, dtype=object)
     return frame
 
 

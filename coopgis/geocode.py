@@ -141,8 +141,8 @@ class Geocoder:
         self._level = np.array(_shared(p["level"], pool), dtype=object)
         self._province = np.array(_shared(p["province_iso"], pool), dtype=object)
         self._county = p["county_osm"].astype("float64").to_numpy()
-        self._district = p["district_id"].to_numpy()
-        self._rd = p["rural_district_id"].to_numpy()
+        self._district = np.array(_shared(p["district_id"], pool), dtype=object)
+        self._rd = np.array(_shared(p["rural_district_id"], pool), dtype=object)
         self._settlement = p["settlement"].to_numpy()
         self._own_coord = p["lon"].notna().to_numpy().copy()  # villages can learn a coordinate
         self._col: dict[str, list | array] = {c: _shared(p[c], pool) for c in ("name", "display_name", "key",
@@ -744,6 +744,9 @@ class Geocoder:
 
 def _shared(values: pd.Series, pool: dict[str, str]) -> list:
     """``values`` as a list, a missing value as None and equal texts one object (:func:`shared_texts`)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):   # the gazetteer's few-valued columns: a text per category
+        texts = [*shared_texts(values.cat.categories.tolist(), pool), None]    # code -1 (missing): None
+        return [texts[c] for c in values.cat.codes.tolist()]
     return shared_texts(values.astype(object).where(values.notna(), None).tolist(), pool)
 
 

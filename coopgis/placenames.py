@@ -32,6 +32,7 @@ import shapely
 import shapely.ops
 
 from coopgis.boundaries import Boundaries
+from coopgis.text import shared_texts
 
 LABEL_MIN_ZOOM = 4
 LABEL_MAX_ZOOM = 16
@@ -107,7 +108,7 @@ def build_labels(boundaries: Boundaries) -> LabelTable:
     lo[city] = np.maximum(lo[city], [_city_zoom(v) for v in cand["population"].to_numpy(float)[city]])
     hi = cand["kind"].map(lambda k: min(KIND_ZOOMS[k][1], LABEL_MAX_ZOOM)).to_numpy(np.int16)
     lon, lat = cand["lon"].to_numpy(float), cand["lat"].to_numpy(float)
-    kind = cand["kind"].to_numpy(object)
+    kind = np.array(shared_texts(cand["kind"].tolist(), {}), dtype=object)   # 5 kinds, not a text per label
     min_zoom = _place(lon, lat, width, height, kind, lo, hi)
     shown = min_zoom <= hi
     max_zoom = np.where(hi >= LABEL_MAX_ZOOM, 99, hi)
