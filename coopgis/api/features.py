@@ -244,7 +244,7 @@ def build_router(settings) -> APIRouter:
         else:
             out = await run_in_threadpool(_items, request, coll, fmt, size, limit, offset, q, level)
         if isinstance(out, Answer):
-            if fmt in ITEM_DOWNLOADS or whole or wants_range(request) or request.method == "HEAD":
+            if fmt in ITEM_DOWNLOADS or whole or wants_range(request):
                 # kept for the reads that follow (a client reading a file in ranges asks its size first);
                 # a page read once is not kept: 37 MB of pages per process after a mixed load otherwise
                 answers.put(ds(request), key, out)

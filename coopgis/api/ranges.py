@@ -11,7 +11,8 @@ honoured, a range past the end is a 416.
 level), bounded in bytes by ``COOPGIS_DOWNLOAD_CACHE_MB``: the pieces of one file are cut from
 the same bytes, and a cached answer costs no rate limit and no turn at the heavy gate (like a
 cached tile). GeoJSON pages carry the time they were made (``timeStamp``), so a plain GET of a
-page is made anew; only range requests (and HEAD) reuse a cached page.
+page is made anew; only range requests (and HEAD) reuse a cached page, and only they and the downloads
+are kept (pages read whole filled the cache with answers nobody would ask for in pieces).
 
 Not here: building the bodies (``formats.py``), choosing what is selected (``api/features.py``).
 """
