@@ -17,8 +17,8 @@ from urllib.parse import quote
 
 import geopandas as gpd
 import morecantile
-import orjson
 import numpy as np
+import orjson
 import pandas as pd
 import pyogrio
 import pytest
