@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import shapely
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
@@ -145,8 +146,11 @@ class Geocoder:
         self._rd = np.array(_shared(p["rural_district_id"], pool), dtype=object)
         self._settlement = p["settlement"].to_numpy()
         self._own_coord = p["lon"].notna().to_numpy().copy()  # villages can learn a coordinate
-        self._col: dict[str, list | array] = {c: _shared(p[c], pool) for c in ("name", "display_name", "key",
-                                                                             "code", "official_id", "name_en")}
+        # Names are read one at a time, for an answer (0.5 µs from the gazetteer's own Arrow text, not a copy
+        # of 100,000 Python strings per column); codes and ids are the gazetteer's own objects.
+        self._text: dict[str, TextColumn | list] = {
+            c: TextColumn.of(p[c], pool) for c in ("name", "display_name", "key", "name_en")}
+        self._col: dict[str, list | array] = {c: _shared(p[c], pool) for c in ("code", "official_id")}
         for c in ("lon", "lat", "point_lon", "point_lat", "area_radius_m"):
             self._col[c] = array("d", p[c].to_numpy(float))
         weak = (p["point_strength"] == "weak").fillna(False).to_numpy(bool)
@@ -182,7 +186,7 @@ class Geocoder:
         self._points = self._point_keys()
         self._county_point = {int(r.county_osm): (r.point_lon, r.point_lat)
                               for r in p[p["level"] == "county"].itertuples() if not pd.isna(r.county_osm)}
-        self._fine_by_county: dict[tuple[float, str], tuple[list[str], list[int]]] = {}
+        self._fine_by_county: dict[tuple[float, str], tuple[list[str | None], list[int]]] = {}
         self._county_rows: dict[float, int] | None = None   # county OSM id -> its row, made on first use
 
     # ---- public -----------------------------------------------------------------------
@@ -359,9 +363,9 @@ class Geocoder:
             prov = self._province[chain["county"][0]]
         # Every mention of the chosen province or county names that area, not its namesake
         # seat town, unless the address says "شهر" before it.
-        area_keys = {self._col["key"][chain[lvl][0]] for lvl in ("province", "county") if lvl in chain}
-        area_keys |= {latin_key(self._col["name_en"][chain[lvl][0]]) for lvl in ("province", "county")
-                      if lvl in chain and self._col["name_en"][chain[lvl][0]]}
+        area_keys = {self._text["key"][chain[lvl][0]] for lvl in ("province", "county") if lvl in chain}
+        area_keys |= {latin_key(self._text["name_en"][chain[lvl][0]]) for lvl in ("province", "county")
+                      if lvl in chain and self._text["name_en"][chain[lvl][0]]}
         for s in spans:
             if s.hint != "city" and (latin_key(s.text) if s.latin else _span_key(s.text)) in area_keys:
                 used.add((s.segment, s.start, s.end))
@@ -463,7 +467,9 @@ class Geocoder:
         if cache_key not in self._fine_by_county:
             rows = [int(i) for i in np.flatnonzero(self._county == county)
                     if self._level[i] in ("village", "city", "place")]
-            self._fine_by_county[cache_key] = ([self._col["key"][i] for i in rows], rows)
+            keys = self._text["key"]
+            self._fine_by_county[cache_key] = (keys.take(rows) if isinstance(keys, TextColumn)
+                                               else [keys[i] for i in rows], rows)
         keys, rows = self._fine_by_county[cache_key]
         found = []
         for s in spans:
@@ -502,17 +508,17 @@ class Geocoder:
             res.province_name = self._province_display.get(res.province)
         if "county" in chain:
             r = chain["county"][0]
-            res.county = self._col["display_name"][r]
+            res.county = self._text["display_name"][r]
             res.county_code = self._col["code"][r]
             res.county_osm = int(self._county[r])
         for lvl, attr in (("district", "district"), ("rural_district", "rural_district")):
             if lvl in chain:
                 r = chain[lvl][0]
-                setattr(res, attr, self._col["name"][r])
+                setattr(res, attr, self._text["name"][r])
                 setattr(res, attr + "_code", self._col["code"][r])
         if "place" in chain:
             r = chain["place"][0]
-            res.place, res.place_level, res.place_code = self._col["name"][r], self._level[r], self._col["code"][r]
+            res.place, res.place_level, res.place_code = self._text["name"][r], self._level[r], self._col["code"][r]
             if res.district is None and self._district[r] is not None:
                 res.district, res.district_code = self._name_of("district", self._district[r])
             if res.rural_district is None and self._rd[r] is not None:
@@ -533,7 +539,7 @@ class Geocoder:
         r = table.get(official_id)
         if r is None:
             return None, None
-        return self._col["name"][r], self._col["code"][r]
+        return self._text["name"][r], self._col["code"][r]
 
     def _ids(self, level: str) -> dict[str, int]:
         attr = "_ids_" + level
@@ -734,13 +740,39 @@ class Geocoder:
         d = haversine_km(lon, lat, lons, lats)
         k = int(np.argmin(d))
         r = int(rows[k])
-        en = self._col["name_en"][r]
-        return {"name": self._col["name"][r], "name_en": en if isinstance(en, str) and en else None,
+        en = self._text["name_en"][r]
+        return {"name": self._text["name"][r], "name_en": en if isinstance(en, str) and en else None,
                 "level": self._level[r], "code": self._col["code"][r], "lon": float(lons[k]), "lat": float(lats[k]),
                 "uncertainty_m": self._point_of(r, "place")[3], "distance_km": round(float(d[k]), 2)}
 
 
 # ---- helpers ------------------------------------------------------------------------------
+
+class TextColumn:
+    """A text column of the gazetteer read in place: ``column[i]`` is the i-th text, or None."""
+
+    def __init__(self, values: pa.Array):
+        self._values = values
+
+    @classmethod
+    def of(cls, values: pd.Series, pool: dict[str, str]) -> TextColumn | list:
+        """The column read in place when it is Arrow text; otherwise (categories, objects) a list of its
+        texts, equal texts one object (:func:`_shared`)."""
+        if not isinstance(values.dtype, pd.StringDtype) or values.dtype.storage != "pyarrow":
+            return _shared(values, pool)
+        arrow = pa.chunked_array(pa.array(values.array)).combine_chunks()
+        return cls(arrow)
+
+    def __getitem__(self, i) -> str | None:
+        return self._values[int(i)].as_py()
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def take(self, rows) -> list[str | None]:
+        """``[column[i] for i in rows]`` at once."""
+        return self._values.take(pa.array(np.asarray(rows, np.int64))).to_pylist()
+
 
 def _shared(values: pd.Series, pool: dict[str, str]) -> list:
     """``values`` as a list, a missing value as None and equal texts one object (:func:`shared_texts`)."""
