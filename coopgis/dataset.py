@@ -87,9 +87,10 @@ ATTRIBUTION_SHORT = ("© OpenStreetMap contributors · GeoNames (CC BY 4.0) · W
                      "django-iranian-cities · Iran Post GNAF")
 
 # The serialised features of a large point collection are written once to files (in the cache folder,
-# named by a digest of the rows and of this module) and read from them as requests need them (``pread``):
-# every worker on the machine reads the same pages of the page cache, none holds them in its own memory,
-# and a restart opens them instead of serialising again.
+# named by a digest of the rows and of this module) and memory-mapped read-only: every worker on the
+# machine then reads the same pages, and a restart maps them instead of serialising again. (Read with
+# ``pread`` instead, no process would hold the pages, but a Tehran page of 1,000 features took 1.8 ms
+# rather than 0.4: 159 rather than 352 answers a second.)
 FEATURE_FILE_MIN_ROWS = 10_000
 KEEP_FEATURE_FILES = 48          # the newest files kept in the folder (3 per collection and level of a dataset)
 log = logging.getLogger("coopgis")
@@ -143,15 +144,15 @@ class Collection:
         return self._parts[level]
 
     def _made_parts(self, level: str) -> tuple[Packed, Packed, Packed]:
-        """The parts of a level: read from their files when written before, else serialised (and written)."""
+        """The parts of a level: mapped from their files when written before, else serialised (and written)."""
         columns = self.columns(level)
         if self.files is None or (self.lon is not None and len(self) < FEATURE_FILE_MIN_ROWS):
             return _serialise(self.frame, self.id_column, columns)
         digest = _rows_digest(self.frame, self.id_column, columns, self.lon, self.lat)
         paths = [self.files / f"{self.name}-{digest}-{level}-{part}.packed" for part in ("ids", "geoms", "props")]
-        kept = self._opened(paths)
-        if kept is not None:
-            return kept
+        mapped = self._mapped(paths)
+        if mapped is not None:
+            return mapped
         parts = _serialise(self.frame, self.id_column, columns)
         try:
             for part, path in zip(parts, paths, strict=True):
@@ -160,11 +161,11 @@ class Collection:
         except OSError as exc:   # a read-only or full cache folder: serve from memory
             log.warning("feature files not written to %s (%s): features kept in memory", self.files, exc)
             return parts
-        return self._opened(paths) or parts
+        return self._mapped(paths) or parts
 
-    def _opened(self, paths: list[Path]) -> tuple[Packed, Packed, Packed] | None:
-        """The ids, geometries and properties read from their files, when all three are whole and of this size."""
-        ids, geoms, props = (Packed.opened(path) for path in paths)
+    def _mapped(self, paths: list[Path]) -> tuple[Packed, Packed, Packed] | None:
+        """The ids, geometries and properties mapped from their files, when all three are whole and of this size."""
+        ids, geoms, props = (Packed.mapped(path) for path in paths)
         if ids is None or geoms is None or props is None or not len(ids) == len(geoms) == len(props) == len(self):
             return None
         return ids, geoms, props
@@ -272,7 +273,7 @@ class Dataset:
                  villages: list[tuple[str, float, float]] | None = None, feature_files: Path | None = None):
         """``geocoder``: shared with a previous dataset, or None to make one on first use (about 1.5 s: not
         at start-up; the warm-up makes it), then taught ``villages`` ((code, lon, lat) of verified points).
-        ``feature_files``: the folder where the cooperatives' serialised features are kept and read from."""
+        ``feature_files``: the folder where the serialised features are kept and mapped from."""
         self.boundaries = boundaries
         self._geocoder = geocoder
         self._villages = list(villages or ())

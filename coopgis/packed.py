@@ -1,18 +1,14 @@
-"""Many byte strings in one buffer, written once to a private file and read by every process.
+"""Many byte strings in one buffer, written once to a private file and memory-mapped by every process.
 
 The served features (``dataset.Collection``) and the search index (``search``) are kept this way in
-``COOPGIS_CACHE_DIR``: a restart reads them instead of making them again, and the workers of one machine
-share their pages. The search index is memory-mapped (a search scans it whole). The features are read
-with ``pread`` (:meth:`Packed.opened`): a request copies out only the features it answers with, and the
-file's pages stay in the kernel's page cache, once for all workers, rather than in each process's
-resident memory (mapped, they were: 86 MB per process at 100,000 cooperatives after a mixed load).
+``COOPGIS_CACHE_DIR``: a restart maps them instead of making them again, and the workers of one machine
+share their pages.
 """
 
 from __future__ import annotations
 
 import contextlib
 import mmap
-import os
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +24,6 @@ class Packed:
     """
 
     MAGIC = b"coopgis-packed-1"
-    HEAD = len(MAGIC) + 8
 
     def __init__(self, parts):
         buf = bytearray()
@@ -36,14 +31,13 @@ class Packed:
         for part in parts:
             buf += part
             offsets.append(len(buf))
-        self._buf: bytes | mmap.mmap | FileBytes = bytes(buf)
+        self._buf: bytes | mmap.mmap = bytes(buf)
         self._offsets = np.asarray(offsets, dtype=np.int64)
 
     def save(self, path: Path) -> None:
         """Write to ``path`` (0600, atomically: a reader finds the old file or the whole new one)."""
         start, end = int(self._offsets[0]), int(self._offsets[-1])
-        data = self._buf[start:end] if isinstance(self._buf, FileBytes) else memoryview(self._buf)[start:end]
-        self._write(path, len(self), (self._offsets - start).astype("<i8"), data)
+        self._write(path, len(self), (self._offsets - start).astype("<i8"), memoryview(self._buf)[start:end])
 
     @classmethod
     def write(cls, path: Path, parts) -> None:
@@ -66,31 +60,18 @@ class Packed:
                 mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError):   # missing, unreadable, or empty
             return None
-        return cls._checked(mm, mm[:cls.HEAD], len(mm), lambda n: mm[cls.HEAD:cls.HEAD + 8 * (n + 1)])
-
-    @classmethod
-    def opened(cls, path: Path) -> Packed | None:
-        """The items a :meth:`save` wrote, read from the file when asked for (``pread``: none of the file
-        held by this process; None: no such file, or not whole)."""
-        try:
-            data = FileBytes(path)
-        except OSError:
+        head = len(cls.MAGIC) + 8
+        if len(mm) < head or mm[:len(cls.MAGIC)] != cls.MAGIC:
             return None
-        return cls._checked(data, data[:cls.HEAD], len(data), lambda n: data[cls.HEAD:cls.HEAD + 8 * (n + 1)])
-
-    @classmethod
-    def _checked(cls, buf, head: bytes, size: int, offsets_of) -> Packed | None:
-        if len(head) < cls.HEAD or head[:len(cls.MAGIC)] != cls.MAGIC:
+        n = int(np.frombuffer(mm, "<i8", 1, len(cls.MAGIC))[0])
+        start = head + 8 * (n + 1)
+        if n < 0 or len(mm) < start:
             return None
-        n = int(np.frombuffer(head, "<i8", 1, len(cls.MAGIC))[0])
-        start = cls.HEAD + 8 * (n + 1)
-        if n < 0 or size < start:
-            return None
-        offsets = np.frombuffer(offsets_of(n), "<i8", n + 1).astype(np.int64) + start
-        if offsets[0] != start or offsets[-1] != size or (n and bool((np.diff(offsets) < 0).any())):
+        offsets = np.frombuffer(mm, "<i8", n + 1, head).astype(np.int64) + start
+        if offsets[0] != start or offsets[-1] != len(mm) or (n and bool((np.diff(offsets) < 0).any())):
             return None
         out = cls(())
-        out._buf, out._offsets = buf, offsets
+        out._buf, out._offsets = mm, offsets
         return out
 
     def __len__(self) -> int:
@@ -100,21 +81,17 @@ class Packed:
         return self._buf[self._offsets[i]:self._offsets[i + 1]]
 
     def items(self, rows: np.ndarray) -> list[bytes]:
-        """``[self[i] for i in rows]``, the offsets read at once (from a file: nearby items in one read)."""
+        """``[self[i] for i in rows]``, the offsets read at once."""
         rows = np.asarray(rows, np.int64)
         buf = self._buf
-        if isinstance(buf, FileBytes):
-            return buf.pieces(self._offsets[rows], self._offsets[rows + 1])
         return [buf[a:b] for a, b in zip(self._offsets[rows].tolist(), self._offsets[rows + 1].tolist(), strict=True)]
 
     def view(self, i: int) -> memoryview:
         """Item ``i`` without a copy (of a mapped file: its pages, shared by every process mapping it)."""
-        assert not isinstance(self._buf, FileBytes), "views are of packed items in memory or mapped"
         return memoryview(self._buf)[self._offsets[i]:self._offsets[i + 1]]
 
     def find(self, i: int, sub: bytes, start: int = 0) -> int:
         """``bytes.find`` of ``sub`` in item ``i`` from ``start`` within it, in place: -1 when absent."""
-        assert not isinstance(self._buf, FileBytes), "finds are in packed items in memory or mapped"
         begin, end = int(self._offsets[i]), int(self._offsets[i + 1])
         at = self._buf.find(sub, begin + start, end)
         return at - begin if at >= 0 else -1
@@ -135,56 +112,6 @@ class Packed:
         pieces.append(self._buf[self._offsets[start]:])
         out._buf = b"".join(pieces)
         out._offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        return out
-
-
-class FileBytes:
-    """A read-only file as a byte string: ``data[a:b]`` reads those bytes with ``pread`` (thread-safe: no
-    shared file position). The file stays open while this object lives, so a file removed meanwhile (a newer
-    set of features pruned the old) is still read whole."""
-
-    GAP = 4096          # items this close together are read in one call, the bytes between read and dropped
-    MOST = 1 << 20      # and one call reads at most this much (a whole-Iran download is many calls, not one copy)
-
-    def __init__(self, path: Path):
-        self._file = open(path, "rb", buffering=0)   # noqa: SIM115 (closed with this object)
-        self._fd = self._file.fileno()
-        self._size = os.fstat(self._fd).st_size
-
-    def __len__(self) -> int:
-        return self._size
-
-    def __getitem__(self, span: slice) -> bytes:
-        start, stop, _ = span.indices(self._size)
-        return self._read(start, stop)
-
-    def _read(self, start: int, stop: int) -> bytes:
-        want = max(0, stop - start)
-        data = os.pread(self._fd, want, start)
-        while len(data) < want:    # a regular file gives all it has; a short read means it shrank
-            more = os.pread(self._fd, want - len(data), start + len(data))
-            if not more:
-                raise OSError(f"{self._file.name}: {want - len(data)} bytes missing at {start + len(data)}")
-            data += more
-        return data
-
-    def pieces(self, starts: np.ndarray, ends: np.ndarray) -> list[bytes]:
-        """``[data[a:b] for a, b in zip(starts, ends)]``, in as few reads as the pieces' nearness allows."""
-        n = len(starts)
-        order = np.argsort(starts, kind="stable").tolist()
-        lo_of, hi_of = starts.tolist(), ends.tolist()
-        out: list[bytes] = [b""] * n
-        k = 0
-        while k < n:
-            first = order[k]
-            lo, hi, j = lo_of[first], hi_of[first], k
-            while j + 1 < n and lo_of[order[j + 1]] - hi <= self.GAP and hi_of[order[j + 1]] - lo <= self.MOST:
-                j += 1
-                hi = max(hi, hi_of[order[j]])
-            data = self._read(lo, hi)
-            for m in order[k:j + 1]:
-                out[m] = data[lo_of[m] - lo:hi_of[m] - lo]
-            k = j + 1
         return out
 
 

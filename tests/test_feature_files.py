@@ -1,5 +1,5 @@
-"""The served features written once and read from the file by every worker (issue 16: memory shared between
-workers, in the page cache): what a planner or GIS user gets is the same bytes, never a stale copy of other rows."""
+"""The served features written once and memory-mapped by every worker (issue 16: memory shared between
+workers): what a planner or GIS user gets is the same bytes, never a stale copy of other rows."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import coopgis.dataset as dataset_module
 import coopgis.search as search_module
 from coopgis.dataset import Dataset
-from coopgis.packed import FileBytes, Packed
+from coopgis.packed import Packed
 
 
 @pytest.fixture()
@@ -32,34 +32,14 @@ def test_packed_file_round_trip_and_damaged_files(tmp_path):
     back = Packed.mapped(tmp_path / "p.packed")
     assert back is not None and isinstance(back._buf, mmap.mmap)
     assert list(back) == items
-    read = Packed.opened(tmp_path / "p.packed")
-    assert read is not None and isinstance(read._buf, FileBytes)
-    assert list(read) == items
-    rows = np.array([3, 0, 2, 2, 1, 3])     # any order, repeats: each read where it lies, nearby ones together
-    assert read.items(rows) == [items[i] for i in rows] == back.items(rows)
+    rows = np.array([3, 0, 2, 2, 1, 3])     # any order, repeats
+    assert back.items(rows) == [items[i] for i in rows]
     assert oct(os.stat(tmp_path / "p.packed").st_mode & 0o777) == "0o600"   # the features hold clerks' text
     whole = (tmp_path / "p.packed").read_bytes()
     for name, damaged in (("short", whole[:-3]), ("magic", b"X" + whole[1:]), ("empty", b""), ("head", whole[:10])):
         (tmp_path / name).write_bytes(damaged)
         assert Packed.mapped(tmp_path / name) is None, name
-        assert Packed.opened(tmp_path / name) is None, name
     assert Packed.mapped(tmp_path / "missing") is None
-    assert Packed.opened(tmp_path / "missing") is None
-
-
-def test_far_apart_items_are_read_apart_and_big_reads_split(tmp_path, monkeypatch):
-    items = [bytes([65 + i % 26]) * (100 + 37 * i) for i in range(300)]
-    Packed(items).save(tmp_path / "p.packed")
-    read = Packed.opened(tmp_path / "p.packed")
-    calls = []
-    real = os.pread
-    monkeypatch.setattr(os, "pread", lambda fd, n, at: calls.append(n) or real(fd, n, at))
-    monkeypatch.setattr(FileBytes, "MOST", 64 * 1024)
-    rows = np.arange(300)[::-1]
-    assert read.items(rows) == [items[i] for i in rows]
-    assert max(calls) <= 64 * 1024 + 37 * 300 + 100 and len(calls) > 1     # a whole download: several reads
-    calls.clear()
-    assert read.items(np.array([0, 299])) == [items[0], items[299]] and len(calls) == 2   # far apart: apart
 
 
 def test_second_worker_maps_the_same_features(small_files, sample_store, boundaries, geocoder, tmp_path):
@@ -70,7 +50,7 @@ def test_second_worker_maps_the_same_features(small_files, sample_store, boundar
     b.parts()       # the first worker serialises and writes
     written = sorted(p.name for p in tmp_path.glob("*.packed"))
     assert len(written) == 3
-    assert all(isinstance(part._buf, FileBytes) for part in c.parts())   # read from the files, not serialised again
+    assert all(isinstance(part._buf, mmap.mmap) for part in c.parts())   # mapped, not serialised again
     assert sorted(p.name for p in tmp_path.glob("*.packed")) == written   # nothing new written
     for i in (0, 1, len(a) // 2, len(a) - 1):
         assert a.feature(i) == b.feature(i) == c.feature(i)
@@ -80,7 +60,7 @@ def test_second_worker_maps_the_same_features(small_files, sample_store, boundar
     staff = orjson.loads(c.feature(0, level="staff"))
     assert "source_row" in staff["properties"] and "source_row" not in orjson.loads(c.feature(0))["properties"]
     assert len(list(tmp_path.glob("*.packed"))) == 6
-    for path in written:   # a newer set of files pruned these: a worker reading them still reads them whole
+    for path in written:   # a newer set of files pruned these: a worker mapping them still reads them whole
         (tmp_path / path).unlink()
     assert c.feature(len(a) - 2) == a.feature(len(a) - 2)
 
@@ -104,7 +84,7 @@ def test_a_file_in_the_way_is_not_fatal(small_files, sample_store, boundaries, g
     served = _served(sample_store, boundaries, geocoder, blocker)
     coll = served.collections["cooperatives"]
     assert orjson.loads(coll.feature(3))["type"] == "Feature"
-    assert not isinstance(coll.parts()[2]._buf, (mmap.mmap, FileBytes))
+    assert not isinstance(coll.parts()[2]._buf, mmap.mmap)
 
 
 # ---- the search index, kept the same way ----------------------------------------------------------------
@@ -165,12 +145,12 @@ def test_damaged_or_unwritable_index_file_is_made_again(small_index, sample_stor
 
 
 def test_boundary_polygons_are_read_from_files_too(sample_store, boundaries, geocoder, tmp_path):
-    """The counties' polygons (8 MB of GeoJSON) were serialised into each process; now written once and read."""
+    """The counties' polygons (8 MB of GeoJSON) were serialised into each process; now written once and mapped."""
     plain = Dataset(sample_store.read(), boundaries, sample_store.read_report(), geocoder)
     served = _served(sample_store, boundaries, geocoder, tmp_path)
     for name in ("provinces", "counties"):
         a, b = plain.collections[name], served.collections[name]
-        assert all(isinstance(part._buf, FileBytes) for part in b.parts())
+        assert all(isinstance(part._buf, mmap.mmap) for part in b.parts())
         rows = np.arange(len(a))[::-3]
         assert a.features(rows) == b.features(rows)
         assert orjson.loads(b.feature(0))["geometry"]["type"] in ("Polygon", "MultiPolygon")
