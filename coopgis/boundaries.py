@@ -31,7 +31,7 @@ import shapely
 from coopgis.census import Census, load_census
 from coopgis.distance import haversine_km
 from coopgis.joins import deprived_of_class
-from coopgis.text import key, norm, shared_texts
+from coopgis.text import few_distinct, key, norm, shared_texts
 
 if TYPE_CHECKING:
     from coopgis.placenames import LabelTable
@@ -170,12 +170,11 @@ def _compact_texts(frame: pd.DataFrame) -> pd.DataFrame:
       county, 1,099 district and 2,637 rural-district ids over 104,000 places) as categories, a small code
       per row: 1-1.7 MB each as text, 0.1-0.2 MB so;
     - the other object columns (codes, official ids) with equal texts as one object."""
-    few = max(len(frame) // 20, 50)
     for c in frame.columns:
         values = frame[c]
         if not (pd.api.types.is_object_dtype(values) or isinstance(values.dtype, pd.StringDtype)):
             continue
-        if values.nunique() <= few:
+        if few_distinct(values):
             frame[c] = values.astype("category")
         elif pd.api.types.is_object_dtype(values):
             frame[c] = pd.Series(shared_texts(values, {}), index=frame.index, dtype=object)

@@ -40,7 +40,7 @@ from coopgis.privacy import mask_numbers
 from coopgis.search import SearchIndex, search_index_of
 from coopgis.standins import FieldGuide, build_guide
 from coopgis.stats import StatsIndex
-from coopgis.text import to_persian_digits
+from coopgis.text import few_distinct, to_persian_digits
 from coopgis.vocab import KINDS, SECTORS, STATUSES, label
 
 # Properties of a cooperative that anyone may see. Contact phone, the raw `extra`
@@ -522,7 +522,7 @@ def _dictionary_encoded(frame: pd.DataFrame) -> pd.DataFrame:
     labels) as categories: a code per row and each text once (35 MB less at 100,000 cooperatives)."""
     for col in frame.columns:
         values = frame[col]
-        if isinstance(values.dtype, pd.StringDtype) and values.nunique() <= max(len(values) // 20, 50):
+        if isinstance(values.dtype, pd.StringDtype) and few_distinct(values):
             frame[col] = values.astype("category")
     return frame
 

@@ -142,6 +142,12 @@ def is_latin(text: str) -> bool:
     return has_latin and not has_arabic
 
 
+def few_distinct(values) -> bool:
+    """True for a column (a pandas Series) with at most one distinct value in 20 rows (or 50 in all): held as
+    categories, a code per row and each text once, it is several times smaller than a text per row."""
+    return values.nunique() <= max(len(values) // 20, 50)
+
+
 def shared_texts(values: Iterable, pool: dict[str, str]) -> list:
     """``values`` as a list in which equal texts are one object, the one ``pool`` holds: a column of repeated
     names costs a pointer a row rather than a string a row. Other values stay as they are."""
