@@ -148,8 +148,7 @@ class Geocoder:
         self._own_coord = p["lon"].notna().to_numpy().copy()  # villages can learn a coordinate
         # Names are read one at a time, for an answer (0.5 µs from the gazetteer's own Arrow text, not a copy
         # of 100,000 Python strings per column); codes and ids are the gazetteer's own objects.
-        self._text: dict[str, TextColumn | list] = {
-            c: TextColumn.of(p[c], pool) for c in ("name", "display_name", "key", "name_en")}
+        self._text = {c: TextColumn(p[c]) for c in ("name", "display_name", "key", "name_en")}
         self._col: dict[str, list | array] = {c: _shared(p[c], pool) for c in ("code", "official_id")}
         for c in ("lon", "lat", "point_lon", "point_lat", "area_radius_m"):
             self._col[c] = array("d", p[c].to_numpy(float))
@@ -467,9 +466,7 @@ class Geocoder:
         if cache_key not in self._fine_by_county:
             rows = [int(i) for i in np.flatnonzero(self._county == county)
                     if self._level[i] in ("village", "city", "place")]
-            keys = self._text["key"]
-            self._fine_by_county[cache_key] = (keys.take(rows) if isinstance(keys, TextColumn)
-                                               else [keys[i] for i in rows], rows)
+            self._fine_by_county[cache_key] = (self._text["key"].take(rows), rows)
         keys, rows = self._fine_by_county[cache_key]
         found = []
         for s in spans:
@@ -751,23 +748,17 @@ class Geocoder:
 class TextColumn:
     """A text column of the gazetteer read in place: ``column[i]`` is the i-th text, or None."""
 
-    def __init__(self, values: pa.Array):
-        self._values = values
-
-    @classmethod
-    def of(cls, values: pd.Series, pool: dict[str, str]) -> TextColumn | list:
-        """The column read in place when it is Arrow text; otherwise (categories, objects) a list of its
-        texts, equal texts one object (:func:`_shared`)."""
-        if not isinstance(values.dtype, pd.StringDtype) or values.dtype.storage != "pyarrow":
-            return _shared(values, pool)
-        arrow = pa.chunked_array(pa.array(values.array)).combine_chunks()
-        return cls(arrow)
+    def __init__(self, values: pd.Series):
+        if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+            arrow = pa.array(values.array)          # the frame's own Arrow text, not a copy
+        else:                                       # categories or objects: made Arrow text once
+            arrow = pa.array(values.astype(object).where(values.notna(), None).tolist(), type=pa.string())
+        if isinstance(arrow, pa.ChunkedArray):      # combine_chunks copies even a single chunk (9 MB here)
+            arrow = arrow.chunk(0) if arrow.num_chunks == 1 else arrow.combine_chunks()
+        self._values = arrow
 
     def __getitem__(self, i) -> str | None:
         return self._values[int(i)].as_py()
-
-    def __len__(self) -> int:
-        return len(self._values)
 
     def take(self, rows) -> list[str | None]:
         """``[column[i] for i in rows]`` at once."""
