@@ -146,41 +146,37 @@ class Geocoder:
         self._rd = np.array(_shared(p["rural_district_id"], pool), dtype=object)
         self._settlement = p["settlement"].to_numpy()
         self._own_coord = p["lon"].notna().to_numpy().copy()  # villages can learn a coordinate
-        # Names are read one at a time, for an answer (0.5 µs from the gazetteer's own Arrow text, not a copy
-        # of 100,000 Python strings per column); codes and ids are the gazetteer's own objects.
-        self._text = {c: TextColumn(p[c]) for c in ("name", "display_name", "key", "name_en")}
-        self._col: dict[str, list | array] = {c: _shared(p[c], pool) for c in ("code", "official_id")}
-        for c in ("lon", "lat", "point_lon", "point_lat", "area_radius_m"):
-            self._col[c] = array("d", p[c].to_numpy(float))
+        # Names, codes and ids are read one at a time, for an answer (0.5 µs from the gazetteer's own Arrow
+        # text, not a copy of 100,000 Python strings per column).
+        self._text = {c: TextColumn(p[c]) for c in ("name", "display_name", "key", "name_en", "code", "official_id")}
+        self._col: dict[str, array] = {c: array("d", p[c].to_numpy(float))
+                                       for c in ("lon", "lat", "point_lon", "point_lat", "area_radius_m")}
         weak = (p["point_strength"] == "weak").fillna(False).to_numpy(bool)
         outlier = p["point_outlier"].to_numpy(bool)
         self._point_factor = np.where(weak, WEAK_POINT_FACTOR, np.where(outlier, OUTLIER_POINT_FACTOR, 1.0))
-        self._index: dict[str, dict[str, list[int]]] = {lvl: {} for lvl in p["level"].unique()}
-        for i, (lvl, name) in enumerate(zip(p["level"], p["name"], strict=False)):
-            for k in {key(name), key(name, prefixes=False)}:
-                if k:
-                    self._index[lvl].setdefault(pool.setdefault(k, k), []).append(i)
+        self._index: dict[str, RowsByKey] = {lvl: RowsByKey() for lvl in p["level"].unique()}
         prov_rows = {iso: i for i, (lvl, iso) in enumerate(zip(p["level"], p["province_iso"], strict=False))
                      if lvl == "province"}
         self._province_row = prov_rows
+        for i, (lvl, name) in enumerate(zip(p["level"], p["name"], strict=False)):
+            for k in {key(name), key(name, prefixes=False)}:
+                if k:
+                    self._index[lvl].add(pool.setdefault(k, k), i)
         for iso, names in PROVINCE_ALIASES.items():
             for name in names:
-                if is_latin(name):
-                    continue
-                self._index["province"].setdefault(key(name), []).append(prov_rows[iso])
-        for d in self._index["province"].values():
-            d[:] = sorted(set(d))
+                if not is_latin(name):
+                    self._index["province"].add(key(name), prov_rows[iso])
         # Provinces' display names from OSM (the official list writes "چهارمحال وبختیاری").
         self._province_display = dict(zip(boundaries.provinces["iso_3166_2"], boundaries.provinces["name_fa"],
                                           strict=False))
-        self._latin: dict[str, list[int]] = {}
+        self._latin = RowsByKey()
         for i, (lvl, en) in enumerate(zip(p["level"], p["name_en"], strict=False)):
             if isinstance(en, str) and en and lvl in ("province", "county", "city", "village", "place"):
-                self._latin.setdefault(latin_key(en), []).append(i)
+                self._latin.add(latin_key(en), i)
         for iso, names in PROVINCE_ALIASES.items():
             for name in names:
                 if is_latin(name):
-                    self._latin.setdefault(latin_key(name), []).append(prov_rows[iso])
+                    self._latin.add(latin_key(name), prov_rows[iso])
         self._stand_ins()
         self._points = self._point_keys()
         self._county_point = {int(r.county_osm): (r.point_lon, r.point_lat)
@@ -235,7 +231,8 @@ class Geocoder:
         the village's own county; returns whether the gazetteer changed.
         """
         if not hasattr(self, "_village_by_code"):
-            self._village_by_code = {self._col["code"][i]: int(i) for i in np.flatnonzero(self._level == "village")}
+            rows = np.flatnonzero(self._level == "village")
+            self._village_by_code = dict(zip(self._text["code"].take(rows), rows.tolist(), strict=True))
         row = self._village_by_code.get(code)
         if row is None or self._own_coord[row]:
             return False
@@ -506,16 +503,16 @@ class Geocoder:
         if "county" in chain:
             r = chain["county"][0]
             res.county = self._text["display_name"][r]
-            res.county_code = self._col["code"][r]
+            res.county_code = self._text["code"][r]
             res.county_osm = int(self._county[r])
         for lvl, attr in (("district", "district"), ("rural_district", "rural_district")):
             if lvl in chain:
                 r = chain[lvl][0]
                 setattr(res, attr, self._text["name"][r])
-                setattr(res, attr + "_code", self._col["code"][r])
+                setattr(res, attr + "_code", self._text["code"][r])
         if "place" in chain:
             r = chain["place"][0]
-            res.place, res.place_level, res.place_code = self._text["name"][r], self._level[r], self._col["code"][r]
+            res.place, res.place_level, res.place_code = self._text["name"][r], self._level[r], self._text["code"][r]
             if res.district is None and self._district[r] is not None:
                 res.district, res.district_code = self._name_of("district", self._district[r])
             if res.rural_district is None and self._rd[r] is not None:
@@ -536,13 +533,13 @@ class Geocoder:
         r = table.get(official_id)
         if r is None:
             return None, None
-        return self._text["name"][r], self._col["code"][r]
+        return self._text["name"][r], self._text["code"][r]
 
     def _ids(self, level: str) -> dict[str, int]:
         attr = "_ids_" + level
         if not hasattr(self, attr):
             rows = np.flatnonzero(self._level == level)
-            setattr(self, attr, {self._col["official_id"][i]: int(i) for i in rows})
+            setattr(self, attr, dict(zip(self._text["official_id"].take(rows), rows.tolist(), strict=True)))
         return getattr(self, attr)
 
     def _point_of(self, row: int, level_in_chain: str) -> tuple[float | None, float | None, str, float | None]:
@@ -739,11 +736,59 @@ class Geocoder:
         r = int(rows[k])
         en = self._text["name_en"][r]
         return {"name": self._text["name"][r], "name_en": en if isinstance(en, str) and en else None,
-                "level": self._level[r], "code": self._col["code"][r], "lon": float(lons[k]), "lat": float(lats[k]),
+                "level": self._level[r], "code": self._text["code"][r], "lon": float(lons[k]), "lat": float(lats[k]),
                 "uncertainty_m": self._point_of(r, "place")[3], "distance_km": round(float(d[k]), 2)}
 
 
 # ---- helpers ------------------------------------------------------------------------------
+
+class RowsByKey:
+    """Texts (name keys) -> the gazetteer rows they name, in row order, each row once.
+
+    Most keys name one row: it is held as the int itself, not a list of one (a list per key cost 10 MB of
+    the geocoder's 40 at 100,000 places); the few keys of several rows point into ``_multi``."""
+
+    def __init__(self) -> None:
+        self._one: dict[str, int] = {}    # key -> its row (>= 0), or -1 - the index of its rows in _multi
+        self._multi: list[list[int]] = []
+
+    def add(self, k: str, row: int) -> None:
+        v = self._one.get(k)
+        if v is None:
+            self._one[k] = row
+        elif v >= 0:
+            if v != row:
+                self._multi.append(sorted((v, row)))
+                self._one[k] = -len(self._multi)
+        else:
+            rows = self._multi[-1 - v]
+            if row > rows[-1]:          # the usual case: rows are added in order
+                rows.append(row)
+            elif row not in rows:
+                rows.append(row)
+                rows.sort()
+
+    def get(self, k: str, default: list[int] | None = None) -> list[int] | None:
+        v = self._one.get(k)
+        if v is None:
+            return default
+        return [v] if v >= 0 else list(self._multi[-1 - v])
+
+    def __contains__(self, k: str) -> bool:
+        return k in self._one
+
+    def __getitem__(self, k: str) -> list[int]:
+        rows = self.get(k)
+        if rows is None:
+            raise KeyError(k)
+        return rows
+
+    def __iter__(self):
+        return iter(self._one)
+
+    def items(self):
+        return ((k, self[k]) for k in self._one)
+
 
 class TextColumn:
     """A text column of the gazetteer read in place: ``column[i]`` is the i-th text, or None."""

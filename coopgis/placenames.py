@@ -118,7 +118,7 @@ def build_labels(boundaries: Boundaries) -> LabelTable:
                       max_zoom=max_zoom[keep].astype(np.int8), may_from=lo[keep].astype(np.int8),
                       width=width[keep], height=height[keep],
                       county_osm=cand["county_osm"].to_numpy(np.int64)[keep],
-                      code=cand["code"].to_numpy(object)[keep])
+                      code=cand["code"].to_numpy(object, na_value=None)[keep])
 
 
 # ---- candidates ----------------------------------------------------------------------------
