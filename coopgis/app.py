@@ -55,13 +55,14 @@ from coopgis.api.security import SecurityMiddleware, install_log_redaction
 from coopgis.backend import open_backend
 from coopgis.corrections import verified_columns
 from coopgis.dataset import Dataset
-from coopgis.loading import load_dataset, release_memory
+from coopgis.loading import load_dataset, release_memory, trim_heap
 from coopgis.maps import MapSettings
 from coopgis.settings import ServiceSettings
 from coopgis.tiles import TileEngine
 
 STATIC = Path(__file__).resolve().parent / "static"
 WATCH_SECONDS = 0.5   # how often each worker looks for a new ingest or another worker's decision
+HEAP_TRIM_SECONDS = 10   # how often each worker hands the free pages of its heap back (loading.trim_heap)
 log = logging.getLogger("coopgis")
 
 
@@ -186,9 +187,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         listener.start()
     else:
         watcher = asyncio.get_running_loop().create_task(_watch_store(app))
+    trimmer = asyncio.get_running_loop().create_task(_trim_heap_every(HEAP_TRIM_SECONDS))
     try:
         yield
     finally:
+        trimmer.cancel()
         if watcher is not None:
             watcher.cancel()
         if listener is not None:
@@ -284,6 +287,14 @@ async def _watch_store(app: FastAPI, every: float = WATCH_SECONDS) -> None:
             continue
         if done:
             log.info("dataset %s from %s", done, data)
+
+
+async def _trim_heap_every(seconds: float) -> None:
+    """Hand the heap's free pages back every ``seconds``: without it, a worker keeps at its peak the pages
+    its request threads once needed (56 MB more after a minute of mixed load at 100,000 cooperatives)."""
+    while True:
+        await asyncio.sleep(seconds)
+        trim_heap()
 
 
 def _caught_up(app: FastAPI) -> None:

@@ -141,14 +141,25 @@ def tune_malloc() -> None:
 
 def release_memory() -> None:
     """Hand freed memory back to the system: unreachable objects, Arrow's pool, glibc's free heap pages."""
-    import contextlib
-    import ctypes
     import gc
 
     import pyarrow
 
     gc.collect()
     pyarrow.default_memory_pool().release_unused()
+    trim_heap()
+
+
+def trim_heap() -> None:
+    """Hand glibc's free heap pages back to the system, in every arena.
+
+    glibc returns only the free top of a heap, and only past ``TRIM_THRESHOLD_BYTES``; the pages of the
+    requests' passing buffers (pages of features, tiles being encoded) freed below a block still in use stay
+    with the process. The server calls this every few seconds (``app.HEAP_TRIM_SECONDS``): 3 ms at 100,000
+    cooperatives, measured."""
+    import contextlib
+    import ctypes
+
     with contextlib.suppress(OSError, AttributeError):  # not glibc: what is free stays with the process
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
