@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
 import numpy as np
@@ -29,7 +30,6 @@ from coopgis.api.params import CheckedRoute, filter_dependency
 from coopgis.api.ranges import Answer, respond, wants_range
 from coopgis.api.security import caller
 from coopgis.auth import PUBLIC, Principal
-from coopgis.cql2 import Cql2Filter, parse_cql2
 from coopgis.dataset import ATTRIBUTION, COLLECTIONS, Collection, Dataset
 from coopgis.filters import CRS84, SUPPORTED_CRS, CooperativeFilter, OutputCrs, parse_bbox, parse_crs, select
 from coopgis.media import GEOJSON, GPKG, JSON, KML, MEDIA, OPENAPI, TEXT_CSV, TEXT_HTML
@@ -43,6 +43,9 @@ from coopgis.query import (
     temporal_extent,
 )
 from coopgis.text import to_persian_digits
+
+if TYPE_CHECKING:   # pygeofilter and lark (9 MB in each worker) load with the first CQL2 filter
+    from coopgis.cql2 import Cql2Filter
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -358,6 +361,8 @@ def _cql2(request: Request, coll: Collection, text: str | None, lang: str | None
         if lang is not None or crs is not None:
             raise ApiError("filter-lang and filter-crs describe a filter; give filter too", title="Invalid filter")
         return None
+    from coopgis.cql2 import parse_cql2
+
     return parse_cql2(text, lang, coll, parse_crs(crs, "filter-crs") if crs else None, settings.max_cql2_length,
                       settings.max_cql2_nodes, settings.max_filter_values)
 
