@@ -330,6 +330,11 @@ class Dataset:
             self.collections[name] = Collection(name, frame, id_col, props, bounds=frame.geometry.bounds.to_numpy(),
                                                 files=feature_files)
 
+    @property
+    def feature_files(self) -> Path | None:
+        """The folder where serialised features and indexes are kept and mapped from (None: in memory only)."""
+        return self._files
+
     def warm(self) -> None:
         """Serialise the public features and sort the points by longitude now, so no request waits for it."""
         self.collections["cooperatives"].parts()

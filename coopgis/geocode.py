@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import shapely
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
@@ -34,7 +33,7 @@ from rapidfuzz.distance import Levenshtein
 from coopgis.boundaries import Boundaries
 from coopgis.distance import haversine_km
 from coopgis.joins import GEOMETRY_LOCK
-from coopgis.text import fold, is_latin, key, latin_key, norm, shared_texts
+from coopgis.text import TextColumn, fold, is_latin, key, latin_key, norm, shared_texts
 
 # Words that open an administrative name, and the level they announce.
 MARKERS = {
@@ -293,7 +292,7 @@ class Geocoder:
         k = key(value)
         found = [_Match(lvl, self._index[lvl][k], None, 1.0, forced=True) for lvl in levels if k in self._index[lvl]]
         if not found and is_latin(value):
-            rows = self._latin.get(latin_key(value), [])
+            rows = self._latin.get(latin_key(value)) or []
             found = [_Match(self._level[r], [r], None, 1.0, forced=True) for r in rows if self._level[r] in levels]
         if not found:
             # The field may carry its own marker or extra words: read it as a short address.
@@ -768,10 +767,10 @@ class RowsByKey:
                 rows.append(row)
                 rows.sort()
 
-    def get(self, k: str, default: list[int] | None = None) -> list[int] | None:
+    def get(self, k: str) -> list[int] | None:
         v = self._one.get(k)
         if v is None:
-            return default
+            return None
         return [v] if v >= 0 else list(self._multi[-1 - v])
 
     def __contains__(self, k: str) -> bool:
@@ -788,26 +787,6 @@ class RowsByKey:
 
     def items(self):
         return ((k, self[k]) for k in self._one)
-
-
-class TextColumn:
-    """A text column of the gazetteer read in place: ``column[i]`` is the i-th text, or None."""
-
-    def __init__(self, values: pd.Series):
-        if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
-            arrow = pa.array(values.array)          # the frame's own Arrow text, not a copy
-        else:                                       # categories or objects: made Arrow text once
-            arrow = pa.array(values.astype(object).where(values.notna(), None).tolist(), type=pa.string())
-        if isinstance(arrow, pa.ChunkedArray):      # combine_chunks copies even a single chunk (9 MB here)
-            arrow = arrow.chunk(0) if arrow.num_chunks == 1 else arrow.combine_chunks()
-        self._values = arrow
-
-    def __getitem__(self, i) -> str | None:
-        return self._values[int(i)].as_py()
-
-    def take(self, rows) -> list[str | None]:
-        """``[column[i] for i in rows]`` at once."""
-        return self._values.take(pa.array(np.asarray(rows, np.int64))).to_pylist()
 
 
 def _shared(values: pd.Series, pool: dict[str, str]) -> list:

@@ -8,12 +8,16 @@ share their pages.
 from __future__ import annotations
 
 import contextlib
+import logging
 import mmap
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 
 from coopgis.files import write_private
+
+log = logging.getLogger("coopgis")
 
 
 class Packed:
@@ -73,6 +77,24 @@ class Packed:
         out = cls(())
         out._buf, out._offsets = mm, offsets
         return out
+
+    @classmethod
+    def kept(cls, path: Path | None, make: Callable[[], Iterable[bytes]], keep: int) -> Packed:
+        """The items of ``path``, mapped; made with ``make()`` and written there when it holds none yet (of
+        the folder's ``*.packed`` files, the ``keep`` newest stay). In memory when ``path`` is None or
+        cannot be written."""
+        if path is not None and (done := cls.mapped(path)) is not None:
+            return done
+        made = cls(make())
+        if path is None:
+            return made
+        try:
+            made.save(path)
+            prune(path.parent, "*.packed", keep)
+        except OSError as exc:   # a read-only or full cache folder: serve from memory
+            log.warning("%s not written (%s): kept in memory", path, exc)
+            return made
+        return cls.mapped(path) or made
 
     def __len__(self) -> int:
         return len(self._offsets) - 1

@@ -32,7 +32,7 @@ import shapely
 import shapely.ops
 
 from coopgis.boundaries import Boundaries
-from coopgis.text import shared_texts
+from coopgis.text import TextColumn, shared_texts
 
 LABEL_MIN_ZOOM = 4
 LABEL_MAX_ZOOM = 16
@@ -59,7 +59,7 @@ ZOOM_FIELDS = ("min_zoom", "max_zoom")
 class LabelTable:
     """One row per labelled place, sorted by importance (most important first)."""
 
-    name: np.ndarray        # object: Persian name as shown
+    name: TextColumn        # Persian name as shown
     kind: np.ndarray        # object: one of KINDS
     lon: np.ndarray
     lat: np.ndarray
@@ -70,7 +70,7 @@ class LabelTable:
     width: np.ndarray       # box width (px) as estimated
     height: np.ndarray
     county_osm: np.ndarray  # int64, -1 where none (provinces)
-    code: np.ndarray        # object: official code, None where none
+    code: TextColumn        # official code, None where none
 
     def __len__(self) -> int:
         return len(self.name)
@@ -113,12 +113,12 @@ def build_labels(boundaries: Boundaries) -> LabelTable:
     shown = min_zoom <= hi
     max_zoom = np.where(hi >= LABEL_MAX_ZOOM, 99, hi)
     keep = np.flatnonzero(shown)
-    return LabelTable(name=cand["name"].to_numpy(object)[keep], kind=kind[keep], lon=lon[keep], lat=lat[keep],
+    return LabelTable(name=TextColumn(cand["name"]).subset(keep), kind=kind[keep], lon=lon[keep], lat=lat[keep],
                       rank=np.arange(len(keep)), min_zoom=min_zoom[keep].astype(np.int8),
                       max_zoom=max_zoom[keep].astype(np.int8), may_from=lo[keep].astype(np.int8),
                       width=width[keep], height=height[keep],
                       county_osm=cand["county_osm"].to_numpy(np.int64)[keep],
-                      code=cand["code"].to_numpy(object, na_value=None)[keep])
+                      code=TextColumn(cand["code"]).subset(keep))
 
 
 # ---- candidates ----------------------------------------------------------------------------

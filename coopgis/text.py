@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 
 # Arabic and variant letters folded to the Persian forms.
 _LETTERS = {
@@ -152,3 +156,38 @@ def shared_texts(values: Iterable, pool: dict[str, str]) -> list:
     """``values`` as a list in which equal texts are one object, the one ``pool`` holds: a column of repeated
     names costs a pointer a row rather than a string a row. Other values stay as they are."""
     return [pool.setdefault(v, v) if isinstance(v, str) else v for v in values]
+
+
+class TextColumn:
+    """A column of texts held as Arrow text and read in place: ``column[i]`` is the i-th text, or None.
+
+    For tables kept for the life of a process (the gazetteer's names, codes and ids; the place labels):
+    a Python string per row costs 60-90 bytes more than its UTF-8 bytes; reading one costs 0.5 µs."""
+
+    def __init__(self, values: pd.Series | pa.Array):
+        if isinstance(values, (pa.Array, pa.ChunkedArray)):
+            arrow = values
+        elif isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+            arrow = pa.array(values.array)          # the frame's own Arrow text, not a copy
+        else:                                       # categories or objects: made Arrow text once
+            arrow = pa.array(values.astype(object).where(values.notna(), None).tolist(), type=pa.string())
+        if isinstance(arrow, pa.ChunkedArray):      # combine_chunks copies even a single chunk (9 MB here)
+            arrow = arrow.chunk(0) if arrow.num_chunks == 1 else arrow.combine_chunks()
+        self._values = arrow
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __getitem__(self, i) -> str | None:
+        return self._values[int(i)].as_py()
+
+    def __iter__(self) -> Iterator[str | None]:
+        return iter(self._values.to_pylist())
+
+    def take(self, rows) -> list[str | None]:
+        """``[column[i] for i in rows]`` at once."""
+        return self._values.take(pa.array(np.asarray(rows, np.int64))).to_pylist()
+
+    def subset(self, rows) -> TextColumn:
+        """The texts of ``rows``, in that order, as a column of their own."""
+        return TextColumn(self._values.take(pa.array(np.asarray(rows, np.int64))))

@@ -67,6 +67,7 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 import mapbox_vector_tile
 import numpy as np
@@ -75,7 +76,7 @@ import pandas as pd
 import shapely
 from mapbox_vector_tile.Mapbox import vector_tile_pb2
 
-from coopgis.dataset import Collection, Dataset, plain_value, right_sized
+from coopgis.dataset import KEEP_FEATURE_FILES, Collection, Dataset, plain_value, right_sized
 from coopgis.figures import Figures
 from coopgis.media import GEOJSON, MVT
 from coopgis.packed import Packed
@@ -579,7 +580,9 @@ class PlaceLayer:
 
     PROPERTIES = ("name", "kind", "min_zoom", "max_zoom", "rank")
 
-    def __init__(self, table: LabelTable):
+    def __init__(self, table: LabelTable, files: Path | None = None):
+        """``files``: the folder the labels' GeoJSON features are written to once and mapped from (7.7 MB
+        for the country: outside each worker's own memory; None: in memory)."""
         self.table = table
         u, v = lonlat_to_world(table.lon, table.lat)
         scale, top = float(2 ** INDEX_BITS), 2 ** INDEX_BITS - 1
@@ -592,13 +595,17 @@ class PlaceLayer:
         self.min_zoom = table.min_zoom[order]
         self.max_zoom = table.max_zoom[order]
         self.rank = table.rank[order]
-        self.name = table.name[order]
+        self.name = table.name.subset(order)
         self.kind = table.kind[order]
         lon, lat = np.round(table.lon[order], 6), np.round(table.lat[order], 6)
-        self.features = Packed(
-            orjson.dumps({"type": "Feature", "id": int(r), "geometry": {"type": "Point", "coordinates": [x, y]},
-                          "properties": self._props(i)})
-            for i, (r, x, y) in enumerate(zip(self.rank.tolist(), lon.tolist(), lat.tolist(), strict=True)))
+
+        def features():
+            for i, (r, x, y) in enumerate(zip(self.rank.tolist(), lon.tolist(), lat.tolist(), strict=True)):
+                yield orjson.dumps({"type": "Feature", "id": int(r),
+                                    "geometry": {"type": "Point", "coordinates": [x, y]}, "properties": self._props(i)})
+
+        path = None if files is None else files / f"places-{self._digest(lon, lat)}-labels.packed"
+        self.features = Packed.kept(path, features, KEEP_FEATURE_FILES)
         # Per zoom, the labels shown there in Morton order: their codes and positions. A tile is two
         # binary searches and a slice, however many labels other zooms have in its area.
         self.by_zoom: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -608,6 +615,15 @@ class PlaceLayer:
 
     def __len__(self) -> int:
         return len(self.codes)
+
+    def _digest(self, lon: np.ndarray, lat: np.ndarray) -> str:
+        """Of what the labels' features are made of: their texts, points, zooms and this module's code."""
+        h = hashlib.blake2b(Path(__file__).read_bytes(), digest_size=16)
+        for arr in (lon, lat, self.min_zoom, self.max_zoom, self.rank):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        h.update("\n".join(self.kind.tolist()).encode())
+        h.update("\n".join(v or "" for v in self.name).encode())
+        return h.hexdigest()
 
     def _props(self, i: int) -> dict:
         return {"name": self.name[i], "kind": self.kind[i], "min_zoom": int(self.min_zoom[i]),
@@ -722,7 +738,7 @@ class TileEngine:
         if self._places is None:
             with self._places_lock:
                 if self._places is None:
-                    self._places = PlaceLayer(self.dataset.place_labels())
+                    self._places = PlaceLayer(self.dataset.place_labels(), self.dataset.feature_files)
         return self._places
 
     def lend_places(self, other: TileEngine) -> None:

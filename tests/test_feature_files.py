@@ -155,3 +155,27 @@ def test_boundary_polygons_are_read_from_files_too(sample_store, boundaries, geo
         assert a.features(rows) == b.features(rows)
         assert orjson.loads(b.feature(0))["geometry"]["type"] in ("Polygon", "MultiPolygon")
     assert len(list(tmp_path.glob("counties-*-public-*.packed"))) == 3
+
+
+def test_place_labels_written_once_and_mapped_with_the_same_tiles(sample_store, boundaries, geocoder, tmp_path):
+    """The labels' GeoJSON features (7.7 MB for the country) are a file every worker maps, and a label tile
+    read from it is the one made in memory; a folder that cannot be written leaves them in memory."""
+    from coopgis.tiles import PlaceLayer
+
+    table = _served(sample_store, boundaries, geocoder, None).place_labels()
+    plain = PlaceLayer(table)
+    first = PlaceLayer(table, tmp_path)
+    written = sorted(tmp_path.glob("places-*-labels.packed"))
+    second = PlaceLayer(table, tmp_path)
+    assert len(written) == 1 and sorted(tmp_path.glob("*.packed")) == written
+    assert isinstance(first.features._buf, mmap.mmap) and isinstance(second.features._buf, mmap.mmap)
+    assert not isinstance(plain.features._buf, mmap.mmap)
+    for z, x, y in ((5, 20, 12), (8, 165, 101), (10, 660, 405)):
+        for fmt in ("geojson", "mvt"):
+            assert plain.tile(z, x, y, fmt) == second.tile(z, x, y, fmt)
+    shown = orjson.loads(second.tile(5, 20, 12, "geojson")[0])["features"]
+    assert shown and all(f["properties"]["name"] for f in shown)
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_bytes(b"")
+    kept = PlaceLayer(table, not_a_folder)
+    assert not isinstance(kept.features._buf, mmap.mmap) and list(kept.features) == list(plain.features)
