@@ -278,7 +278,9 @@ class Dataset:
         self._geocoder = geocoder
         self._villages = list(villages or ())
         self._files = feature_files   # where features and the search index are kept (None: in memory only)
-        self.ingest_report = report or {}   # what the ingest of the served file found
+        # What the ingest of the served file found, in figures: the refused rows themselves stay in the
+        # store's report.json (the service shows their count; 2.3 MB of Python objects at 100,000 rows).
+        self.ingest_report = {k: v for k, v in (report or {}).items() if k != "quarantine"}
         self.verified = dict(verified or {})   # registration number -> the accepted decision applied
         self._names: NameIndex | None = None
         self._search: SearchIndex | None = None

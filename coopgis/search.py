@@ -260,7 +260,7 @@ class SearchIndex:
     name_words: Vocabulary
     place: KeyColumn
     county: KeyColumn
-    latin: dict[str, np.ndarray]      # latin_key of English place/county names -> rows
+    latin: Groups                     # latin_key of English place/county names -> rows
     place_keys: list[str]             # distinct place/county keys, for fuzzy matching
     latin_keys: list[str]
     addresses: pd.Series | list       # the address column; its keys are made when first needed
@@ -305,9 +305,13 @@ def build_search_index(f: pd.DataFrame, boundaries: Boundaries | None = None) ->
             en = en_of_county.get(int(osm))
             if isinstance(en, str) and latin_key(en):
                 latin.setdefault(latin_key(en), []).append(np.asarray(rows, np.int64))
-    latin_rows = {k: np.unique(np.concatenate(v)) for k, v in latin.items()}
-    return SearchIndex(name, name_words, place, county, latin_rows,
-                       sorted(set(place.groups or ()) | set(county.groups or ())), sorted(latin_rows),
+    latin_keys = list(latin)
+    latin_rows = [np.unique(np.concatenate(latin[k])) for k in latin_keys]
+    sizes = np.fromiter((len(r) for r in latin_rows), np.int64, len(latin_rows))
+    latin_groups = Groups.of(latin_keys, np.concatenate(latin_rows) if latin_rows else np.empty(0, np.int64),
+                             np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
+    return SearchIndex(name, name_words, place, county, latin_groups,
+                       sorted(set(place.groups or ()) | set(county.groups or ())), sorted(latin_keys),
                        f["address"])
 
 
@@ -418,9 +422,9 @@ def _mapped_index(path: Path, addresses) -> SearchIndex | None:
     if name is None or place is None or county is None or len(bounds) != len(words) + 1 or \
             len(latin_bounds) != len(latin_keys) + 1 or place.groups is None or county.groups is None:
         return None
-    latin = {k: latin_rows[latin_bounds[i]:latin_bounds[i + 1]] for i, k in enumerate(latin_keys)}
-    return SearchIndex(name, Vocabulary(words, Postings.of(bounds, rows)), place, county, latin,
-                       sorted(set(place.groups) | set(county.groups)), sorted(latin), addresses)
+    return SearchIndex(name, Vocabulary(words, Postings.of(bounds, rows)), place, county,
+                       Groups.of(latin_keys, latin_rows, latin_bounds),
+                       sorted(set(place.groups) | set(county.groups)), sorted(latin_keys), addresses)
 
 
 def search_rows(idx: SearchIndex, row_of: Callable[[str], int | None], text: str, limit: int,
