@@ -13,8 +13,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import quote
 
 import folium
@@ -26,11 +24,11 @@ from folium.utilities import JsCode
 
 from coopgis.assets import BUNDLES, ICON, inline_script, inline_style, joined_in, read_asset, vendor_url
 from coopgis.census import CENSUS_LABEL_FA, CENSUS_SOURCE, LINK_FA
-from coopgis.dataset import ATTRIBUTION_SHORT, Dataset
-from coopgis.figures import class_breaks
+from coopgis.dataset import ATTRIBUTION_SHORT
 from coopgis.filters import FILTER_NAMES
 from coopgis.joins import CLASS_WORDS_FA, QUOTA_SOURCE
-from coopgis.maps import DEPRIVATION_CLASSES, MEASURES, Preset
+from coopgis.mappage import CLASS_COLORS, KIND_COLORS, Page
+from coopgis.maps import DEPRIVATION_CLASSES, Preset
 from coopgis.vocab import GALAXY_SECTORS, KINDS, PRECISION_FA, SECTORS, STATUSES
 
 IRAN_BOUNDS = [[24.0, 43.5], [40.5, 64.0]]     # [[south, west], [north, east]]
@@ -38,16 +36,8 @@ JS_SAFE = "-_.!~*'()"     # what encodeURIComponent leaves as it is
 PREFETCH = "coopgis/prefetch.js"
 NARROW_PX = 700    # a window this wide or narrower is a phone's: the layer list and the legend start closed
 FIELD_ZOOM = 13     # where "locate me" flies to: the named villages around (no base map draws streets)
-KIND_COLORS = {
-    "production": "#1b9e77", "distribution": "#d95f02", "services": "#7570b3", "housing": "#e7298a",
-    "women": "#c51b7d", "school": "#66a61e", "national_inclusive": "#e6ab02", "knowledge_based": "#1f78b4",
-    "county_development": "#a6761d", "public_joint_stock": "#666666", "rural": "#33a02c",
-    "border_dwellers": "#6a3d9a", "union": "#b15928",
-}
 SECTOR_COLORS = {"clothing": "#e41a1c", "handicrafts": "#984ea3", "carpet": "#a65628", "beekeeping": "#e6ab02",
                  "fish_farming": "#377eb8", "poultry": "#4daf4a"}
-CLASS_COLORS = {"less_developed_2019": "#b2182b", "deprived_2009": "#ef8a62", "not_listed": "#f4f1e8",
-                "no_data": "#9e9e9e", "not_deprived": "#d1e5f0"}
 INDICATOR_RAMP = ["#fef0d9", "#fdcc8a", "#fc8d59", "#e34a33", "#b30000"]
 RAMP = ["#c7e9c0", "#a1d99b", "#74c476", "#31a354", "#006d2c"]
 CLASS_FA = CLASS_WORDS_FA
@@ -59,50 +49,7 @@ MEASURE_FA = {"cooperatives": "شمار تعاونی‌ها", "members": "شما
               "cooperatives_per_10k": "تعاونی در هر ۱۰٬۰۰۰ نفر", "members_per_10k": "عضو در هر ۱۰٬۰۰۰ نفر",
               "jobs_per_10k": "شغل در هر ۱۰٬۰۰۰ نفر"}
 INDICATOR_FA = {"unemployment": "نرخ بیکاری (درصد)", "illiteracy": "بی‌سوادی جمعیت ۱۵ ساله و بیشتر (درصد)"}
-INDICATOR_COLUMNS = {"unemployment": "unemployment_rate_pct", "illiteracy": "illiteracy_pct_15plus"}
 LINK_COLUMN_FA = LINK_FA
-
-
-@dataclass
-class Page:
-    """Where a rendered page takes its assets and data from."""
-
-    base: str                        # the app's root path; tiles, API links and /vendor hang off it
-    web_dir: Path
-    facts: dict                      # from :func:`page_facts`
-    inline: bool = False             # standalone file: every script, style and font inside the page
-    basemap_url: str | None = None
-    data: dict | None = None         # standalone file: embedded GeoJSON by source
-    note: str = ""                   # standalone file: what the embedded selection is
-    extra: dict = field(default_factory=dict)
-
-
-def page_facts(dataset: Dataset, cluster_max_zoom: int) -> dict:
-    """What a map page needs to know about the data: class breaks, province extents, sources, sample flag."""
-    provinces = dataset.collections["provinces"].frame
-    counties = dataset.collections["counties"].frame
-    deprivation = dataset.collections["deprivation"].frame
-    sources = {}
-    for cls in ("less_developed_2019", "deprived_2009"):
-        urls = deprivation.loc[deprivation["deprivation_class"] == cls, "source_url"].dropna()
-        if len(urls):
-            sources[cls] = str(urls.iloc[0])
-    bounds = provinces.geometry.bounds.round(3)
-    return {
-        "breaks": {name: {m: class_breaks(frame[m].to_numpy()) for m in MEASURES if m in frame}
-                   for name, frame in (("provinces", provinces), ("counties", counties))},
-        "indicatorBreaks": {name: {k: class_breaks(frame[c].to_numpy()) for k, c in INDICATOR_COLUMNS.items()
-                                   if c in frame}
-                            for name, frame in (("provinces", provinces), ("counties", counties))},
-        "provinceNames": dict(zip(provinces["iso_3166_2"], provinces["name_fa"], strict=True)),
-        "classesPresent": sorted(set(deprivation["deprivation_class"].dropna())),
-        "provinces": {iso: [float(v) for v in b]
-                      for iso, b in zip(provinces["iso_3166_2"], bounds.to_numpy(), strict=False)},
-        "sources": sources,
-        "synthetic": dataset.synthetic,
-        "clusterMaxZoom": cluster_max_zoom,
-        "total": int(len(dataset.cooperatives)),
-    }
 
 
 def build_map(preset: Preset, page: Page) -> folium.Map:
@@ -402,3 +349,11 @@ def _assets_of(plugin: JSCSSMixin, bundle: str, page: Page) -> None:
 def render_preset(preset: Preset, page: Page) -> str:
     """The HTML page of a preset; ``page`` says where assets and data come from."""
     return build_map(preset, page).get_root().render()
+
+
+if __name__ == "__main__":   # the server's child process (mappage.render_page): a pickled (preset, page) in, HTML out
+    import pickle
+    import sys
+
+    preset, page = pickle.loads(sys.stdin.buffer.read())
+    sys.stdout.buffer.write(render_preset(preset, page).encode("utf-8"))

@@ -17,8 +17,8 @@ import shapely
 
 from coopgis.dataset import Dataset, plain_value
 from coopgis.filters import FILTER_NAMES, CooperativeFilter, parse_filter, select
+from coopgis.mappage import Page, page_facts, render_page
 from coopgis.maps import MapSettings, Preset
-from coopgis.mapview import Page, page_facts, render_preset
 from coopgis.text import to_persian_digits
 
 POINT_FIELDS = ("registration_no", "name", "kind", "sector", "status", "members", "jobs", "precision", "county",
@@ -83,7 +83,7 @@ def render_standalone(preset: Preset, dataset: Dataset, flt: CooperativeFilter, 
             + (f" (\u2068{label}\u2069)" if label else "") + ". رنگ استان‌ها و شهرستان‌ها جمع کل داده‌هاست.")
     page = Page(base="", web_dir=map_settings.web_dir, facts=page_facts(dataset, cluster_max_zoom), inline=True,
                 data=data, note=note, extra=extra)
-    return render_preset(preset, page)
+    return render_page(preset, page)
 
 
 def _labels(dataset: Dataset, flt: CooperativeFilter) -> list[list]:

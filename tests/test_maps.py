@@ -132,6 +132,39 @@ def test_a_new_preset_file_is_listed_and_rendered(tmp_path, monkeypatch, app_wit
         assert 'coopgis.layer("coops")' in r.text
 
 
+def test_a_page_rendered_in_the_child_process_is_the_page(dataset, caplog):
+    """The server renders map pages in a child process (folium stays out of every worker): the page is
+    the one rendered in process, but for folium's random element ids, and no fallback was needed."""
+    from coopgis.mappage import Page, page_facts, render_page
+    from coopgis.mapview import render_preset
+
+    preset = load_preset(ROOT / "maps" / "national.toml")
+    page = Page(base="/coop", web_dir=WEB, facts=page_facts(dataset, 11), basemap_url=None)
+    ids = re.compile(r"_[0-9a-f]{32}(?![0-9a-f])")
+    with caplog.at_level("WARNING", logger="coopgis"):
+        child = render_page(preset, page)
+    assert not [r for r in caplog.records if "child process failed" in r.getMessage()]
+    assert ids.sub("_ID", child) == ids.sub("_ID", render_preset(preset, page))
+    assert "/coop/vendor/" in child and "<title>نمای ملی" in child
+
+
+def test_serving_a_map_page_leaves_folium_out_of_the_server(sample_store):
+    """13 MB per worker: the served process answers /maps/national without importing folium or branca."""
+    script = (
+        "import sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "from coopgis.app import create_app\n"
+        "from coopgis.settings import ServiceSettings\n"
+        f"client = TestClient(create_app(ServiceSettings(data={str(sample_store.folder)!r})))\n"
+        "r = client.get('/maps/national')\n"
+        "assert r.status_code in (200, 503), r.status_code\n"
+        "print(r.status_code, sorted(m for m in ('folium', 'branca') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    status, loaded = done.stdout.strip().split(" ", 1)
+    assert loaded == "[]" and status == ("503" if VENDOR_MISSING else "200")
+
+
 def test_a_broken_preset_is_reported_not_fatal(tmp_path, app_with_maps):
     shutil.copy(ROOT / "maps" / "field.toml", tmp_path / "field.toml")
     (tmp_path / "broken.toml").write_text(PRESET.replace('source = "cooperatives"', 'source = "roads"'),

@@ -501,7 +501,7 @@ def download(request: Request, coll: Collection, rows: np.ndarray, q: ItemsQuery
 
 def kml_style(coll: Collection) -> dict:
     """How a collection's placemarks are named and coloured in KML."""
-    from coopgis.mapview import CLASS_COLORS, KIND_COLORS
+    from coopgis.mappage import CLASS_COLORS, KIND_COLORS
 
     name = "name" if "name" in coll.properties else "name_fa" if "name_fa" in coll.properties else None
     if coll.name == "cooperatives":

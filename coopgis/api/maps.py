@@ -24,8 +24,8 @@ from coopgis.api.html import render
 from coopgis.api.links import base_url, negotiate, root_path
 from coopgis.api.params import CheckedRoute
 from coopgis.assets import ASSETS, JOINED, NPM_HINT, gzipped, media_of, missing_assets, read_asset
+from coopgis.mappage import Page, page_facts, render_page
 from coopgis.maps import MapSettings, Preset, load_presets
-from coopgis.mapview import Page, page_facts, render_preset
 from coopgis.media import HTML, etag_matches
 
 VENDOR_CACHE = "public, max-age=86400"
@@ -51,7 +51,7 @@ def build_router(settings, map_settings: MapSettings) -> APIRouter:
         if hit is not None:
             return hit
         facts = entry["facts"] if entry else page_facts(dataset, settings.cluster_max_zoom)
-        body = render_preset(preset, Page(base=base, web_dir=map_settings.web_dir, facts=facts,
+        body = render_page(preset, Page(base=base, web_dir=map_settings.web_dir, facts=facts,
                                           basemap_url=settings.basemap_url)).encode("utf-8")
         with lock:
             entry = cache.setdefault(dataset, {"facts": facts, "pages": {}})
