@@ -248,7 +248,9 @@ class Codes:
             self.values = np.array([None], dtype=object)
             return
         codes, uniques = pd.factorize(frame[name], use_na_sentinel=True)
-        self.codes = np.asarray(codes if rows is None else codes[rows], np.int32)
+        # the smallest signed type that holds the codes and -1: a byte a row for a column of a few kinds
+        width = np.int8 if len(uniques) < 2 ** 7 else np.int16 if len(uniques) < 2 ** 15 else np.int32
+        self.codes = np.asarray(codes if rows is None else codes[rows], width)
         values = np.empty(len(uniques) + 1, dtype=object)       # the last slot: missing (code -1)
         values[:-1] = [plain_value(v) for v in uniques.tolist()]
         self.values = values
@@ -386,8 +388,7 @@ class PointIndex:
         self.codes = codes[order]
         self.u = u[order]
         self.v = v[order]
-        self.lon = lon[self.rows]
-        self.lat = lat[self.rows]
+        self._lon, self._lat = lon, lat   # the collection's own arrays (by row), not copies in Morton order
         frame = coll.frame           # read in place: a copy of its columns in Morton order cost ~150 MB at 1,000,000
         self.members = self._counts(frame, "members")
         self.jobs = self._counts(frame, "jobs")
@@ -408,6 +409,11 @@ class PointIndex:
         if name not in frame:
             return np.zeros(len(self.rows), np.int64)
         return pd.to_numeric(frame[name], errors="coerce").fillna(0).to_numpy(np.int64)[self.rows]
+
+    def lonlat(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Longitudes and latitudes of the points at positions ``idx`` (Morton order)."""
+        rows = self.rows[idx]
+        return self._lon[rows], self._lat[rows]
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -856,13 +862,12 @@ class TileEngine:
             ids = np.full(len(c.count), None, dtype=object)
             ids[single] = index.ids[singles] if fmt == "geojson" else index.mvt_ids[singles]
             lon, lat = world_to_lonlat(u, v)
-            lon[single] = index.lon[singles]
-            lat[single] = index.lat[singles]
+            lon[single], lat[single] = index.lonlat(singles)
         else:
             props = index.properties(idx)
             u, v = index.u[idx], index.v[idx]
             ids = index.ids[idx] if fmt == "geojson" else index.mvt_ids[idx]
-            lon, lat = index.lon[idx], index.lat[idx]
+            lon, lat = index.lonlat(idx)
         if fmt == "geojson":
             feats = []
             for fid, x_, y_, p in zip(ids.tolist(), lon.tolist(), lat.tolist(), props, strict=False):
