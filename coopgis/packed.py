@@ -36,12 +36,16 @@ class Packed:
             buf += part
             offsets.append(len(buf))
         self._buf: bytes | mmap.mmap = bytes(buf)
+        # item i is _buf[_base + _offsets[i]:_base + _offsets[i + 1]]: a mapped file's offsets are read in
+        # place (its pages, shared), after its header
         self._offsets = np.asarray(offsets, dtype=np.int64)
+        self._base = 0
 
     def save(self, path: Path) -> None:
         """Write to ``path`` (0600, atomically: a reader finds the old file or the whole new one)."""
         start, end = int(self._offsets[0]), int(self._offsets[-1])
-        self._write(path, len(self), (self._offsets - start).astype("<i8"), memoryview(self._buf)[start:end])
+        self._write(path, len(self), (self._offsets - start).astype("<i8"),
+                    memoryview(self._buf)[self._base + start:self._base + end])
 
     @classmethod
     def write(cls, path: Path, parts) -> None:
@@ -71,11 +75,11 @@ class Packed:
         start = head + 8 * (n + 1)
         if n < 0 or len(mm) < start:
             return None
-        offsets = np.frombuffer(mm, "<i8", n + 1, head).astype(np.int64) + start
-        if offsets[0] != start or offsets[-1] != len(mm) or (n and bool((np.diff(offsets) < 0).any())):
+        offsets = np.frombuffer(mm, "<i8", n + 1, head)    # in place: no copy in each process
+        if offsets[0] != 0 or start + offsets[-1] != len(mm) or (n and bool((np.diff(offsets) < 0).any())):
             return None
         out = cls(())
-        out._buf, out._offsets = mm, offsets
+        out._buf, out._offsets, out._base = mm, offsets, start
         return out
 
     @classmethod
@@ -100,21 +104,23 @@ class Packed:
         return len(self._offsets) - 1
 
     def __getitem__(self, i: int) -> bytes:
-        return self._buf[self._offsets[i]:self._offsets[i + 1]]
+        b = self._base
+        return self._buf[b + self._offsets[i]:b + self._offsets[i + 1]]
 
     def items(self, rows: np.ndarray) -> list[bytes]:
         """``[self[i] for i in rows]``, the offsets read at once."""
         rows = np.asarray(rows, np.int64)
-        buf = self._buf
-        return [buf[a:b] for a, b in zip(self._offsets[rows].tolist(), self._offsets[rows + 1].tolist(), strict=True)]
+        buf, starts, ends = self._buf, self._offsets[rows] + self._base, self._offsets[rows + 1] + self._base
+        return [buf[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
 
     def view(self, i: int) -> memoryview:
         """Item ``i`` without a copy (of a mapped file: its pages, shared by every process mapping it)."""
-        return memoryview(self._buf)[self._offsets[i]:self._offsets[i + 1]]
+        b = self._base
+        return memoryview(self._buf)[b + self._offsets[i]:b + self._offsets[i + 1]]
 
     def find(self, i: int, sub: bytes, start: int = 0) -> int:
         """``bytes.find`` of ``sub`` in item ``i`` from ``start`` within it, in place: -1 when absent."""
-        begin, end = int(self._offsets[i]), int(self._offsets[i + 1])
+        begin, end = self._base + int(self._offsets[i]), self._base + int(self._offsets[i + 1])
         at = self._buf.find(sub, begin + start, end)
         return at - begin if at >= 0 else -1
 
@@ -127,11 +133,11 @@ class Packed:
         pieces, start = [], 0
         lengths = np.diff(self._offsets)
         for k, i in enumerate(rows):
-            pieces.append(self._buf[self._offsets[start]:self._offsets[i]])
+            pieces.append(self._buf[self._base + self._offsets[start]:self._base + self._offsets[i]])
             pieces.append(parts[k])
             lengths[i] = len(parts[k])
             start = int(i) + 1
-        pieces.append(self._buf[self._offsets[start]:])
+        pieces.append(self._buf[self._base + self._offsets[start]:])
         out._buf = b"".join(pieces)
         out._offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         return out
