@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import logging
 import math
 import threading
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from coopgis.geocode import Geocoder
 from coopgis.joins import CLASS_WORDS, border_quota, deprivation_of_counties, quota_words
 from coopgis.names import NameIndex
 from coopgis.nearest import NearestIndex
-from coopgis.packed import Packed, prune
+from coopgis.packed import Packed
 from coopgis.placenames import LabelTable
 from coopgis.privacy import mask_numbers
 from coopgis.search import SearchIndex, search_index_of
@@ -93,7 +92,6 @@ ATTRIBUTION_SHORT = ("© OpenStreetMap contributors · GeoNames (CC BY 4.0) · W
 # rather than 0.4: 159 rather than 352 answers a second.)
 FEATURE_FILE_MIN_ROWS = 10_000
 KEEP_FEATURE_FILES = 48          # the newest files kept in the folder (3 per collection and level of a dataset)
-log = logging.getLogger("coopgis")
 LAZY = ("guide", "names", "labels", "figures", "stats", "search")   # what a Dataset makes on first use
 
 
@@ -150,24 +148,8 @@ class Collection:
             return _serialise(self.frame, self.id_column, columns)
         digest = _rows_digest(self.frame, self.id_column, columns, self.lon, self.lat)
         paths = [self.files / f"{self.name}-{digest}-{level}-{part}.packed" for part in ("ids", "geoms", "props")]
-        mapped = self._mapped(paths)
-        if mapped is not None:
-            return mapped
-        parts = _serialise(self.frame, self.id_column, columns)
-        try:
-            for part, path in zip(parts, paths, strict=True):
-                part.save(path)
-            prune(self.files, "*.packed", KEEP_FEATURE_FILES)
-        except OSError as exc:   # a read-only or full cache folder: serve from memory
-            log.warning("feature files not written to %s (%s): features kept in memory", self.files, exc)
-            return parts
-        return self._mapped(paths) or parts
-
-    def _mapped(self, paths: list[Path]) -> tuple[Packed, Packed, Packed] | None:
-        """The ids, geometries and properties mapped from their files, when all three are whole and of this size."""
-        ids, geoms, props = (Packed.mapped(path) for path in paths)
-        if ids is None or geoms is None or props is None or not len(ids) == len(geoms) == len(props) == len(self):
-            return None
+        ids, geoms, props = Packed.kept(paths, lambda: _serialise(self.frame, self.id_column, columns),
+                                        KEEP_FEATURE_FILES, size=len(self))
         return ids, geoms, props
 
     def feature(self, i: int, geometry: bytes | None = None, level: str = "public") -> bytes:

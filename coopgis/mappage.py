@@ -35,6 +35,7 @@ CLASS_COLORS = {"less_developed_2019": "#b2182b", "deprived_2009": "#ef8a62", "n
 
 INDICATOR_COLUMNS = {"unemployment": "unemployment_rate_pct", "illiteracy": "illiteracy_pct_15plus"}
 
+
 @dataclass
 class Page:
     """Where a rendered page takes its assets and data from."""

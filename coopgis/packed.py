@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import mmap
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -83,22 +83,32 @@ class Packed:
         return out
 
     @classmethod
-    def kept(cls, path: Path | None, make: Callable[[], Iterable[bytes]], keep: int) -> Packed:
-        """The items of ``path``, mapped; made with ``make()`` and written there when it holds none yet (of
-        the folder's ``*.packed`` files, the ``keep`` newest stay). In memory when ``path`` is None or
-        cannot be written."""
-        if path is not None and (done := cls.mapped(path)) is not None:
+    def kept(cls, paths: list[Path] | None, make: Callable[[], Sequence[Packed]], keep: int,
+             size: int | None = None) -> list[Packed]:
+        """Packed files written once and mapped by every process: those at ``paths``, when all are whole and
+        of one length (``size`` when given); else ``make()``'s, written there (of the folder's ``*.packed``
+        files, the ``keep`` newest stay) and mapped. In memory when ``paths`` is None or cannot be written."""
+        if paths is not None and (done := cls._all_mapped(paths, size)) is not None:
             return done
-        made = cls(make())
-        if path is None:
+        made = list(make())
+        if paths is None:
             return made
         try:
-            made.save(path)
-            prune(path.parent, "*.packed", keep)
+            for part, path in zip(made, paths, strict=True):
+                part.save(path)
+            prune(paths[0].parent, "*.packed", keep)
         except OSError as exc:   # a read-only or full cache folder: serve from memory
-            log.warning("%s not written (%s): kept in memory", path, exc)
+            log.warning("%s not written to %s (%s): kept in memory", paths[0].name, paths[0].parent, exc)
             return made
-        return cls.mapped(path) or made
+        return cls._all_mapped(paths, size) or made
+
+    @classmethod
+    def _all_mapped(cls, paths: list[Path], size: int | None) -> list[Packed] | None:
+        mapped = [m for path in paths if (m := cls.mapped(path)) is not None]
+        if len(mapped) != len(paths) or len({len(m) for m in mapped}) != 1 or \
+                (size is not None and len(mapped[0]) != size):
+            return None
+        return mapped
 
     def __len__(self) -> int:
         return len(self._offsets) - 1

@@ -186,7 +186,7 @@ class TextColumn:
 
     def take(self, rows) -> list[str | None]:
         """``[column[i] for i in rows]`` at once."""
-        return self._values.take(pa.array(np.asarray(rows, np.int64))).to_pylist()
+        return list(self.subset(rows))
 
     def subset(self, rows) -> TextColumn:
         """The texts of ``rows``, in that order, as a column of their own."""

@@ -610,8 +610,8 @@ class PlaceLayer:
                 yield orjson.dumps({"type": "Feature", "id": int(r),
                                     "geometry": {"type": "Point", "coordinates": [x, y]}, "properties": self._props(i)})
 
-        path = None if files is None else files / f"places-{self._digest(lon, lat)}-labels.packed"
-        self.features = Packed.kept(path, features, KEEP_FEATURE_FILES)
+        paths = None if files is None else [files / f"places-{self._digest(lon, lat)}-labels.packed"]
+        self.features = Packed.kept(paths, lambda: [Packed(features())], KEEP_FEATURE_FILES)[0]
         # Per zoom, the labels shown there in Morton order: their codes and positions. A tile is two
         # binary searches and a slice, however many labels other zooms have in its area.
         self.by_zoom: dict[int, tuple[np.ndarray, np.ndarray]] = {}
