@@ -25,8 +25,8 @@ from coopgis.store import FileStore
 
 # glibc's M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_ARENA_MAX (malloc.h)
 MMAP_THRESHOLD_OPTION, TRIM_THRESHOLD_OPTION, ARENA_MAX_OPTION = -3, -1, -8
-MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024
-TRIM_THRESHOLD_BYTES = 2 * MMAP_THRESHOLD_BYTES           # as glibc's own rule once the mmap limit has moved
+MMAP_THRESHOLD_BYTES = 1024 * 1024
+TRIM_THRESHOLD_BYTES = 8 * 1024 * 1024
 ARENAS = 2
 
 
@@ -101,7 +101,7 @@ def load_dataset(settings: Settings, previous: Dataset | None = None,
 
 
 def feature_folder(settings: Settings) -> Path | None:
-    """Where the served features are written once and memory-mapped by every worker (None: not at all)."""
+    """Where the served features are written once and read by every worker (None: not at all)."""
     return Path(settings.cache_dir) / "features" if settings.cache_dir else None
 
 
@@ -119,11 +119,15 @@ def tune_malloc() -> None:
     """glibc's allocator set for a long-lived server (``coopgis serve`` does it first; each setting measured
     with ``benchmarks.memory``):
 
-    - each block of 4 MiB or more gets a mapping of its own, returned to the system when it is freed. By
+    - each block of 1 MiB or more gets a mapping of its own, returned to the system when it is freed. By
       default the limit rises to 32 MiB as blocks are freed, and the start-up's passing arrays (the store
       read, the indexes' sorting) leave holes between the blocks that stay: 100 MB at 100,000 cooperatives,
-      which ``malloc_trim`` cannot return. A lower limit (256 KiB) saved 7 MB more but made requests' own
-      arrays mappings too: dashboard and statistics answers took twice as long;
+      which ``malloc_trim`` cannot return. Under a mixed load, a limit of 1 MiB rather than 4 MiB keeps the
+      requests' larger buffers (a page of polygons, the pieces of features read) out of the heap: 5 MB less
+      while the load runs, no slower answers measured. A lower limit (256 KiB) saved 7 MB more at start-up
+      but made requests' own arrays mappings too: dashboard and statistics answers took twice as long;
+    - the heap's free top is handed back past 8 MiB: at glibc's default (128 KiB) it would be handed back
+      and taken again by nearly every request (10-20 % on each answer's time, measured);
     - at most 2 arenas (glibc's default: 8 per core), so the request threads share their free memory rather
       than each keeping a heap of its own (25 MB less after a mixed load with 1 worker at 100,000; the GIL
       lets one thread allocate at a time anyway)."""
@@ -133,9 +137,7 @@ def tune_malloc() -> None:
     with contextlib.suppress(OSError, AttributeError):   # not glibc: its own policy stays
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(MMAP_THRESHOLD_OPTION, MMAP_THRESHOLD_BYTES)
-        # Setting one limit fixes the other at its default (128 KiB): the heap's top would be handed back and
-        # taken again by nearly every request (10-20 % on each answer's time, measured)
-        libc.mallopt(TRIM_THRESHOLD_OPTION, TRIM_THRESHOLD_BYTES)
+        libc.mallopt(TRIM_THRESHOLD_OPTION, TRIM_THRESHOLD_BYTES)   # setting one fixes the other otherwise
         libc.mallopt(ARENA_MAX_OPTION, ARENAS)
 
 
@@ -155,8 +157,8 @@ def trim_heap() -> None:
 
     glibc returns only the free top of a heap, and only past ``TRIM_THRESHOLD_BYTES``; the pages of the
     requests' passing buffers (pages of features, tiles being encoded) freed below a block still in use stay
-    with the process. The server calls this every few seconds (``app.HEAP_TRIM_SECONDS``): 3 ms at 100,000
-    cooperatives, measured."""
+    with the process. The server calls this every second (``app.HEAP_TRIM_SECONDS``), in a thread of its
+    own: 3 ms at 100,000 cooperatives, measured."""
     import contextlib
     import ctypes
 

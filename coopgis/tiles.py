@@ -587,8 +587,9 @@ class PlaceLayer:
     PROPERTIES = ("name", "kind", "min_zoom", "max_zoom", "rank")
 
     def __init__(self, table: LabelTable, files: Path | None = None):
-        """``files``: the folder the labels' GeoJSON features are written to once and mapped from (7.7 MB
-        for the country: outside each worker's own memory; None: in memory)."""
+        """``files``: the folder the labels' GeoJSON features are written to once and read from (7.7 MB
+        for the country: outside each worker's own memory; None: in memory). A tile's labels lie together
+        in the file (sorted by Morton code): one read."""
         self.table = table
         u, v = lonlat_to_world(table.lon, table.lat)
         scale, top = float(2 ** INDEX_BITS), 2 ** INDEX_BITS - 1
@@ -654,7 +655,7 @@ class PlaceLayer:
         if fmt == "geojson":
             idx = self.select(z, x, y)
             return (b'{"type":"FeatureCollection","features":['
-                    + b",".join([self.features[i] for i in idx.tolist()]) + b"]}"), len(idx)
+                    + b",".join(self.features.items(idx)) + b"]}"), len(idx)
         idx = self.select(z, x, y)
         n = 2 ** z
         px = np.floor((self.u[idx] * n - x) * EXTENT).astype(np.int64).clip(0, EXTENT - 1)

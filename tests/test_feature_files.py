@@ -1,5 +1,5 @@
-"""The served features written once and memory-mapped by every worker (issue 16: memory shared between
-workers): what a planner or GIS user gets is the same bytes, never a stale copy of other rows."""
+"""The served features written once and read by every worker (issue 16: memory shared between workers, and
+not held by any): what a planner or GIS user gets is the same bytes, never a stale copy of other rows."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import coopgis.dataset as dataset_module
 import coopgis.search as search_module
 from coopgis.dataset import Dataset
-from coopgis.packed import Packed
+from coopgis.packed import READ_GAP, Packed
 
 
 @pytest.fixture()
@@ -27,19 +27,53 @@ def _served(store, boundaries, geocoder, folder, frame=None) -> Dataset:
 
 
 def test_packed_file_round_trip_and_damaged_files(tmp_path):
-    items = [b'{"a":1}', b"", "«تعاونی»".encode(), b"x" * 5000]
+    items = [b'{"a":1}', b"", "«تعاونی»".encode(), b"x" * 5000, b"y" * (3 * READ_GAP), b"z"]
     Packed(items).save(tmp_path / "p.packed")
-    back = Packed.mapped(tmp_path / "p.packed")
-    assert back is not None and isinstance(back._buf, mmap.mmap)
-    assert list(back) == items
-    rows = np.array([3, 0, 2, 2, 1, 3])     # any order, repeats
-    assert back.items(rows) == [items[i] for i in rows]
+    mapped, opened = Packed.mapped(tmp_path / "p.packed"), Packed.opened(tmp_path / "p.packed")
+    assert mapped is not None and isinstance(mapped._buf, mmap.mmap)
+    assert opened is not None and opened._file is not None
+    rows = np.array([3, 0, 2, 2, 1, 5, 3, 4, 0])     # any order, repeats, items near and far apart
+    for back in (mapped, opened):
+        assert list(back) == items
+        assert back.items(rows) == [items[i] for i in rows]
+        assert back.items(np.array([], dtype=int)) == []
+        assert bytes(back.view(2)) == items[2] and back.find(2, "تعاونی".encode()) == 2
     assert oct(os.stat(tmp_path / "p.packed").st_mode & 0o777) == "0o600"   # the features hold clerks' text
     whole = (tmp_path / "p.packed").read_bytes()
     for name, damaged in (("short", whole[:-3]), ("magic", b"X" + whole[1:]), ("empty", b""), ("head", whole[:10])):
         (tmp_path / name).write_bytes(damaged)
         assert Packed.mapped(tmp_path / name) is None, name
-    assert Packed.mapped(tmp_path / "missing") is None
+        assert Packed.opened(tmp_path / name) is None, name
+    assert Packed.mapped(tmp_path / "missing") is None and Packed.opened(tmp_path / "missing") is None
+    os.truncate(tmp_path / "p.packed", len(whole) - 100)   # cut short under an opened reader: said, never half
+    with pytest.raises(OSError, match="cut short"):
+        opened.items(rows)
+
+
+def _mapped_kib(path) -> int:
+    """How much of ``path`` this process maps, in KiB (/proc/self/smaps)."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            if "-" in line.split(" ", 1)[0] and len(line.split()) >= 5 and ":" not in line.split()[0]:
+                inside = line.rstrip().endswith(str(path))
+            elif inside and line.startswith("Size:"):
+                total += int(line.split()[1])
+    return total
+
+
+def test_served_features_are_read_not_mapped_whole(small_files, sample_store, boundaries, geocoder, tmp_path):
+    """A page of features read from the file leaves no pages of it in the worker: only its offsets are mapped
+    (a mapped file's pages, once touched, counted in every worker under load: +88 MB at 100,000)."""
+    served = _served(sample_store, boundaries, geocoder, tmp_path)
+    coll = served.collections["cooperatives"]
+    plain = Dataset(sample_store.read(), boundaries, sample_store.read_report(), geocoder).collections["cooperatives"]
+    every = np.arange(len(coll))
+    assert coll.features(every) == plain.features(every)
+    (props,) = tmp_path.glob("*-public-props.packed")
+    offsets_kib = -(-(len(Packed.MAGIC) + 8 + 8 * (len(coll) + 1)) // 4096) * 4
+    assert props.stat().st_size > 8 * offsets_kib * 1024
+    assert 0 < _mapped_kib(props) <= offsets_kib
 
 
 def test_second_worker_maps_the_same_features(small_files, sample_store, boundaries, geocoder, tmp_path):
@@ -50,7 +84,7 @@ def test_second_worker_maps_the_same_features(small_files, sample_store, boundar
     b.parts()       # the first worker serialises and writes
     written = sorted(p.name for p in tmp_path.glob("*.packed"))
     assert len(written) == 3
-    assert all(isinstance(part._buf, mmap.mmap) for part in c.parts())   # mapped, not serialised again
+    assert all(part._file is not None for part in c.parts())   # read from the files, not serialised again
     assert sorted(p.name for p in tmp_path.glob("*.packed")) == written   # nothing new written
     for i in (0, 1, len(a) // 2, len(a) - 1):
         assert a.feature(i) == b.feature(i) == c.feature(i)
@@ -84,7 +118,7 @@ def test_a_file_in_the_way_is_not_fatal(small_files, sample_store, boundaries, g
     served = _served(sample_store, boundaries, geocoder, blocker)
     coll = served.collections["cooperatives"]
     assert orjson.loads(coll.feature(3))["type"] == "Feature"
-    assert not isinstance(coll.parts()[2]._buf, mmap.mmap)
+    assert coll.parts()[2]._file is None
 
 
 # ---- the search index, kept the same way ----------------------------------------------------------------
