@@ -32,8 +32,10 @@ from coopgis.files import write_private
 log = logging.getLogger("coopgis")
 
 # Items of an opened file closer than this are read in one ``pread`` (a call costs about as much as
-# copying a few kilobytes).
-READ_GAP = 4096
+# copying a few kilobytes), up to READ_MAX bytes a read: a larger buffer would be a fresh mapping of its own
+# (loading.tune_malloc), whose every page faults in.
+READ_GAP = 16 * 1024
+READ_MAX = 256 * 1024
 
 
 class Packed:
@@ -181,16 +183,17 @@ class Packed:
         order = np.argsort(starts, kind="stable")
         s, e = starts[order], ends[order]
         reach = np.maximum.accumulate(e)
-        cut = np.flatnonzero(s[1:] > reach[:-1] + READ_GAP) + 1     # where a new read begins
-        first = np.concatenate([[0], cut]).tolist()
-        last = np.concatenate([cut, [len(s)]]).tolist()
+        order_, s_, e_, reach_ = order.tolist(), s.tolist(), e.tolist(), reach.tolist()
         out: list[bytes] = [b""] * len(s)
-        order_, s_, e_ = order.tolist(), s.tolist(), e.tolist()
-        for g0, g1 in zip(first, last, strict=True):
-            lo = s_[g0]
-            chunk = self._read(lo, int(reach[g1 - 1]))
+        g0, n = 0, len(s_)
+        while g0 < n:            # one read from item g0 to g1 - 1
+            lo, g1 = s_[g0], g0 + 1
+            while g1 < n and s_[g1] <= reach_[g1 - 1] + READ_GAP and reach_[g1] - lo <= READ_MAX:
+                g1 += 1
+            chunk = self._read(lo, reach_[g1 - 1])
             for k in range(g0, g1):
                 out[order_[k]] = chunk[s_[k] - lo:e_[k] - lo]
+            g0 = g1
         return out
 
     def _read(self, a: int, b: int) -> bytes:
