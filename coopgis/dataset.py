@@ -90,9 +90,9 @@ ATTRIBUTION_SHORT = ("© OpenStreetMap contributors · GeoNames (CC BY 4.0) · W
 # the machine reads the same pages of the kernel's page cache, and a restart reads them instead of
 # serialising again. They are read with ``pread``, near ones together, not memory-mapped: mapped, a page of
 # 1,000 scattered features mapped the large folios around each of them, and within seconds of a mixed load
-# every worker held the whole 76 MB properties file at 100,000 cooperatives (+88 MB resident). Read, a
-# Tehran page of 1,000 features takes 1.0-1.4 ms rather than 0.6-1.1 ms; a page of features scattered over
-# the file (a bbox far from the cities) 2-3 ms rather than 0.5.
+# every worker held the whole 76 MB properties file at 100,000 cooperatives (+88 MB resident). Read, the
+# features of a Tehran page of 1,000 take 1.1 ms rather than 0.55 (37 reads); those of a page scattered over
+# the file (a bbox far from the cities) 1.7 ms rather than 0.45.
 FEATURE_FILE_MIN_ROWS = 10_000
 KEEP_FEATURE_FILES = 48          # the newest files kept in the folder (3 per collection and level of a dataset)
 LAZY = ("guide", "names", "labels", "figures", "stats", "search")   # what a Dataset makes on first use
