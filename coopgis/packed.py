@@ -89,7 +89,7 @@ class Packed:
                 mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError):   # missing, unreadable, or empty
             return None
-        return cls._checked(mm, len(mm), mm)
+        return cls._checked(mm, len(mm))
 
     @classmethod
     def opened(cls, path: Path) -> Packed | None:
@@ -105,7 +105,7 @@ class Packed:
             n = int(np.frombuffer(head, "<i8", 1, len(cls.MAGIC))[0]) if len(head) == len(cls.MAGIC) + 8 else -1
             if 0 <= n < 2 ** 40:
                 mm = mmap.mmap(f.fileno(), len(head) + 8 * (n + 1), access=mmap.ACCESS_READ)
-                out = cls._checked(mm, os.fstat(f.fileno()).st_size, None)
+                out = cls._checked(mm, os.fstat(f.fileno()).st_size)
         if out is None:
             f.close()
         else:
@@ -113,9 +113,9 @@ class Packed:
         return out
 
     @classmethod
-    def _checked(cls, head: mmap.mmap, size: int, buf: mmap.mmap | None) -> Packed | None:
-        """The items of a file of ``size`` bytes whose header and offsets ``head`` maps (``buf``: the whole
-        file mapped, else None), or None when they do not describe a whole file."""
+    def _checked(cls, head: mmap.mmap, size: int) -> Packed | None:
+        """The items of a file of ``size`` bytes whose start ``head`` maps (its header and offsets, or the
+        whole file), or None when they do not describe a whole file."""
         start = len(cls.MAGIC) + 8
         if len(head) < start or head[:len(cls.MAGIC)] != cls.MAGIC:
             return None
@@ -127,7 +127,7 @@ class Packed:
         if offsets[0] != 0 or start + offsets[-1] != size or (n and bool((np.diff(offsets) < 0).any())):
             return None
         out = cls(())
-        out._buf, out._offsets, out._base = (buf if buf is not None else head), offsets, start
+        out._buf, out._offsets, out._base = head, offsets, start
         return out
 
     @classmethod
