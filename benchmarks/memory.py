@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     from coopgis.boundaries import load_boundaries
     from coopgis.corrections import villages_to_learn
     from coopgis.dataset import Dataset
-    from coopgis.loading import feature_folder, release_memory, tune_malloc
+    from coopgis.loading import feature_folder, malloc_loading, release_memory, tune_malloc
     from coopgis.settings import ServiceSettings
     from coopgis.store import FileStore
     tune_malloc()   # as `coopgis serve` does first
@@ -245,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     step("field guide (stand-ins, the places to go to)")
     release_memory()
     gc.freeze()
+    malloc_loading(False)
     step("end of warm-up (garbage collected, Arrow pool and free heap released, gc.freeze): /ready")
     ds.names  # noqa: B018
     step("name index (first province/county filter)")

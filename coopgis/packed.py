@@ -33,7 +33,7 @@ log = logging.getLogger("coopgis")
 
 # Items of an opened file closer than this are read in one ``pread`` (a call costs about as much as
 # copying a few kilobytes), up to READ_MAX bytes a read: a larger buffer would be a fresh mapping of its own
-# (loading.tune_malloc), whose every page faults in.
+# once serving (loading.tune_malloc), whose every page faults in.
 READ_GAP = 16 * 1024
 READ_MAX = 256 * 1024
 
